@@ -1,0 +1,216 @@
+import { z } from 'zod';
+import { ArchiverError, ErrorCodes } from './errors.js';
+
+/**
+ * The archiver's configuration, parsed once from the environment (CONTRACT.md,
+ * "Configuration"). Nothing else in lib/ reads process.env: the composition roots (CLI,
+ * Lambda handlers) call `loadConfig(process.env)` and pass the frozen result down.
+ */
+export type GesAuth =
+  | { mode: 'token'; token: string }
+  | { mode: 'iam'; iamEndpoint: string; username: string; password: string; domain: string; project: string };
+
+export interface Config {
+  readonly ges: {
+    readonly endpoint: string;
+    /** Optional when IAM auth supplies it (token.project.id). */
+    readonly projectId: string | undefined;
+    readonly auth: GesAuth;
+    /** Per-request timeout for GES and IAM calls. */
+    readonly requestTimeoutMs: number;
+  };
+  readonly archive: {
+    readonly bucket: string;
+    /** Always ends with '/' unless empty. */
+    readonly prefix: string;
+  };
+  readonly download: {
+    /** Host names or `*.suffix` patterns a download link may point to. */
+    readonly allowedHosts: readonly string[];
+  };
+  readonly s3: {
+    readonly forcePathStyle: boolean;
+  };
+  readonly manifestUri: string | undefined;
+  readonly alertTopicArn: string | undefined;
+  readonly copyQueueUrl: string | undefined;
+  readonly concurrency: {
+    /** Backups copied at once. */
+    readonly backups: number;
+    /** Files copied at once (within the whole run). */
+    readonly files: number;
+    /** Parts of one file uploaded at once. */
+    readonly parts: number;
+  };
+  /** Minimum multipart part size in bytes (grown as needed for the 10,000-part limit). */
+  readonly partSizeBytes: number;
+}
+
+export const DEFAULT_ALLOWED_HOSTS = '*.myhuaweicloud.com,*.myhuaweicloud.eu';
+const MiB = 1024 * 1024;
+
+const httpUrl = (name: string) =>
+  z.string({ error: `${name} is required` }).trim().min(1, `${name} is required`).refine((v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'https:' || u.protocol === 'http:';
+    } catch {
+      return false;
+    }
+  }, `${name} must be an http(s) URL`);
+
+const optionalString = z.string().trim().optional().transform((v) => (v === '' ? undefined : v));
+
+const intInRange = (name: string, min: number, max: number, dflt: number) =>
+  z.string().trim().optional().transform((v, ctx) => {
+    if (v === undefined || v === '') return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be a whole number from ${min} to ${max}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const booleanFlag = (name: string) =>
+  z.string().trim().optional().transform((v, ctx) => {
+    if (v === undefined || v === '') return false;
+    if (/^(true|1|yes)$/i.test(v)) return true;
+    if (/^(false|0|no)$/i.test(v)) return false;
+    ctx.addIssue({ code: 'custom', message: `${name} must be true or false` });
+    return z.NEVER;
+  });
+
+const HOST_PATTERN = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$/i;
+
+const envSchema = z.object({
+  GES_ENDPOINT: httpUrl('GES_ENDPOINT'),
+  GES_PROJECT_ID: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9]{1,64}$/.test(v), 'GES_PROJECT_ID must be 1-64 letters and digits'),
+  GES_AUTH_TOKEN: optionalString,
+  HWC_IAM_ENDPOINT: optionalString,
+  HWC_USERNAME: optionalString,
+  HWC_PASSWORD: z.string().optional().transform((v) => (v === '' ? undefined : v)),
+  HWC_DOMAIN: optionalString,
+  HWC_PROJECT: optionalString,
+  ARCHIVE_BUCKET: z.string({ error: 'ARCHIVE_BUCKET is required' }).trim()
+    .min(1, 'ARCHIVE_BUCKET is required')
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'ARCHIVE_BUCKET must be a valid S3 bucket name'),
+  ARCHIVE_PREFIX: z.string().optional().transform((v, ctx) => {
+    const p = v === undefined ? 'ges-backups/' : v.trim();
+    if (p === '') return '';
+    if (p.startsWith('/') || p.split('/').some((seg) => seg === '..' || seg === '.')) {
+      ctx.addIssue({ code: 'custom', message: 'ARCHIVE_PREFIX must be a relative key prefix without "." or ".." segments' });
+      return z.NEVER;
+    }
+    return p.endsWith('/') ? p : `${p}/`;
+  }),
+  DOWNLOAD_ALLOWED_HOSTS: z.string().optional().transform((v, ctx) => {
+    const raw = v === undefined || v.trim() === '' ? DEFAULT_ALLOWED_HOSTS : v;
+    const hosts = raw.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== '');
+    const bad = hosts.filter((h) => !HOST_PATTERN.test(h));
+    if (bad.length > 0) {
+      ctx.addIssue({ code: 'custom', message: `DOWNLOAD_ALLOWED_HOSTS has invalid entries: ${bad.join(', ')}` });
+      return z.NEVER;
+    }
+    return hosts;
+  }),
+  S3_FORCE_PATH_STYLE: booleanFlag('S3_FORCE_PATH_STYLE'),
+  MANIFEST_URI: optionalString,
+  ALERT_TOPIC_ARN: optionalString,
+  COPY_QUEUE_URL: optionalString,
+  GES_REQUEST_TIMEOUT_MS: intInRange('GES_REQUEST_TIMEOUT_MS', 1000, 600_000, 30_000),
+  ARCHIVE_BACKUP_CONCURRENCY: intInRange('ARCHIVE_BACKUP_CONCURRENCY', 1, 32, 2),
+  ARCHIVE_FILE_CONCURRENCY: intInRange('ARCHIVE_FILE_CONCURRENCY', 1, 64, 4),
+  ARCHIVE_PART_CONCURRENCY: intInRange('ARCHIVE_PART_CONCURRENCY', 1, 32, 4),
+  ARCHIVE_PART_SIZE_MB: intInRange('ARCHIVE_PART_SIZE_MB', 5, 512, 16),
+});
+
+/** Formats zod issues as "FIELD: message" lines. */
+export function describeIssues(error: z.ZodError, prefix = ''): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.map(String).join('.');
+      const where = prefix + path;
+      return issue.message.startsWith(path) || where === '' ? issue.message : `${where}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+function resolveAuth(env: z.infer<typeof envSchema>): GesAuth {
+  const iamVars = {
+    HWC_IAM_ENDPOINT: env.HWC_IAM_ENDPOINT,
+    HWC_USERNAME: env.HWC_USERNAME,
+    HWC_PASSWORD: env.HWC_PASSWORD,
+    HWC_DOMAIN: env.HWC_DOMAIN,
+    HWC_PROJECT: env.HWC_PROJECT,
+  };
+  const anyIam = Object.values(iamVars).some((v) => v !== undefined);
+  if (env.GES_AUTH_TOKEN !== undefined && anyIam) {
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, 'Set either GES_AUTH_TOKEN or the HWC_* IAM variables, not both');
+  }
+  if (env.GES_AUTH_TOKEN !== undefined) return { mode: 'token', token: env.GES_AUTH_TOKEN };
+  if (!anyIam) {
+    throw new ArchiverError(
+      ErrorCodes.ConfigInvalid,
+      'No GES credentials: set GES_AUTH_TOKEN, or HWC_IAM_ENDPOINT, HWC_USERNAME, HWC_PASSWORD, HWC_DOMAIN and HWC_PROJECT',
+    );
+  }
+  const missing = Object.entries(iamVars).filter(([, v]) => v === undefined).map(([k]) => k);
+  if (missing.length > 0) {
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, `IAM auth is incomplete: ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} required`);
+  }
+  const iamEndpoint = httpUrl('HWC_IAM_ENDPOINT').safeParse(env.HWC_IAM_ENDPOINT);
+  if (!iamEndpoint.success) throw new ArchiverError(ErrorCodes.ConfigInvalid, describeIssues(iamEndpoint.error));
+  return {
+    mode: 'iam',
+    iamEndpoint: iamEndpoint.data.replace(/\/+$/, ''),
+    username: env.HWC_USERNAME!,
+    password: env.HWC_PASSWORD!,
+    domain: env.HWC_DOMAIN!,
+    project: env.HWC_PROJECT!,
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Parses and validates the environment. Throws ArchiverError CONFIG_INVALID naming every
+ * offending variable (never its value: some are secrets).
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, `Invalid configuration: ${describeIssues(parsed.error)}`);
+  }
+  const e = parsed.data;
+  const auth = resolveAuth(e);
+  if (auth.mode === 'token' && e.GES_PROJECT_ID === undefined) {
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, 'GES_PROJECT_ID is required with GES_AUTH_TOKEN (IAM auth can supply it)');
+  }
+  return deepFreeze<Config>({
+    ges: {
+      endpoint: e.GES_ENDPOINT.replace(/\/+$/, ''),
+      projectId: e.GES_PROJECT_ID,
+      auth,
+      requestTimeoutMs: e.GES_REQUEST_TIMEOUT_MS,
+    },
+    archive: { bucket: e.ARCHIVE_BUCKET, prefix: e.ARCHIVE_PREFIX },
+    download: { allowedHosts: e.DOWNLOAD_ALLOWED_HOSTS },
+    s3: { forcePathStyle: e.S3_FORCE_PATH_STYLE },
+    manifestUri: e.MANIFEST_URI,
+    alertTopicArn: e.ALERT_TOPIC_ARN,
+    copyQueueUrl: e.COPY_QUEUE_URL,
+    concurrency: {
+      backups: e.ARCHIVE_BACKUP_CONCURRENCY,
+      files: e.ARCHIVE_FILE_CONCURRENCY,
+      parts: e.ARCHIVE_PART_CONCURRENCY,
+    },
+    partSizeBytes: e.ARCHIVE_PART_SIZE_MB * MiB,
+  });
+}
