@@ -1,0 +1,71 @@
+import type { BackupReport, RunReport } from '../lib/archive/types.js';
+
+/** Human-readable sizes, rates and the run summary printed by the CLI. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - m * 60)} s`;
+}
+
+function line(b: BackupReport): string {
+  const what = `${b.graphId}/${b.backupId}${b.backupName ? ` (${b.backupName})` : ''}`;
+  const size = b.status === 'skipped' ? 'already archived' : `${b.files} file${b.files === 1 ? '' : 's'}, ${formatBytes(b.bytes)}${b.status === 'planned' ? ' (estimated)' : ''}`;
+  const took = b.durationMs !== undefined && b.status !== 'skipped' ? `, ${formatDuration(b.durationMs)}` : '';
+  const err = b.error ? `\n           ${b.error.code}: ${b.error.message}` : '';
+  return `  ${b.status.padEnd(9)}${what}  ${size}${took}${err}`;
+}
+
+export function formatRunSummary(report: RunReport, bucket: string): string {
+  const t = report.totals;
+  const out: string[] = [];
+  out.push(report.dryRun ? 'Dry run: nothing was downloaded or written.' : `Run ${report.runId}`);
+  if (report.backups.length === 0) out.push('  (no backups selected)');
+  for (const b of report.backups) out.push(line(b));
+  const counts = report.dryRun
+    ? `${t.planned} planned, ${t.skipped} skipped, ${t.failed} failed`
+    : `${t.archived} archived, ${t.skipped} skipped, ${t.failed} failed`;
+  out.push(`${counts}; ${t.files} files, ${formatBytes(t.bytes)} in ${formatDuration(report.durationMs)}.`);
+  const archived = report.backups.filter((b) => b.manifestKey);
+  if (archived.length > 0) {
+    out.push('Archived to:');
+    for (const b of archived) out.push(`  s3://${bucket}/${b.manifestKey!.replace(/manifest\.json$/, '')}`);
+  }
+  if (report.reportKey) out.push(`Run report: s3://${bucket}/${report.reportKey}`);
+  return `${out.join('\n')}\n`;
+}
+
+/** The `--json` document (CONTRACT.md): `backups[]` plus run metadata. */
+export function jsonReport(report: RunReport): Record<string, unknown> {
+  return {
+    runId: report.runId,
+    dryRun: report.dryRun,
+    startedAt: report.startedAt,
+    finishedAt: report.finishedAt,
+    ...(report.reportKey ? { reportKey: report.reportKey } : {}),
+    totals: report.totals,
+    backups: report.backups.map((b) => ({
+      graphId: b.graphId,
+      backupId: b.backupId,
+      status: b.status,
+      files: b.files,
+      bytes: b.bytes,
+      ...(b.backupName === undefined ? {} : { backupName: b.backupName }),
+      ...(b.durationMs === undefined ? {} : { durationMs: b.durationMs }),
+      ...(b.manifestKey === undefined ? {} : { manifestKey: b.manifestKey }),
+      ...(b.error ? { error: { code: b.error.code, message: b.error.message } } : {}),
+    })),
+  };
+}

@@ -1,0 +1,185 @@
+import { Command, CommanderError, Option } from 'commander';
+import pretty from 'pino-pretty';
+import { archiveOne, exitCodeOf, runManifest } from '../lib/archive/run.js';
+import { loadRunManifest, validateRunManifest } from '../lib/archive/run-manifest.js';
+import type { RunReport } from '../lib/archive/types.js';
+import { loadConfig, type Config } from '../lib/config.js';
+import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
+import { createLogger, redactString, type Logger } from '../lib/log.js';
+import { createRuntime, type Runtime } from '../lib/runtime.js';
+import { formatRunSummary, jsonReport } from './format.js';
+import { createProgress, type Progress } from './progress.js';
+
+/**
+ * `ges-archiver`: the command line (CONTRACT.md, "Command line"). stdout carries only the
+ * result (the summary, or exactly one JSON document with --json); logs and progress go to
+ * stderr. Exit status: 0 all archived or skipped, 1 a backup failed, 2 invalid
+ * configuration, arguments or manifest.
+ */
+export interface CliIo {
+  argv: string[];
+  env: Record<string, string | undefined>;
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+}
+
+interface CommonOptions {
+  dryRun?: boolean;
+  json?: boolean;
+  verbose?: boolean;
+  progress?: boolean;
+}
+
+class UsageError extends ArchiverError {
+  constructor(message: string) {
+    super(ErrorCodes.ArgsInvalid, message);
+  }
+}
+
+const USAGE_CODES = new Set<string>([ErrorCodes.ArgsInvalid, ErrorCodes.ConfigInvalid, ErrorCodes.ManifestInvalid]);
+
+function makeLogger(io: CliIo, progress: Progress, opts: CommonOptions): Logger {
+  const level = io.env['LOG_LEVEL'] ?? (opts.verbose ? 'debug' : io.stderr.isTTY && opts.progress !== false ? 'warn' : 'info');
+  if (io.env['LOG_FORMAT'] === 'json') return createLogger({ level, destination: { write: (s: string) => progress.log(s) } as NodeJS.WritableStream });
+  const stream = pretty({
+    colorize: io.stderr.isTTY === true,
+    ignore: 'pid,hostname',
+    translateTime: 'SYS:HH:MM:ss',
+    sync: true,
+    destination: { write: (s: string) => { progress.log(s); return true; } } as unknown as NodeJS.WritableStream,
+  });
+  return createLogger({ level, destination: stream });
+}
+
+interface Session {
+  config: Config;
+  runtime: Runtime;
+  progress: Progress;
+  signal: AbortSignal;
+  dispose(): Promise<void>;
+}
+
+function openSession(io: CliIo, opts: CommonOptions): Session {
+  const config = loadConfig(io.env);
+  const progress = createProgress(io.stderr, opts.progress !== false);
+  const logger = makeLogger(io, progress, opts);
+  const runtime = createRuntime(config, logger);
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    interrupts += 1;
+    if (interrupts > 1) process.exit(130);
+    logger.warn({ signal: sig }, 'interrupted: cancelling copies and cleaning up (again to force quit)');
+    controller.abort(new ArchiverError(ErrorCodes.Aborted, `Interrupted by ${sig}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    config,
+    runtime,
+    progress,
+    signal: controller.signal,
+    async dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      progress.stop();
+      await runtime.close();
+    },
+  };
+}
+
+function printReport(io: CliIo, report: RunReport, config: Config, opts: CommonOptions): void {
+  if (opts.json) io.stdout.write(`${JSON.stringify(jsonReport(report), null, 2)}\n`);
+  else io.stdout.write(formatRunSummary(report, config.archive.bucket));
+}
+
+async function runCommand(io: CliIo, opts: CommonOptions & { manifest?: string }): Promise<number> {
+  const location = opts.manifest ?? io.env['MANIFEST_URI'];
+  if (!location) throw new UsageError('No manifest: pass --manifest <path|s3://bucket/key> or set MANIFEST_URI');
+  const session = openSession(io, opts);
+  try {
+    const manifest = await loadRunManifest(location, session.runtime, { signal: session.signal });
+    const report = await runManifest(session.runtime, manifest, {
+      dryRun: opts.dryRun ?? false,
+      signal: session.signal,
+      onEvent: (e) => session.progress.onEvent(e),
+      trigger: 'cli',
+    });
+    session.progress.stop();
+    printReport(io, report, session.config, opts);
+    return exitCodeOf(report);
+  } finally {
+    await session.dispose();
+  }
+}
+
+async function archiveCommand(io: CliIo, opts: CommonOptions & { graph: string; backup: string }): Promise<number> {
+  const target = validateRunManifest({ version: 1, graphs: [{ graphId: opts.graph, backups: [opts.backup] }] }, 'from --graph/--backup');
+  const graph = target.graphs[0]!;
+  const session = openSession(io, opts);
+  try {
+    const report = await archiveOne(session.runtime, graph.graphId, opts.backup, {
+      dryRun: opts.dryRun ?? false,
+      signal: session.signal,
+      onEvent: (e) => session.progress.onEvent(e),
+      trigger: 'manual',
+    });
+    session.progress.stop();
+    printReport(io, report, session.config, opts);
+    return exitCodeOf(report);
+  } finally {
+    await session.dispose();
+  }
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--dry-run', 'download and write nothing; report what would be archived')
+    .option('--json', 'print exactly one JSON document on stdout')
+    .option('-v, --verbose', 'debug logging on stderr')
+    .addOption(new Option('--no-progress', 'no progress bar or progress lines'));
+}
+
+export async function main(io: CliIo): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('ges-archiver')
+    .description('Archive Huawei Cloud GES graph backups into S3, verified to the byte.')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .showHelpAfterError('(run ges-archiver --help for usage)');
+
+  common(program.command('run'))
+    .description('one scheduled run: archive what the manifest names')
+    .option('--manifest <location>', 'manifest file path or s3://bucket/key (default: MANIFEST_URI)')
+    .action(async (opts: CommonOptions & { manifest?: string }) => {
+      exitCode = await runCommand(io, opts);
+    });
+
+  common(program.command('archive'))
+    .description('archive one backup, by hand')
+    .requiredOption('--graph <graphId>', 'graph id')
+    .requiredOption('--backup <backupId>', 'backup id')
+    .action(async (opts: CommonOptions & { graph: string; backup: string }) => {
+      exitCode = await archiveCommand(io, opts);
+    });
+
+  try {
+    await program.parseAsync(io.argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return 2;
+    }
+    const e = toArchiverError(err);
+    const json = io.argv.includes('--json');
+    if (json) {
+      io.stdout.write(`${JSON.stringify({ backups: [], error: { code: e.code, message: redactString(e.message) } }, null, 2)}\n`);
+    }
+    io.stderr.write(`ges-archiver: ${redactString(e.message)}\n`);
+    return USAGE_CODES.has(e.code) ? 2 : 1;
+  }
+}

@@ -1,0 +1,220 @@
+import pLimit, { type LimitFunction } from 'p-limit';
+import { assertAllowedLink, assertSafeFileName } from '../copy/guard.js';
+import { linkExpiresAt } from '../copy/link-expiry.js';
+import type { FileLink } from '../copy/copier.js';
+import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';
+import type { GesBackupFile, GesBackupFiles } from '../ges/types.js';
+import { buildArchiveManifest, type ArchivedFile } from './archive-manifest.js';
+import { ARCHIVE_MANIFEST_NAME, fileKey, manifestKey } from './keys.js';
+import { headObject, putJson } from './s3-objects.js';
+import type { ArchiveDeps, ArchiveEvent, BackupReport, BackupTarget } from './types.js';
+
+/** The copier stores the verified SHA-256 of every object it completes in this user-metadata key. */
+export const SHA256_METADATA_KEY = 'sha256';
+
+export function toFileLink(file: GesBackupFile, receivedAt: number): FileLink {
+  return {
+    url: file.downloadLink,
+    expiresAt: linkExpiresAt(file.downloadLink, file.linkExpiredTime, receivedAt),
+    ...(file.sizeKb === undefined ? {} : { sizeEstimateBytes: file.sizeKb * 1024 }),
+  };
+}
+
+/**
+ * Checks GES's file list before anything is downloaded: at least one file, every name a
+ * safe single path segment (and not our own manifest.json), no duplicates, every link
+ * pointing at an allowed host. Throws the first problem found.
+ */
+export function validateBackupFiles(files: GesBackupFiles, allowedHosts: readonly string[], where: string): void {
+  if (files.files.length === 0) {
+    throw new ArchiverError(ErrorCodes.NoFiles, `GES listed no downloadable files for ${where}`);
+  }
+  const seen = new Set<string>();
+  for (const file of files.files) {
+    assertSafeFileName(file.name);
+    if (file.name.toLowerCase() === ARCHIVE_MANIFEST_NAME) {
+      throw new ArchiverError(ErrorCodes.UnsafeFileName,
+        `File name "${file.name}" in ${where} collides with the archive's own ${ARCHIVE_MANIFEST_NAME}`);
+    }
+    if (seen.has(file.name)) {
+      throw new ArchiverError(ErrorCodes.GesBadResponse, `GES listed file "${file.name}" twice for ${where}`);
+    }
+    seen.add(file.name);
+    assertAllowedLink(file.downloadLink, allowedHosts);
+  }
+}
+
+/**
+ * Fresh links for one backup's files. Every refresh asks GES for the whole backup's links;
+ * files that need a new link at the same time share one request, and a file that asks after
+ * another file's refresh gets the links that refresh already brought.
+ */
+class LinkSource {
+  private current: GesBackupFiles;
+  private generation = 0;
+  private inflight: Promise<void> | undefined;
+  private readonly handedOut = new Map<string, number>();
+
+  constructor(
+    private readonly deps: ArchiveDeps,
+    private readonly target: BackupTarget,
+    private readonly allowedHosts: readonly string[],
+    initial: GesBackupFiles,
+  ) {
+    this.current = initial;
+  }
+
+  initial(name: string): FileLink {
+    this.handedOut.set(name, this.generation);
+    return toFileLink(this.find(name), this.current.receivedAt);
+  }
+
+  async fresh(name: string, signal: AbortSignal): Promise<FileLink> {
+    const now = (this.deps.now ?? Date.now)();
+    const usable = this.generation > (this.handedOut.get(name) ?? -1)
+      && toFileLink(this.find(name), this.current.receivedAt).expiresAt > now;
+    if (!usable) await this.refresh(signal);
+    this.handedOut.set(name, this.generation);
+    const file = this.find(name);
+    assertAllowedLink(file.downloadLink, this.allowedHosts);
+    return toFileLink(file, this.current.receivedAt);
+  }
+
+  private refresh(signal: AbortSignal): Promise<void> {
+    if (this.inflight) return this.inflight;
+    const pending = this.deps.ges
+      .getBackupFiles(this.target.graphId, this.target.backupId, { signal })
+      .then((files) => {
+        this.current = files;
+        this.generation += 1;
+      })
+      .finally(() => {
+        this.inflight = undefined;
+      });
+    this.inflight = pending;
+    return pending;
+  }
+
+  private find(name: string): GesBackupFile {
+    const file = this.current.files.find((f) => f.name === name);
+    if (!file) {
+      throw new ArchiverError(ErrorCodes.GesBadResponse,
+        `GES no longer lists file "${name}" for graph ${this.target.graphId} backup ${this.target.backupId}`);
+    }
+    return file;
+  }
+}
+
+export interface ArchiveBackupOptions {
+  signal?: AbortSignal;
+  dryRun?: boolean;
+  runId?: string;
+  onEvent?: (event: ArchiveEvent) => void;
+  /** Shared across a run so the file concurrency bound holds for the whole run. */
+  fileLimit?: LimitFunction;
+}
+
+/**
+ * Archives one backup: asks GES for its links, copies every file (bounded concurrency),
+ * then writes manifest.json, last and only when every file is stored and verified. A file
+ * already stored and verified by an earlier, interrupted run is reused, not copied again.
+ * Never throws: the outcome, failure included, is the returned report.
+ */
+export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, options: ArchiveBackupOptions = {}): Promise<BackupReport> {
+  const now = deps.now ?? Date.now;
+  const started = now();
+  const { graphId, backupId } = target;
+  const { bucket, prefix } = deps.config.archive;
+  const where = `graph ${graphId} backup ${backupId}`;
+  const log = deps.logger.child({ graphId, backupId });
+  const base = {
+    graphId,
+    backupId,
+    ...(target.backup?.name === undefined ? {} : { backupName: target.backup.name }),
+  };
+  const signal = options.signal ?? new AbortController().signal;
+  const emit = options.onEvent ?? (() => undefined);
+  let filesDone = 0;
+  let bytesDone = 0;
+
+  try {
+    const listing = await deps.ges.getBackupFiles(graphId, backupId, { signal });
+    validateBackupFiles(listing, deps.config.download.allowedHosts, where);
+    const estimatedBytes = listing.files.reduce((sum, f) => sum + (f.sizeKb ?? 0) * 1024, 0);
+
+    if (options.dryRun) {
+      return { ...base, status: 'planned', files: listing.files.length, bytes: estimatedBytes, durationMs: now() - started };
+    }
+
+    emit({ type: 'backup-start', graphId, backupId, files: listing.files.length, estimatedBytes });
+    log.info({ files: listing.files.length, estimatedBytes }, 'archiving backup');
+    const links = new LinkSource(deps, target, deps.config.download.allowedHosts, listing);
+    const limit = options.fileLimit ?? pLimit(deps.config.concurrency.files);
+    // Stop starting new files once one has failed: the backup cannot complete in this run.
+    const failure = new AbortController();
+    const fileSignal = AbortSignal.any([signal, failure.signal]);
+    let firstError: unknown;
+
+    const results = await Promise.all(listing.files.map((file) => limit(async (): Promise<ArchivedFile | undefined> => {
+      if (fileSignal.aborted) return undefined;
+      const key = fileKey(prefix, graphId, backupId, file.name);
+      try {
+        const existing = await headObject(deps, bucket, key, fileSignal);
+        const sha = existing?.metadata[SHA256_METADATA_KEY];
+        if (existing && sha && /^[0-9a-f]{64}$/.test(sha)) {
+          log.info({ file: file.name, bytes: existing.bytes }, 'file already archived by an earlier run; reusing it');
+          filesDone += 1;
+          bytesDone += existing.bytes;
+          emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: existing.bytes, reused: true });
+          return { name: file.name, key, bytes: existing.bytes, sha256: sha };
+        }
+        const result = await deps.copier.copyFile({
+          bucket,
+          key,
+          fileName: file.name,
+          link: links.initial(file.name),
+          getLink: (s) => links.fresh(file.name, s),
+          signal: fileSignal,
+          onProgress: (delta) => emit({ type: 'bytes', delta }),
+          metadata: { 'ges-graph-id': graphId, 'ges-backup-id': backupId },
+        });
+        if (result.status !== 'complete') {
+          throw new ArchiverError(ErrorCodes.Internal, `Copy of ${file.name} stopped before completion`);
+        }
+        log.info({ file: file.name, bytes: result.bytes, ...result.stats }, 'file archived');
+        filesDone += 1;
+        bytesDone += result.bytes;
+        emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: result.bytes, reused: false });
+        return { name: file.name, key, bytes: result.bytes, sha256: result.sha256 };
+      } catch (err) {
+        const e = toArchiverError(err);
+        if (firstError === undefined) firstError = e;
+        failure.abort(e);
+        log.error({ file: file.name, err: e }, 'file failed');
+        emit({ type: 'file-failed', graphId, backupId, name: file.name, code: e.code });
+        return undefined;
+      }
+    })));
+
+    if (firstError !== undefined) throw firstError;
+    if (signal.aborted) throw toArchiverError(signal.reason);
+    const files = results.filter((r): r is ArchivedFile => r !== undefined);
+    const manifest = buildArchiveManifest({
+      graphId,
+      backupId,
+      backupName: target.backup?.name,
+      backupTimestamp: target.backup?.startTimestamp,
+      archivedAt: new Date(now()),
+      runId: options.runId,
+      files,
+    });
+    const mKey = manifestKey(prefix, graphId, backupId);
+    await putJson(deps, bucket, mKey, manifest, signal);
+    log.info({ files: manifest.fileCount, bytes: manifest.totalBytes }, 'backup archived');
+    return { ...base, status: 'archived', files: manifest.fileCount, bytes: manifest.totalBytes, durationMs: now() - started, manifestKey: mKey };
+  } catch (err) {
+    const summary = errorSummary(err);
+    log.error({ err: toArchiverError(err) }, 'backup failed');
+    return { ...base, status: 'failed', files: filesDone, bytes: bytesDone, durationMs: now() - started, error: summary };
+  }
+}

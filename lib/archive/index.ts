@@ -1,0 +1,7 @@
+export * from './archive-backup.js';
+export * from './archive-manifest.js';
+export * from './keys.js';
+export * from './plan.js';
+export * from './run.js';
+export * from './run-manifest.js';
+export * from './types.js';

@@ -1,0 +1,132 @@
+import { ArchiverError, ErrorCodes, errorSummary } from '../errors.js';
+import type { GesBackup } from '../ges/types.js';
+import { manifestKey } from './keys.js';
+import type { RunManifest } from './run-manifest.js';
+import { headObject } from './s3-objects.js';
+import type { ArchiveDeps, BackupReport, BackupTarget } from './types.js';
+
+/**
+ * Turns a run manifest into concrete backups: `latest` and `all` are resolved from GES's
+ * backup list (only `success` backups), explicit ids are checked against it. A backup whose
+ * archive manifest already exists is reported `skipped` without asking GES for links; an
+ * explicit id that is archived is skipped without even listing the graph.
+ */
+export interface RunPlan {
+  targets: BackupTarget[];
+  /** Backups (or graphs) that are already decided: skipped, or failed while planning. */
+  settled: BackupReport[];
+}
+
+const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function byNewest(a: GesBackup, b: GesBackup): number {
+  return (b.startTimestamp ?? b.endTimestamp ?? 0) - (a.startTimestamp ?? a.endTimestamp ?? 0);
+}
+
+function failed(graphId: string, backupId: string, err: unknown): BackupReport {
+  return { graphId, backupId, status: 'failed', files: 0, bytes: 0, error: errorSummary(err) };
+}
+
+async function isArchived(deps: ArchiveDeps, graphId: string, backupId: string, signal?: AbortSignal): Promise<boolean> {
+  const { bucket, prefix } = deps.config.archive;
+  return (await headObject(deps, bucket, manifestKey(prefix, graphId, backupId), signal)) !== undefined;
+}
+
+function skipped(graphId: string, backup: { id: string; name?: string }): BackupReport {
+  return {
+    graphId,
+    backupId: backup.id,
+    status: 'skipped',
+    files: 0,
+    bytes: 0,
+    ...(backup.name === undefined ? {} : { backupName: backup.name }),
+  };
+}
+
+async function planGraph(
+  deps: ArchiveDeps,
+  graphId: string,
+  selector: RunManifest['graphs'][number]['backups'],
+  signal?: AbortSignal,
+): Promise<RunPlan> {
+  const plan: RunPlan = { targets: [], settled: [] };
+  let wanted: readonly string[] | undefined;
+  if (Array.isArray(selector)) {
+    // Explicit ids: an archived one needs nothing from GES.
+    const pending: string[] = [];
+    for (const id of new Set(selector as readonly string[])) {
+      if (await isArchived(deps, graphId, id, signal)) plan.settled.push(skipped(graphId, { id }));
+      else pending.push(id);
+    }
+    if (pending.length === 0) return plan;
+    wanted = pending;
+  }
+
+  let backups: GesBackup[];
+  try {
+    backups = await deps.ges.listBackups(graphId, { signal });
+  } catch (err) {
+    const ids = wanted ?? [selector as string];
+    plan.settled.push(...ids.map((id) => failed(graphId, id, err)));
+    return plan;
+  }
+
+  let chosen: GesBackup[] = [];
+  if (wanted !== undefined) {
+    for (const id of wanted) {
+      const backup = backups.find((b) => b.id === id);
+      if (!backup) {
+        plan.settled.push(failed(graphId, id, new ArchiverError(ErrorCodes.BackupNotFound,
+          `Backup ${id} is not among the backups of graph ${graphId}`)));
+      } else if (backup.status !== 'success') {
+        plan.settled.push(failed(graphId, id, new ArchiverError(ErrorCodes.BackupNotReady,
+          `Backup ${id} of graph ${graphId} has status "${backup.status}"; only "success" backups are archived`)));
+      } else {
+        chosen.push(backup);
+      }
+    }
+  } else {
+    const successful = backups.filter((b) => b.status === 'success').sort(byNewest);
+    if (selector === 'latest') {
+      const newest = successful[0];
+      if (!newest) {
+        plan.settled.push(failed(graphId, 'latest', new ArchiverError(ErrorCodes.NoBackup,
+          `Graph ${graphId} has no successful backup to archive`)));
+        return plan;
+      }
+      chosen = [newest];
+    } else {
+      chosen = successful;
+    }
+  }
+
+  for (const backup of chosen) {
+    if (!SAFE_ID.test(backup.id)) {
+      plan.settled.push(failed(graphId, backup.id, new ArchiverError(ErrorCodes.GesBadResponse,
+        `GES returned a backup id that is not a safe key segment: ${JSON.stringify(backup.id.slice(0, 80))}`)));
+    } else if (wanted === undefined && await isArchived(deps, graphId, backup.id, signal)) {
+      plan.settled.push(skipped(graphId, backup));
+    } else {
+      plan.targets.push({ graphId, backupId: backup.id, backup });
+    }
+  }
+  return plan;
+}
+
+export async function planRun(deps: ArchiveDeps, manifest: RunManifest, signal?: AbortSignal): Promise<RunPlan> {
+  const plan: RunPlan = { targets: [], settled: [] };
+  // Graphs are planned one after another: listing is cheap next to copying, and this keeps
+  // the GES request rate gentle.
+  for (const graph of manifest.graphs) {
+    try {
+      const part = await planGraph(deps, graph.graphId, graph.backups, signal);
+      plan.targets.push(...part.targets);
+      plan.settled.push(...part.settled);
+    } catch (err) {
+      // A failure of the archive store itself (HeadObject) fails the graph, not the run.
+      const ids = Array.isArray(graph.backups) ? graph.backups as readonly string[] : [graph.backups as string];
+      plan.settled.push(...ids.map((id) => failed(graph.graphId, id, err)));
+    }
+  }
+  return plan;
+}

@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import pLimit from 'p-limit';
+import { errorSummary, toArchiverError } from '../errors.js';
+import { archiveBackup } from './archive-backup.js';
+import { runReportKey } from './keys.js';
+import { planRun, type RunPlan } from './plan.js';
+import type { RunManifest } from './run-manifest.js';
+import { putJson } from './s3-objects.js';
+import type { ArchiveDeps, BackupReport, RunOptions, RunReport } from './types.js';
+
+/** Sortable, unique run id: `20261127T133000Z-1a2b3c4d`. */
+export function newRunId(now: number = Date.now()): string {
+  const stamp = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${randomBytes(4).toString('hex')}`;
+}
+
+function totals(backups: BackupReport[]): RunReport['totals'] {
+  const t = { archived: 0, skipped: 0, failed: 0, planned: 0, files: 0, bytes: 0 };
+  for (const b of backups) {
+    t[b.status] += 1;
+    t.files += b.files;
+    t.bytes += b.bytes;
+  }
+  return t;
+}
+
+/** Stable order for reports: as planned (manifest order), failures of planning included. */
+function ordered(plan: RunPlan, done: Map<string, BackupReport>): BackupReport[] {
+  const out = [...plan.settled];
+  for (const t of plan.targets) {
+    const report = done.get(`${t.graphId}/${t.backupId}`);
+    if (report) out.push(report);
+  }
+  const rank = new Map<string, number>();
+  [...plan.settled, ...plan.targets].forEach((b, i) => {
+    if (!rank.has(b.graphId)) rank.set(b.graphId, i);
+  });
+  return out.sort((a, b) => (rank.get(a.graphId) ?? 0) - (rank.get(b.graphId) ?? 0));
+}
+
+/**
+ * Executes a plan: copies every target backup with bounded concurrency (backups, and files
+ * across the whole run), then stores the run report under `{prefix}_runs/` (not in a dry
+ * run). One backup's failure never stops the others.
+ */
+export async function executePlan(deps: ArchiveDeps, plan: RunPlan, options: RunOptions & { startedAt?: number } = {}): Promise<RunReport> {
+  const now = deps.now ?? Date.now;
+  const startedAt = options.startedAt ?? now();
+  const runId = options.runId ?? newRunId(startedAt);
+  const dryRun = options.dryRun ?? false;
+  const signal = options.signal ?? new AbortController().signal;
+  options.onEvent?.({
+    type: 'plan',
+    targets: plan.targets.length,
+    skipped: plan.settled.filter((b) => b.status === 'skipped').length,
+    failed: plan.settled.filter((b) => b.status === 'failed').length,
+  });
+
+  const backupLimit = pLimit(deps.config.concurrency.backups);
+  const fileLimit = pLimit(deps.config.concurrency.files);
+  const done = new Map<string, BackupReport>();
+  await Promise.all(plan.targets.map((target) => backupLimit(async () => {
+    const report = signal.aborted
+      ? { graphId: target.graphId, backupId: target.backupId, status: 'failed' as const, files: 0, bytes: 0, error: errorSummary(toArchiverError(signal.reason)) }
+      : await archiveBackup(deps, target, { signal, dryRun, runId, fileLimit, ...(options.onEvent ? { onEvent: options.onEvent } : {}) });
+    done.set(`${target.graphId}/${target.backupId}`, report);
+    options.onEvent?.({ type: 'backup-done', report });
+  })));
+
+  const backups = ordered(plan, done);
+  const finishedAt = now();
+  const report: RunReport = {
+    runId,
+    trigger: options.trigger ?? 'cli',
+    dryRun,
+    startedAt: new Date(startedAt).toISOString(),
+    finishedAt: new Date(finishedAt).toISOString(),
+    durationMs: finishedAt - startedAt,
+    backups,
+    totals: totals(backups),
+  };
+  if (!dryRun) {
+    const key = runReportKey(deps.config.archive.prefix, runId);
+    try {
+      // The report is stored even when the run was cancelled: it says what happened.
+      await putJson(deps, deps.config.archive.bucket, key, report);
+      report.reportKey = key;
+    } catch (err) {
+      deps.logger.error({ err: toArchiverError(err), key }, 'could not store the run report');
+    }
+  }
+  return report;
+}
+
+/** One scheduled run: plan the manifest, then archive. */
+export async function runManifest(deps: ArchiveDeps, manifest: RunManifest, options: RunOptions = {}): Promise<RunReport> {
+  const startedAt = (deps.now ?? Date.now)();
+  const plan = await planRun(deps, manifest, options.signal);
+  return executePlan(deps, plan, { ...options, startedAt });
+}
+
+/** `archive --graph G --backup B`: one explicit backup, same rules as a manifest entry. */
+export async function archiveOne(deps: ArchiveDeps, graphId: string, backupId: string, options: RunOptions = {}): Promise<RunReport> {
+  return runManifest(deps, { version: 1, graphs: [{ graphId, backups: [backupId] }] }, options);
+}
+
+/** Exit status of the CLI (CONTRACT.md): 0 all archived/skipped/planned, 1 any failure. */
+export function exitCodeOf(report: RunReport): 0 | 1 {
+  return report.backups.some((b) => b.status === 'failed') ? 1 : 0;
+}

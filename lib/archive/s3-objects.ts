@@ -1,0 +1,68 @@
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ArchiverError, ErrorCodes } from '../errors.js';
+import type { RetryPolicy } from '../retry.js';
+
+/** Small S3 helpers for the orchestrator: existence checks and whole-object JSON writes. */
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
+}
+
+function isTransient(err: unknown): boolean {
+  const e = err as { name?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  return e.$retryable !== undefined || status === undefined || status >= 500 || status === 429;
+}
+
+export function s3Error(action: string, key: string, err: unknown): ArchiverError {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return new ArchiverError(ErrorCodes.S3Failed, `S3 ${action} failed for ${key}: ${e.name ?? 'Error'}`, {
+    cause: err,
+    retryable: isTransient(err),
+    details: { status: e.$metadata?.httpStatusCode, key },
+  });
+}
+
+export interface HeadResult {
+  bytes: number;
+  metadata: Record<string, string>;
+}
+
+export async function headObject(
+  deps: { s3: S3Client; retry: RetryPolicy },
+  bucket: string,
+  key: string,
+  signal?: AbortSignal,
+): Promise<HeadResult | undefined> {
+  return deps.retry(async () => {
+    try {
+      const res = await deps.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+      return { bytes: res.ContentLength ?? 0, metadata: res.Metadata ?? {} };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw s3Error('HeadObject', key, err);
+    }
+  }, { signal });
+}
+
+/** PutObject of a small JSON document: one request, so the object appears whole or not at all. */
+export async function putJson(
+  deps: { s3: S3Client; retry: RetryPolicy },
+  bucket: string,
+  key: string,
+  document: unknown,
+  signal?: AbortSignal,
+): Promise<void> {
+  const body = `${JSON.stringify(document, null, 2)}\n`;
+  await deps.retry(async () => {
+    try {
+      await deps.s3.send(
+        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }),
+        { abortSignal: signal },
+      );
+    } catch (err) {
+      throw s3Error('PutObject', key, err);
+    }
+  }, { signal });
+}

@@ -1,0 +1,71 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Config } from '../config.js';
+import type { Copier } from '../copy/copier.js';
+import type { GesBackup } from '../ges/types.js';
+import type { GesClient } from '../ges/client.js';
+import type { ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { RetryPolicy } from '../retry.js';
+
+/** What the orchestrator needs; the composition root (CLI, Lambda) builds it. */
+export interface ArchiveDeps {
+  config: Pick<Config, 'archive' | 'concurrency' | 'download'>;
+  s3: S3Client;
+  ges: GesClient;
+  copier: Copier;
+  logger: Logger;
+  retry: RetryPolicy;
+  now?: () => number;
+}
+
+export type BackupStatus = 'archived' | 'skipped' | 'failed' | 'planned';
+
+/** One line of the run report (CONTRACT.md, `--json`). */
+export interface BackupReport {
+  graphId: string;
+  backupId: string;
+  status: BackupStatus;
+  files: number;
+  bytes: number;
+  backupName?: string;
+  durationMs?: number;
+  manifestKey?: string;
+  error?: { code: ErrorCode; message: string };
+}
+
+export interface RunReport {
+  runId: string;
+  trigger: string;
+  dryRun: boolean;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  backups: BackupReport[];
+  /** Where the report was stored (`{prefix}_runs/{runId}.json`), when it was. */
+  reportKey?: string;
+  totals: { archived: number; skipped: number; failed: number; planned: number; files: number; bytes: number };
+}
+
+/** A backup chosen for the run. `backup` is GES's list entry when the run listed the graph. */
+export interface BackupTarget {
+  graphId: string;
+  backupId: string;
+  backup?: GesBackup;
+}
+
+export type ArchiveEvent =
+  | { type: 'plan'; targets: number; skipped: number; failed: number }
+  | { type: 'backup-start'; graphId: string; backupId: string; files: number; estimatedBytes: number }
+  | { type: 'bytes'; delta: number }
+  | { type: 'file-done'; graphId: string; backupId: string; name: string; bytes: number; reused: boolean }
+  | { type: 'file-failed'; graphId: string; backupId: string; name: string; code: ErrorCode }
+  | { type: 'backup-done'; report: BackupReport };
+
+export interface RunOptions {
+  dryRun?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (event: ArchiveEvent) => void;
+  /** What started the run: 'cli', 'schedule', 'manual'... (recorded in the run report). */
+  trigger?: string;
+  runId?: string;
+}

@@ -1,0 +1,69 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { Agent, type Dispatcher } from 'undici';
+import type { ArchiveDeps } from './archive/types.js';
+import type { Config } from './config.js';
+import { createCopier } from './copy/copier.js';
+import { createGesClient } from './ges/client.js';
+import type { Logger } from './log.js';
+import { createRetryPolicy, type RetryPolicy } from './retry.js';
+
+/**
+ * The composition root shared by the CLI and the Lambda handlers: builds every client once
+ * and hands them down. Nothing here runs at import time.
+ */
+export interface Runtime extends ArchiveDeps {
+  config: Config;
+  dispatcher: Dispatcher;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOverrides {
+  s3?: S3Client;
+  dispatcher?: Dispatcher;
+  retry?: RetryPolicy;
+  now?: () => number;
+}
+
+export function createS3Client(config: Config): S3Client {
+  // Region, credentials, endpoint (AWS_ENDPOINT_URL_S3) and checksum settings
+  // (AWS_REQUEST_CHECKSUM_CALCULATION...) come from the SDK's standard variables.
+  return new S3Client({ forcePathStyle: config.s3.forcePathStyle });
+}
+
+export function createRuntime(config: Config, logger: Logger, overrides: RuntimeOverrides = {}): Runtime {
+  const s3 = overrides.s3 ?? createS3Client(config);
+  // One connection pool for GES and the download links; bodies are streamed, and a
+  // stalled socket fails within bodyTimeout instead of hanging until the deadline.
+  const dispatcher = overrides.dispatcher ?? new Agent({
+    connections: 64,
+    headersTimeout: 60_000,
+    bodyTimeout: 60_000,
+    keepAliveTimeout: 10_000,
+  });
+  const retry = overrides.retry ?? createRetryPolicy();
+  const ges = createGesClient({ config: config.ges, logger: logger.child({ component: 'ges' }), retry, dispatcher, ...(overrides.now ? { now: overrides.now } : {}) });
+  const copier = createCopier({
+    s3,
+    logger: logger.child({ component: 'copy' }),
+    retry,
+    dispatcher,
+    allowedHosts: config.download.allowedHosts,
+    partSizeBytes: config.partSizeBytes,
+    partConcurrency: config.concurrency.parts,
+    ...(overrides.now ? { now: overrides.now } : {}),
+  });
+  return {
+    config,
+    s3,
+    ges,
+    copier,
+    logger,
+    retry,
+    dispatcher,
+    ...(overrides.now ? { now: overrides.now } : {}),
+    async close() {
+      s3.destroy();
+      if (!overrides.dispatcher) await dispatcher.close();
+    },
+  };
+}
