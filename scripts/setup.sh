@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the archiver, its demo and its tests need on a fresh machine of this kind:
+# the npm dependencies (Node 22 comes with them) and, as root, OpenStack Swift for the local
+# S3 store. Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "Installing npm dependencies (npm ci)..." >&2
+  npm ci --no-audit --no-fund >&2
+fi
+
+if [ ! -x /usr/bin/swift-proxy-server ] || [ ! -x /usr/bin/memcached ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    bash scripts/local-stack/install.sh >&2
+  else
+    echo "OpenStack Swift (the local S3 store) is not installed. Run as root: bash scripts/local-stack/install.sh" >&2
+    exit 1
+  fi
+fi
