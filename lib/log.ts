@@ -73,6 +73,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     formatters: {
       level: (label: string) => ({ level: label }),
       log: (object: Record<string, unknown>) => redactValue(object) as Record<string, unknown>,
+      // Child-logger bindings (and `base`) are serialised separately from each line's fields.
+      bindings: (bindings: Record<string, unknown>) => redactValue(bindings) as Record<string, unknown>,
     },
     // Errors are serialised by redactValue in `formatters.log`.
     serializers: { err: (e: unknown) => e },

@@ -1,0 +1,72 @@
+import { loadConfig } from '../../lib/config.js';
+import { ArchiverError } from '../../lib/errors.js';
+
+const base = {
+  GES_ENDPOINT: 'https://ges.cn-north-4.myhuaweicloud.com',
+  GES_PROJECT_ID: 'a4a5d4098fb4474fa22cd05f897d6b99',
+  GES_AUTH_TOKEN: 'tok-secret',
+  ARCHIVE_BUCKET: 'my-archive',
+};
+
+function configError(env: Record<string, string | undefined>): ArchiverError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ArchiverError) return err;
+    throw err;
+  }
+  throw new Error('expected loadConfig to throw');
+}
+
+describe('loadConfig', () => {
+  it('applies the CONTRACT defaults', () => {
+    // Act
+    const config = loadConfig(base);
+    // Assess
+    expect(config.archive.prefix).toBe('ges-backups/');
+    expect(config.download.allowedHosts).toEqual(['*.myhuaweicloud.com', '*.myhuaweicloud.eu']);
+    expect(config.ges.auth).toEqual({ mode: 'token', token: 'tok-secret' });
+    expect(config.s3.forcePathStyle).toBe(false);
+    expect(Object.isFrozen(config.ges)).toBe(true);
+  });
+
+  it('names every missing required variable', () => {
+    const err = configError({});
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toContain('GES_ENDPOINT');
+    expect(err.message).toContain('ARCHIVE_BUCKET');
+  });
+
+  it('requires complete IAM settings and never echoes the password', () => {
+    const err = configError({ ...base, GES_AUTH_TOKEN: undefined, HWC_USERNAME: 'u', HWC_PASSWORD: 'hunter2-secret' });
+    expect(err.message).toMatch(/HWC_IAM_ENDPOINT.*HWC_DOMAIN.*HWC_PROJECT/);
+    expect(err.message).not.toContain('hunter2-secret');
+  });
+
+  it('accepts IAM auth without a project id', () => {
+    const config = loadConfig({
+      GES_ENDPOINT: base.GES_ENDPOINT, ARCHIVE_BUCKET: 'b-1', HWC_IAM_ENDPOINT: 'https://iam.myhuaweicloud.com/',
+      HWC_USERNAME: 'u', HWC_PASSWORD: 'p', HWC_DOMAIN: 'd', HWC_PROJECT: 'cn-north-4',
+    });
+    expect(config.ges.projectId).toBeUndefined();
+    expect(config.ges.auth).toMatchObject({ mode: 'iam', iamEndpoint: 'https://iam.myhuaweicloud.com', project: 'cn-north-4' });
+  });
+
+  it('refuses both auth modes at once, a token without a project id, and bad values', () => {
+    expect(configError({ ...base, HWC_USERNAME: 'u' }).message).toMatch(/either GES_AUTH_TOKEN or the HWC_/);
+    expect(configError({ ...base, GES_PROJECT_ID: undefined }).message).toMatch(/GES_PROJECT_ID is required/);
+    expect(configError({ ...base, GES_ENDPOINT: 'ftp://x' }).message).toMatch(/GES_ENDPOINT must be an http\(s\) URL/);
+    expect(configError({ ...base, ARCHIVE_BUCKET: 'Bad_Bucket' }).message).toMatch(/ARCHIVE_BUCKET/);
+    expect(configError({ ...base, ARCHIVE_PREFIX: '../up' }).message).toMatch(/ARCHIVE_PREFIX/);
+    expect(configError({ ...base, DOWNLOAD_ALLOWED_HOSTS: 'ok.example.com,bad host' }).message).toMatch(/DOWNLOAD_ALLOWED_HOSTS.*bad host/);
+    expect(configError({ ...base, S3_FORCE_PATH_STYLE: 'maybe' }).message).toMatch(/S3_FORCE_PATH_STYLE/);
+    expect(configError({ ...base, ARCHIVE_FILE_CONCURRENCY: '0' }).message).toMatch(/ARCHIVE_FILE_CONCURRENCY/);
+  });
+
+  it('normalises the prefix and host list', () => {
+    const config = loadConfig({ ...base, ARCHIVE_PREFIX: 'backups', DOWNLOAD_ALLOWED_HOSTS: ' A.Example.com , *.obs.example.eu ', S3_FORCE_PATH_STYLE: 'true' });
+    expect(config.archive.prefix).toBe('backups/');
+    expect(config.download.allowedHosts).toEqual(['a.example.com', '*.obs.example.eu']);
+    expect(config.s3.forcePathStyle).toBe(true);
+  });
+});

@@ -1,0 +1,57 @@
+import { Writable } from 'node:stream';
+import { createLogger, redactString, redactValue, REDACTED } from '../../lib/log.js';
+import { ArchiverError } from '../../lib/errors.js';
+
+function capture(): { lines: string[]; stream: Writable } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString());
+      cb();
+    },
+  });
+  return { lines, stream };
+}
+
+const link = 'https://bucket.obs.cn-north-4.myhuaweicloud.com/a/b.bin?AccessKeyId=AK123&Expires=1532779451&Signature=0Aky%2Blf43%3D';
+
+describe('redaction', () => {
+  it('drops the query string of every URL in free text', () => {
+    const out = redactString(`GET ${link} failed`);
+    expect(out).toBe(`GET https://bucket.obs.cn-north-4.myhuaweicloud.com/a/b.bin?${REDACTED} failed`);
+    expect(out).not.toContain('Signature');
+  });
+
+  it('replaces secret-named fields and inline header values', () => {
+    const out = redactValue({
+      password: 'hunter2', token: 'abc', headers: { 'X-Auth-Token': 'abc', 'content-type': 'json' }, count: 3, tokenRequests: 5,
+      note: 'sent X-Auth-Token: abc.def and password=hunter2',
+    }) as Record<string, unknown>;
+    expect(JSON.stringify(out)).not.toMatch(/hunter2|abc/);
+    expect(out['count']).toBe(3);
+    expect(out['tokenRequests']).toBe(5);
+  });
+
+  it('redacts error messages, causes and details', () => {
+    const err = new ArchiverError('DOWNLOAD_FAILED', `download of ${link} failed`, {
+      cause: new Error(`socket hang up for ${link}`), details: { url: link },
+    });
+    const text = JSON.stringify(redactValue({ err }));
+    expect(text).toContain('DOWNLOAD_FAILED');
+    expect(text).not.toContain('AK123');
+    expect(text).not.toContain('Signature');
+  });
+
+  it('is applied by the logger itself', () => {
+    // Prepare
+    const { lines, stream } = capture();
+    const logger = createLogger({ destination: stream });
+    // Act
+    logger.info({ url: link, password: 'hunter2', nested: { authorization: 'Bearer x' } }, 'downloading');
+    logger.child({ token: 'child-secret' }).warn({ err: new Error(`boom ${link}`) }, 'failed');
+    // Assess
+    const all = lines.join('');
+    expect(all).toContain('downloading');
+    expect(all).not.toMatch(/AK123|hunter2|Bearer x|child-secret|Signature=/);
+  });
+});
