@@ -54,6 +54,13 @@ export function redactValue(value: unknown, seen: WeakSet<object> = new WeakSet(
   return out;
 }
 
+const JSON_STRING_FIELD = /"((?:[^"\\]|\\.)*)":"((?:[^"\\]|\\.)*)"/g;
+
+/** Redacts a serialised JSON log line: secret-named string fields, URL queries, inline secrets. */
+export function redactJsonLine(line: string): string {
+  return redactString(line.replace(JSON_STRING_FIELD, (whole, key: string) => (SECRET_KEY.test(key) ? `"${key}":"${REDACTED}"` : whole)));
+}
+
 export interface LoggerOptions {
   level?: string;
   /** Where lines go; default stderr (the CLI keeps stdout for its JSON report). */
@@ -73,11 +80,12 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     formatters: {
       level: (label: string) => ({ level: label }),
       log: (object: Record<string, unknown>) => redactValue(object) as Record<string, unknown>,
-      // Child-logger bindings (and `base`) are serialised separately from each line's fields.
-      bindings: (bindings: Record<string, unknown>) => redactValue(bindings) as Record<string, unknown>,
     },
     // Errors are serialised by redactValue in `formatters.log`.
     serializers: { err: (e: unknown) => e },
+    // Child-logger bindings bypass `formatters.log` (pino resets the bindings formatter for
+    // children), so every finished line also passes a last, string-level filter.
+    hooks: { streamWrite: redactJsonLine },
   };
   const destination = options.destination ?? pino.destination({ fd: 2, sync: true });
   return pino(pinoOptions, destination as DestinationStream);
