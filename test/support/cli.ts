@@ -1,0 +1,72 @@
+// Runs the CLI in-process (cli/main.ts) with captured stdout/stderr, and builds the
+// environment that points it at the GES emulator and the local S3 store.
+import { Writable } from 'node:stream';
+import { main } from '../../cli/main.js';
+import type { Emulator } from '../emulator/index.js';
+import { DEFAULT_USER } from '../emulator/index.js';
+import { s3Endpoint } from './aws.js';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+class Capture extends Writable {
+  text = '';
+  isTTY = false;
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.text += chunk.toString();
+    cb();
+  }
+}
+
+export async function runCli(argv: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+  const stdout = new Capture();
+  const stderr = new Capture();
+  const code = await main({
+    argv,
+    env,
+    stdout: stdout as unknown as NodeJS.WriteStream,
+    stderr: stderr as unknown as NodeJS.WriteStream,
+  });
+  return { code, stdout: stdout.text, stderr: stderr.text };
+}
+
+/** The SDK reads its endpoint and checksum settings from process.env; point them at Swift. */
+export function useLocalS3(): void {
+  process.env.AWS_ENDPOINT_URL_S3 = s3Endpoint();
+  process.env.AWS_REQUEST_CHECKSUM_CALCULATION = 'WHEN_REQUIRED';
+  process.env.AWS_RESPONSE_CHECKSUM_VALIDATION = 'WHEN_REQUIRED';
+}
+
+export function iamEnv(emulator: Emulator, bucket: string): Record<string, string | undefined> {
+  return {
+    GES_ENDPOINT: emulator.gesEndpoint,
+    HWC_IAM_ENDPOINT: emulator.iamEndpoint,
+    HWC_USERNAME: DEFAULT_USER.name,
+    HWC_PASSWORD: DEFAULT_USER.password,
+    HWC_DOMAIN: DEFAULT_USER.domain,
+    HWC_PROJECT: emulator.projectName,
+    ARCHIVE_BUCKET: bucket,
+    DOWNLOAD_ALLOWED_HOSTS: '127.0.0.1',
+    S3_FORCE_PATH_STYLE: 'true',
+    ARCHIVE_PART_SIZE_MB: '5',
+    GES_REQUEST_TIMEOUT_MS: '10000',
+    LOG_LEVEL: 'warn',
+  };
+}
+
+export function tokenEnv(emulator: Emulator, bucket: string, token: string): Record<string, string | undefined> {
+  return {
+    GES_ENDPOINT: emulator.gesEndpoint,
+    GES_PROJECT_ID: emulator.projectId,
+    GES_AUTH_TOKEN: token,
+    ARCHIVE_BUCKET: bucket,
+    DOWNLOAD_ALLOWED_HOSTS: '127.0.0.1',
+    S3_FORCE_PATH_STYLE: 'true',
+    ARCHIVE_PART_SIZE_MB: '5',
+    GES_REQUEST_TIMEOUT_MS: '10000',
+    LOG_LEVEL: 'warn',
+  };
+}
