@@ -1,0 +1,197 @@
+import { ArchiverError, ErrorCodes } from '../errors.js';
+import type { GesAuth } from '../config.js';
+import { exchange, type HttpDeps } from './http.js';
+import { gesErrorFromResponse, requestIdOf } from './errors.js';
+import { iamTokenBodySchema, parseIamTime } from './wire.js';
+
+/**
+ * Where the X-Auth-Token comes from: a static GES_AUTH_TOKEN, or an IAM password token
+ * (ges-api.md §2.1) that is cached, renewed ahead of its expiry, fetched once for all
+ * concurrent callers, and dropped when GES rejects it.
+ */
+export interface TokenSource {
+  /** True when a rejected token can be replaced by a fresh one (IAM mode). */
+  readonly renewable: boolean;
+  token(signal: AbortSignal | undefined): Promise<string>;
+  /** Forget `token` if it is still the cached one (a later renewal is kept). */
+  invalidate(token: string): void;
+  /** The project id the token is scoped to, when the token says (IAM mode). */
+  projectId(signal: AbortSignal | undefined): Promise<string | undefined>;
+}
+
+/** Renew this long before the token expires (the brief's "within 5 minutes of expires_at"). */
+export const TOKEN_RENEW_MARGIN_MS = 5 * 60_000;
+/** Assumed lifetime when IAM's `expires_at` is missing or unreadable. */
+export const TOKEN_FALLBACK_LIFETIME_MS = 60 * 60_000;
+const MAX_IAM_BODY_BYTES = 4 * 1024 * 1024;
+
+export function staticTokenSource(token: string): TokenSource {
+  return {
+    renewable: false,
+    token: () => Promise.resolve(token),
+    invalidate: () => undefined,
+    projectId: () => Promise.resolve(undefined),
+  };
+}
+
+interface CachedToken {
+  token: string;
+  /** Local clock (epoch ms) at which to stop using it. */
+  renewAt: number;
+  projectId: string | undefined;
+}
+
+export interface IamTokenSourceDeps extends HttpDeps {
+  auth: Extract<GesAuth, { mode: 'iam' }>;
+  timeoutMs: number;
+  now: () => number;
+}
+
+/** Waits for `promise`, or rejects as soon as the caller's own signal fires. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(abortedError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortedError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+function abortedError(signal: AbortSignal): ArchiverError {
+  return new ArchiverError(ErrorCodes.Aborted, 'Getting an IAM token was cancelled', { cause: signal.reason });
+}
+
+/**
+ * When to renew. The lifetime comes from IAM's own `issued_at`/`expires_at` pair when both are
+ * there, so a skewed local clock does not make every token look expired; without `issued_at`
+ * it is `expires_at` against our clock.
+ */
+function renewAtFor(now: number, issuedAt: number | undefined, expiresAt: number | undefined): number {
+  let lifetime = expiresAt === undefined ? undefined : issuedAt === undefined ? expiresAt - now : expiresAt - issuedAt;
+  if (lifetime === undefined || lifetime <= 0) lifetime = TOKEN_FALLBACK_LIFETIME_MS;
+  // A very short-lived token is renewed half-way rather than immediately (no renewal storm).
+  return now + lifetime - Math.min(TOKEN_RENEW_MARGIN_MS, lifetime / 2);
+}
+
+export function iamTokenSource(deps: IamTokenSourceDeps): TokenSource {
+  const { auth } = deps;
+  let cached: CachedToken | undefined;
+  let inFlight: Promise<CachedToken> | undefined;
+  const who = `user ${auth.username} in domain ${auth.domain} (project ${auth.project})`;
+  const op = `the token request for ${who}`;
+
+  async function fetchToken(): Promise<CachedToken> {
+    const url = new URL(`${auth.iamEndpoint}/v3/auth/tokens`);
+    url.searchParams.set('nocatalog', 'true');
+    const body = JSON.stringify({
+      auth: {
+        identity: {
+          methods: ['password'],
+          password: { user: { name: auth.username, password: auth.password, domain: { name: auth.domain } } },
+        },
+        // GES needs a project-scoped token (ges-api.md §2.1).
+        scope: { project: { name: auth.project } },
+      },
+    });
+    // The shared fetch does not follow any one caller's signal: a caller giving up must not
+    // fail the others waiting on it. Its own timeout still bounds it.
+    const answer = await exchange(deps, {
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/json;charset=utf8', accept: 'application/json' },
+      body,
+      op,
+      service: 'IAM',
+      signal: undefined,
+      timeoutMs: deps.timeoutMs,
+      maxBodyBytes: MAX_IAM_BODY_BYTES,
+    });
+    const now = deps.now();
+    if (answer.status !== 201 && answer.status !== 200) {
+      const err = gesErrorFromResponse(answer.status, answer.headers, scrub(answer.bodyText, auth.password), op, now);
+      if (err.retryable) throw relabel(err, 'GES', 'IAM');
+      // 4xx from IAM: wrong user, password, domain or project name. Never the password itself.
+      throw new ArchiverError(
+        ErrorCodes.GesAuthFailed,
+        `IAM refused ${op}: ${describeRemote(err, answer.status)} Check HWC_USERNAME, HWC_PASSWORD, HWC_DOMAIN and HWC_PROJECT.`,
+        { details: { ...err.details, service: 'IAM' } },
+      );
+    }
+    const raw = answer.headers['x-subject-token'];
+    const token = (Array.isArray(raw) ? raw[0] : raw)?.trim();
+    if (token === undefined || token === '') {
+      throw new ArchiverError(ErrorCodes.GesBadResponse, `IAM answered ${op} without an X-Subject-Token header`, {
+        details: { op, status: answer.status, requestId: requestIdOf(answer.headers) },
+      });
+    }
+    // The body only refines expiry and project; a token without a readable body is still usable.
+    let json: unknown = {};
+    try {
+      json = JSON.parse(answer.bodyText);
+    } catch {
+      deps.logger.warn({ service: 'IAM', status: answer.status }, 'iam token body is not JSON; assuming a one-hour token');
+    }
+    const parsed = iamTokenBodySchema.safeParse(json);
+    const t = parsed.success ? parsed.data.token : undefined;
+    const expiresAt = parseIamTime(t?.expires_at ?? t?.expiresAt);
+    const issuedAt = parseIamTime(t?.issued_at ?? t?.issuedAt);
+    return { token, renewAt: renewAtFor(now, issuedAt, expiresAt), projectId: t?.project?.id };
+  }
+
+  function current(): Promise<CachedToken> {
+    if (cached !== undefined && deps.now() < cached.renewAt) return Promise.resolve(cached);
+    // Single flight: every caller that finds the cache stale shares one IAM request.
+    inFlight ??= fetchToken().then(
+      (fresh) => {
+        cached = fresh;
+        inFlight = undefined;
+        return fresh;
+      },
+      (err: unknown) => {
+        inFlight = undefined;
+        throw err;
+      },
+    );
+    return inFlight;
+  }
+
+  return {
+    renewable: true,
+    token: async (signal) => (await untilAborted(current(), signal)).token,
+    invalidate: (token) => {
+      if (cached?.token === token) cached = undefined;
+    },
+    projectId: async (signal) => (await untilAborted(current(), signal)).projectId,
+  };
+}
+
+function describeRemote(err: ArchiverError, status: number): string {
+  const code = err.details?.['remoteCode'];
+  const message = err.details?.['remoteMessage'];
+  const parts = [typeof code === 'string' ? code : `HTTP ${status}`, typeof message === 'string' ? message : ''];
+  const text = parts.join(' ').trim();
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+/** Removes a secret from text that may echo it (a defensive measure: IAM is not known to). */
+function scrub(text: string, secret: string): string {
+  return secret.length >= 4 ? text.split(secret).join('[REDACTED]') : text;
+}
+
+function relabel(err: ArchiverError, from: string, to: string): ArchiverError {
+  return new ArchiverError(err.code, err.message.replace(from, to), {
+    retryable: err.retryable,
+    ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }),
+    details: { ...err.details, service: to },
+  });
+}

@@ -1,0 +1,222 @@
+import { Agent, type Dispatcher } from 'undici';
+import type { Config } from '../config.js';
+import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createRetryPolicy, type RetryEvent, type RetryPolicy } from '../retry.js';
+import { iamTokenSource, staticTokenSource, type TokenSource } from './auth.js';
+import { errorCodeInSuccessBody, gesErrorFromResponse } from './errors.js';
+import { exchange, type HttpAnswer } from './http.js';
+import type { GesBackup, GesBackupFiles } from './types.js';
+import { backupFilesSchema, backupPageSchema, normalizeBackupFiles, normalizeBackupPage, parseJsonBody, validateBody } from './wire.js';
+
+export interface GesClient {
+  /** Every backup of the graph, across all pages, deduplicated by id (ges-api.md §4.2, §9.10). */
+  listBackups(graphId: string, options?: { signal?: AbortSignal }): Promise<GesBackup[]>;
+  /** Fresh download links for a backup's files (ges-api.md §4.6). `files` may be empty. */
+  getBackupFiles(graphId: string, backupId: string, options?: { signal?: AbortSignal }): Promise<GesBackupFiles>;
+  /** The project id in use (from config, or from the IAM token's project.id). */
+  projectId(options?: { signal?: AbortSignal }): Promise<string>;
+}
+
+export interface GesClientDeps {
+  config: Config['ges'];
+  logger: Logger;
+  /** Default: `createRetryPolicy()`. */
+  retry?: RetryPolicy;
+  /** Default: a new undici Agent owned by this client. Pass the composition root's one to share and close it. */
+  dispatcher?: Dispatcher;
+  /** Clock for token expiry and `receivedAt`. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** Asked per page; a server that caps it lower is followed by offset (ges-api.md §9.10). */
+export const BACKUP_PAGE_LIMIT = 100;
+/** Guard against a server that never stops producing new ids. */
+const MAX_PAGES = 1000;
+/** A page of 100 backups is a few tens of KB; this bounds what one answer may hold in memory. */
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+function checkId(kind: 'graph' | 'backup', id: string): void {
+  // encodeURIComponent leaves "." and ".." alone, and the URL parser would resolve them.
+  if (id.trim() === '' || id === '.' || id === '..') {
+    throw new ArchiverError(ErrorCodes.ArgsInvalid, `A ${kind} id must be a non-empty id, got ${JSON.stringify(id)}`);
+  }
+}
+
+/** What a caller sees when the retry loop ends: always an ArchiverError; ABORTED when it gave up. */
+function finalError(err: unknown, op: string, signal: AbortSignal | undefined): ArchiverError {
+  if (err instanceof ArchiverError) return err;
+  // p-retry rejects with the signal's reason when the caller aborts during a backoff wait.
+  if (signal?.aborted === true) {
+    return new ArchiverError(ErrorCodes.Aborted, `${op} was cancelled before GES answered`, { cause: err, details: { op } });
+  }
+  return toArchiverError(err);
+}
+
+export function createGesClient(deps: GesClientDeps): GesClient {
+  const { config, logger } = deps;
+  const retry = deps.retry ?? createRetryPolicy();
+  const dispatcher = deps.dispatcher ?? new Agent();
+  const now = deps.now ?? Date.now;
+  const http = { dispatcher, logger };
+  const tokens: TokenSource =
+    config.auth.mode === 'iam'
+      ? iamTokenSource({ ...http, auth: config.auth, timeoutMs: config.requestTimeoutMs, now })
+      : staticTokenSource(config.auth.token);
+
+  const onRetry = (op: string) => (event: RetryEvent): void => {
+    const err = event.error instanceof ArchiverError ? event.error : undefined;
+    logger.warn(
+      { op, attempt: event.attempt, delayMs: Math.round(event.delayMs), code: err?.code, status: err?.details?.['status'] },
+      'ges request retry',
+    );
+  };
+
+  /** One attempt's worth of project id: no retry of its own (the caller's attempt is retried). */
+  async function resolveProjectId(signal: AbortSignal | undefined): Promise<string> {
+    if (config.projectId !== undefined) return config.projectId;
+    const fromToken = await tokens.projectId(signal);
+    if (fromToken !== undefined && fromToken !== '') return fromToken;
+    throw config.auth.mode === 'iam'
+      ? new ArchiverError(ErrorCodes.GesBadResponse, 'IAM issued a token without token.project.id; set GES_PROJECT_ID', {
+          details: { fields: ['token.project.id'] },
+        })
+      : new ArchiverError(ErrorCodes.ConfigInvalid, 'GES_PROJECT_ID is required with GES_AUTH_TOKEN');
+  }
+
+  function authFailed(err: ArchiverError, renewed: boolean): ArchiverError {
+    const advice = config.auth.mode === 'token'
+      ? ' Set a valid GES_AUTH_TOKEN (it must be scoped to the project in GES_PROJECT_ID).'
+      : renewed
+        ? ' A freshly issued IAM token was refused too: check the IAM user\'s GES permissions and that HWC_PROJECT names the GES region.'
+        : '';
+    return new ArchiverError(ErrorCodes.GesAuthFailed, `${err.message}${advice}`, {
+      details: { ...err.details, authMode: config.auth.mode, renewed },
+    });
+  }
+
+  /** GET a GES path and return its JSON body; retried, with one token renewal on a 401. */
+  async function getJson(
+    path: (projectId: string) => string,
+    query: Record<string, string>,
+    op: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ json: unknown; receivedAt: number }> {
+    let renewed = false;
+    const send = async (projectId: string, token: string): Promise<HttpAnswer> => {
+      const url = new URL(`${config.endpoint}${path(projectId)}`);
+      for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+      return exchange(http, {
+        method: 'GET',
+        url,
+        headers: { 'x-auth-token': token, 'content-type': 'application/json', accept: 'application/json' },
+        op,
+        service: 'GES',
+        signal,
+        timeoutMs: config.requestTimeoutMs,
+        maxBodyBytes: MAX_BODY_BYTES,
+      });
+    };
+
+    const attempt = async (): Promise<{ json: unknown; receivedAt: number }> => {
+      const projectId = await resolveProjectId(signal);
+      const token = await tokens.token(signal);
+      let answer = await send(projectId, token);
+      if (answer.status === 401) {
+        const err = gesErrorFromResponse(answer.status, answer.headers, answer.bodyText, op, now());
+        if (!tokens.renewable || renewed || err.details?.['tokenRejected'] !== true) throw authFailed(err, renewed);
+        // A token can be revoked long before expires_at (ges-api.md §9.17): renew once, ask again once.
+        renewed = true;
+        tokens.invalidate(token);
+        logger.info({ op, remoteCode: err.details['remoteCode'], status: 401 }, 'ges token rejected; renewing');
+        answer = await send(projectId, await tokens.token(signal));
+        if (answer.status === 401) throw authFailed(gesErrorFromResponse(401, answer.headers, answer.bodyText, op, now()), true);
+      }
+      if (answer.status < 200 || answer.status >= 300) {
+        throw gesErrorFromResponse(answer.status, answer.headers, answer.bodyText, op, now());
+      }
+      const receivedAt = now();
+      const json = parseJsonBody(answer.bodyText, op);
+      // v1-style bodies say errors with a 200 and a non-empty errorCode (ges-api.md §9.9).
+      if (errorCodeInSuccessBody(json) !== undefined) {
+        throw gesErrorFromResponse(answer.status, answer.headers, answer.bodyText, op, receivedAt);
+      }
+      return { json, receivedAt };
+    };
+
+    try {
+      return await retry(attempt, { signal, onRetry: onRetry(op) });
+    } catch (err) {
+      throw finalError(err, op, signal);
+    }
+  }
+
+  async function listBackups(graphId: string, options: { signal?: AbortSignal } = {}): Promise<GesBackup[]> {
+    checkId('graph', graphId);
+    const byId = new Map<string, GesBackup>();
+    let offset = 0;
+    let largestPage = 0;
+    for (let pageNo = 0; ; pageNo++) {
+      if (pageNo >= MAX_PAGES) {
+        throw new ArchiverError(ErrorCodes.GesBadResponse, `GES kept returning new backups of graph ${graphId} after ${MAX_PAGES} pages`, {
+          details: { graphId, pages: MAX_PAGES },
+        });
+      }
+      const op = `the backup list of graph ${graphId} (offset ${offset})`;
+      const { json } = await getJson(
+        (p) => `/v2/${encodeURIComponent(p)}/graphs/${encodeURIComponent(graphId)}/backups`,
+        { offset: String(offset), limit: String(BACKUP_PAGE_LIMIT) },
+        op,
+        options.signal,
+      );
+      const page = normalizeBackupPage(validateBody(backupPageSchema, json, op), graphId);
+      let fresh = 0;
+      for (const backup of page.backups) {
+        if (byId.has(backup.id)) continue;
+        byId.set(backup.id, backup);
+        fresh++;
+      }
+      const size = page.backups.length;
+      logger.debug({ graphId, offset, size, fresh, total: page.total }, 'ges backup page');
+      // A page with nothing new ends it: pages shifted by new backups repeat ids, a broken
+      // server could repeat a page forever.
+      if (size === 0 || fresh === 0) break;
+      offset += size;
+      if (page.total !== undefined) {
+        if (offset >= page.total) break;
+      } else if (size < BACKUP_PAGE_LIMIT && size < largestPage) {
+        // Short compared with earlier pages: the end. A first page shorter than asked may just
+        // be the server's own cap, so one more page is asked before concluding.
+        break;
+      }
+      largestPage = Math.max(largestPage, size);
+    }
+    return [...byId.values()];
+  }
+
+  async function getBackupFiles(graphId: string, backupId: string, options: { signal?: AbortSignal } = {}): Promise<GesBackupFiles> {
+    checkId('graph', graphId);
+    checkId('backup', backupId);
+    const op = `backup-files for graph ${graphId} backup ${backupId}`;
+    const { json, receivedAt } = await getJson(
+      (p) => `/v2/${encodeURIComponent(p)}/graphs/${encodeURIComponent(graphId)}/backup-files`,
+      { backup_id: backupId },
+      op,
+      options.signal,
+    );
+    const { bucket, files } = normalizeBackupFiles(validateBody(backupFilesSchema, json, op));
+    logger.debug({ graphId, backupId, files: files.length }, 'ges backup files');
+    return { bucket, files, receivedAt };
+  }
+
+  async function projectId(options: { signal?: AbortSignal } = {}): Promise<string> {
+    const { signal } = options;
+    try {
+      return await retry(() => resolveProjectId(signal), { signal, onRetry: onRetry('the project id') });
+    } catch (err) {
+      throw finalError(err, 'the project id', signal);
+    }
+  }
+
+  return { listBackups, getBackupFiles, projectId };
+}
