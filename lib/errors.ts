@@ -88,10 +88,12 @@ export function isArchiverError(err: unknown): err is ArchiverError {
 
 /** True when an error (or its cause chain) is an abort of our own signal. */
 export function isAbortError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 8; depth++) {
+  // Duck-typed: DOMException (AbortSignal reasons) is not `instanceof Error` in every realm.
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
     if (e instanceof ArchiverError && (e.code === ErrorCodes.Aborted || e.code === ErrorCodes.DeadlineExceeded)) return true;
-    if (e instanceof Error && (e.name === 'AbortError' || e.name === 'TimeoutError')) return true;
-    e = e instanceof Error ? e.cause : undefined;
+    const { name, cause } = e as { name?: unknown; cause?: unknown };
+    if (name === 'AbortError' || name === 'TimeoutError') return true;
+    e = cause;
   }
   return false;
 }
