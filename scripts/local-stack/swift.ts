@@ -32,7 +32,7 @@ export interface StartSwiftOptions {
   dir?: string;
   /** Keep the servers running after this process exits (the CLI uses this). Default false. */
   detached?: boolean;
-  /** How long to wait for the stack to answer. Default 30 s. */
+  /** How long to wait for the stack to answer. Default 60 s (start-up is 4–9 s on an idle machine). */
   readyTimeoutMs?: number;
 }
 
@@ -124,7 +124,7 @@ export async function startSwift(opts: StartSwiftOptions = {}): Promise<SwiftSta
     launch('proxy', `${BIN}/swift-proxy-server`, [proxyConf, '-v']);
 
     await writeFile(join(dir, PID_FILE), JSON.stringify({ endpoint, pids } satisfies PidFile) + '\n');
-    await waitReady(endpoint, children, logs, opts.readyTimeoutMs ?? 30_000);
+    await waitReady(endpoint, children, logs, opts.readyTimeoutMs ?? 60_000);
   } catch (err) {
     await stopPids(Object.values(pids));
     process.removeListener('exit', killAllSync);

@@ -20,31 +20,35 @@ export default async function globalSetup(): Promise<void> {
     tsImport('../../scripts/local-stack/swift.ts', import.meta.url) as Promise<SwiftModule>,
     tsImport('../../scripts/local-stack/fauxqs.ts', import.meta.url) as Promise<FauxqsModule>,
   ]);
-  const started: Stoppable[] = [];
   const begin = Date.now();
-  try {
-    const [swift, fauxqs] = await Promise.all([
-      process.env.TEST_S3_ENDPOINT ? undefined : startSwift().then((s) => { started.push(s); return s; }),
-      process.env.TEST_SQS_ENDPOINT ? undefined : startFauxqs().then((f) => { started.push(f); return f; }),
-    ]);
-    if (swift !== undefined) {
-      process.env.TEST_S3_ENDPOINT = swift.endpoint;
-      process.env.AWS_ACCESS_KEY_ID = swift.accessKeyId;
-      process.env.AWS_SECRET_ACCESS_KEY = swift.secretAccessKey;
-      process.env.AWS_REGION = swift.region;
-      delete process.env.AWS_SESSION_TOKEN;
-    } else {
-      // Reusing a stack: keep the caller's credentials, fall back to Swift's tempauth user.
-      process.env.AWS_ACCESS_KEY_ID ??= 'test:tester';
-      process.env.AWS_SECRET_ACCESS_KEY ??= 'testing';
-      process.env.AWS_REGION ??= 'us-east-1';
+  const [swiftResult, fauxqsResult] = await Promise.allSettled([
+    process.env.TEST_S3_ENDPOINT ? undefined : startSwift(),
+    process.env.TEST_SQS_ENDPOINT ? undefined : startFauxqs(),
+  ]);
+  const swift = swiftResult.status === 'fulfilled' ? swiftResult.value : undefined;
+  const fauxqs = fauxqsResult.status === 'fulfilled' ? fauxqsResult.value : undefined;
+  const started: Stoppable[] = [swift, fauxqs].filter((s) => s !== undefined);
+  for (const result of [swiftResult, fauxqsResult]) {
+    if (result.status === 'rejected') {
+      await Promise.allSettled(started.map((s) => s.stop()));
+      throw result.reason;
     }
-    if (fauxqs !== undefined) process.env.TEST_SQS_ENDPOINT = fauxqs.endpoint;
-    process.stderr.write(`\nlocal stack: S3 ${process.env.TEST_S3_ENDPOINT}${swift ? ` (Swift in ${swift.dir})` : ' (given)'}, `
-      + `SQS/SNS ${process.env.TEST_SQS_ENDPOINT}${fauxqs ? ' (fauxqs)' : ' (given)'}; ready in ${Date.now() - begin} ms\n`);
-  } catch (err) {
-    await Promise.allSettled(started.map((s) => s.stop()));
-    throw err;
   }
+
+  if (swift !== undefined) {
+    process.env.TEST_S3_ENDPOINT = swift.endpoint;
+    process.env.AWS_ACCESS_KEY_ID = swift.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = swift.secretAccessKey;
+    process.env.AWS_REGION = swift.region;
+    delete process.env.AWS_SESSION_TOKEN;
+  } else {
+    // Reusing a stack: keep the caller's credentials, fall back to Swift's tempauth user.
+    process.env.AWS_ACCESS_KEY_ID ??= 'test:tester';
+    process.env.AWS_SECRET_ACCESS_KEY ??= 'testing';
+    process.env.AWS_REGION ??= 'us-east-1';
+  }
+  if (fauxqs !== undefined) process.env.TEST_SQS_ENDPOINT = fauxqs.endpoint;
+  process.stderr.write(`\nlocal stack: S3 ${process.env.TEST_S3_ENDPOINT}${swift ? ` (Swift in ${swift.dir})` : ' (given)'}, `
+    + `SQS/SNS ${process.env.TEST_SQS_ENDPOINT}${fauxqs ? ' (fauxqs)' : ' (given)'}; ready in ${Date.now() - begin} ms\n`);
   (globalThis as Record<symbol, unknown>)[LOCAL_STACK_KEY] = started;
 }
