@@ -123,14 +123,14 @@ describe('ges-archiver run / archive against the emulator and Swift', () => {
 
   it('never prints secrets: no password, token or link query string in stdout or stderr', async () => {
     const bucket = await createTestBucket('secrets');
-    const env = { ...iamEnv(emulator, bucket), LOG_LEVEL: 'debug' };
+    const env: Record<string, string | undefined> = { ...iamEnv(emulator, bucket), LOG_LEVEL: 'debug' };
     const manifest = await writeManifest({ version: 1, graphs: [{ graphId: G2, backups: [B2_A] }] });
 
     const result = await runCli(['run', '--manifest', manifest, '--verbose'], env);
 
     expect(result.code).toBe(0);
     const all = result.stdout + result.stderr;
-    expect(all).not.toContain(env.HWC_PASSWORD!);
+    expect(all).not.toContain(env['HWC_PASSWORD']!);
     expect(all).not.toMatch(/Signature=|AccessKeyId=|X-Amz-Signature|Expires=\d/);
     expect(all).not.toMatch(/MII[A-Za-z0-9+/=]{20,}|tok-[0-9a-f]{8,}/);
   });
