@@ -1,0 +1,157 @@
+import { getGlobalDispatcher, type Dispatcher } from 'undici';
+import { ArchiverError, ErrorCodes } from '../errors.js';
+
+/**
+ * One GET of a download link, classified. The link string is sent as GES gave it: undici gets
+ * the origin and the raw path+query, never a re-serialised URL (a URL object re-encodes some
+ * characters and would break V2/V4 signatures, ges-api.md §9.14). No HEAD, no redirects
+ * followed, no auth headers, no content decoding (undici's request() never decodes).
+ */
+
+export type BodyStream = Dispatcher.ResponseData['body'];
+
+export type OpenResult =
+  | {
+    kind: 'body';
+    status: 200 | 206;
+    body: BodyStream;
+    /** Bytes this response will carry. */
+    length: number;
+    /** First byte's offset in the file (0 for a 200). */
+    start: number;
+    /** The file's whole length. */
+    total: number;
+    etag: string | undefined;
+  }
+  /** 403: expired or refused link; a fresh one may work. */
+  | { kind: 'refused'; remoteCode: string | undefined }
+  /** 412: the If-Match ETag no longer matches. */
+  | { kind: 'precondition-failed' }
+  /** 416: the offset is at or past the end. */
+  | { kind: 'range-not-satisfiable'; total: number | undefined };
+
+export interface OpenOptions {
+  dispatcher?: Dispatcher | undefined;
+  offset: number;
+  ifMatch?: string | undefined;
+  signal: AbortSignal;
+}
+
+/**
+ * Stops a body we no longer want. undici reports its own abort of an unfinished body as an
+ * 'error' event; that abort is the one we asked for, so it gets a listener instead of
+ * surfacing as an unhandled error.
+ */
+export function discardBody(body: BodyStream): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+/** Origin and raw request target of an absolute http(s) URL string, without re-encoding. */
+export function splitRawUrl(url: string): { origin: string; path: string } {
+  const origin = new URL(url).origin;
+  const schemeEnd = url.indexOf('://');
+  const rest = url.slice(schemeEnd + 3);
+  const targetStart = rest.search(/[/?#]/);
+  let path = targetStart < 0 ? '/' : rest.slice(targetStart);
+  const hash = path.indexOf('#');
+  if (hash >= 0) path = path.slice(0, hash);
+  if (!path.startsWith('/')) path = `/${path}`;
+  return { origin, path };
+}
+
+function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function parseRetryAfter(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/** `Content-Range: bytes a-b/total` → parts, or undefined. */
+export function parseContentRange(value: string | undefined): { start: number; end: number; total: number | undefined } | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(value);
+  if (m) return { start: Number(m[1]), end: Number(m[2]), total: m[3] === '*' ? undefined : Number(m[3]) };
+  const unsatisfied = /^\s*bytes\s+\*\/(\d+)\s*$/i.exec(value);
+  if (unsatisfied) return { start: -1, end: -1, total: Number(unsatisfied[1]) };
+  return undefined;
+}
+
+/** Reads at most a few KiB of an error body (for its XML <Code>), then discards the rest. */
+async function errorCode(body: BodyStream): Promise<string | undefined> {
+  let text = '';
+  try {
+    for await (const chunk of body) {
+      text += (chunk as Buffer).toString('utf8');
+      if (text.length > 4096) break;
+    }
+  } catch {
+    // The code is a nicety for the log; a broken error body changes nothing.
+    return undefined;
+  } finally {
+    discardBody(body);
+  }
+  return /<Code>([^<]{1,64})<\/Code>/.exec(text)?.[1];
+}
+
+function downloadError(message: string, retryable: boolean, details: Record<string, unknown>, extra: { cause?: unknown; retryAfterMs?: number | undefined } = {}): ArchiverError {
+  return new ArchiverError(ErrorCodes.DownloadFailed, message, { retryable, details, ...extra });
+}
+
+/**
+ * Sends one GET (with `Range: bytes=offset-` when offset > 0, and `If-Match`) and classifies the
+ * answer. Throws DOWNLOAD_FAILED, retryable for network errors, 408, 429 and 5xx (with the
+ * server's Retry-After), not retryable for redirects and other statuses.
+ */
+export async function openDownload(url: string, opts: OpenOptions): Promise<OpenResult> {
+  const { origin, path } = splitRawUrl(url);
+  const host = new URL(origin).host;
+  const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+  if (opts.offset > 0) headers['range'] = `bytes=${opts.offset}-`;
+  if (opts.offset > 0 && opts.ifMatch !== undefined) headers['if-match'] = opts.ifMatch;
+  const dispatcher = opts.dispatcher ?? getGlobalDispatcher();
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await dispatcher.request({ origin, path, method: 'GET', headers, signal: opts.signal });
+  } catch (err) {
+    if (opts.signal.aborted) throw err;
+    const code = (err as { code?: unknown }).code;
+    throw downloadError(`Download from ${host} failed before a response arrived`, true, { host, errorCode: code }, { cause: err });
+  }
+  const { statusCode: status } = res;
+  const h = res.headers;
+  if (status === 200 || status === 206) {
+    const length = Number(header(h, 'content-length'));
+    const etag = header(h, 'etag');
+    if (header(h, 'content-length') === undefined || !Number.isSafeInteger(length) || length < 0) {
+      discardBody(res.body);
+      throw downloadError(`Download from ${host} answered ${status} without a valid Content-Length`, false, { host, status });
+    }
+    if (status === 200) return { kind: 'body', status, body: res.body, length, start: 0, total: length, etag };
+    const range = parseContentRange(header(h, 'content-range'));
+    if (!range || range.total === undefined || range.start < 0 || range.end - range.start + 1 !== length) {
+      discardBody(res.body);
+      throw downloadError(`Download from ${host} answered 206 with a missing or inconsistent Content-Range`, false, { host, status });
+    }
+    return { kind: 'body', status, body: res.body, length, start: range.start, total: range.total, etag };
+  }
+  const remoteCode = await errorCode(res.body);
+  const details = { host, status, remoteCode };
+  if (status === 403) return { kind: 'refused', remoteCode };
+  if (status === 412) return { kind: 'precondition-failed' };
+  if (status === 416) return { kind: 'range-not-satisfiable', total: parseContentRange(header(h, 'content-range'))?.total };
+  if (status >= 300 && status < 400) {
+    throw downloadError(`Download from ${host} answered a redirect (${status}); redirects are not followed`, false, details);
+  }
+  if (status === 408 || status === 429 || status >= 500) {
+    throw downloadError(`Download from ${host} answered ${status}${remoteCode ? ` ${remoteCode}` : ''}`, true, details, {
+      retryAfterMs: parseRetryAfter(header(h, 'retry-after')),
+    });
+  }
+  throw downloadError(`Download from ${host} answered ${status}${remoteCode ? ` ${remoteCode}` : ''}`, false, details);
+}
