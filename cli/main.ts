@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
 import pretty from 'pino-pretty';
 import { archiveOne, exitCodeOf, runManifest } from '../lib/archive/run.js';
@@ -8,7 +9,9 @@ import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
 import { createLogger, redactString, type Logger } from '../lib/log.js';
 import { createRuntime, type Runtime } from '../lib/runtime.js';
 import { formatRunSummary, jsonReport } from './format.js';
+import { registerListCommand } from './list.js';
 import { createProgress, type Progress } from './progress.js';
+import { registerVerifyCommand } from './verify.js';
 
 /**
  * `ges-archiver`: the command line (CONTRACT.md, "Command line"). stdout carries only the
@@ -38,15 +41,25 @@ class UsageError extends ArchiverError {
 
 const USAGE_CODES = new Set<string>([ErrorCodes.ArgsInvalid, ErrorCodes.ConfigInvalid, ErrorCodes.ManifestInvalid]);
 
+/** A stream that hands every log line to the progress display (which keeps its bar intact). */
+function progressSink(progress: Progress): Writable {
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      progress.log(chunk.toString());
+      callback();
+    },
+  });
+}
+
 function makeLogger(io: CliIo, progress: Progress, opts: CommonOptions): Logger {
   const level = io.env['LOG_LEVEL'] ?? (opts.verbose ? 'debug' : io.stderr.isTTY && opts.progress !== false ? 'warn' : 'info');
-  if (io.env['LOG_FORMAT'] === 'json') return createLogger({ level, destination: { write: (s: string) => progress.log(s) } as NodeJS.WritableStream });
+  if (io.env['LOG_FORMAT'] === 'json') return createLogger({ level, destination: progressSink(progress) });
   const stream = pretty({
     colorize: io.stderr.isTTY === true,
     ignore: 'pid,hostname',
     translateTime: 'SYS:HH:MM:ss',
     sync: true,
-    destination: { write: (s: string) => { progress.log(s); return true; } } as unknown as NodeJS.WritableStream,
+    destination: progressSink(progress),
   });
   return createLogger({ level, destination: stream });
 }
@@ -165,6 +178,9 @@ export async function main(io: CliIo): Promise<number> {
     .action(async (opts: CommonOptions & { graph: string; backup: string }) => {
       exitCode = await archiveCommand(io, opts);
     });
+
+  registerVerifyCommand(program, io, (code) => { exitCode = code; });
+  registerListCommand(program, io, (code) => { exitCode = code; });
 
   try {
     await program.parseAsync(io.argv, { from: 'user' });

@@ -27,7 +27,8 @@ export interface RuntimeOverrides {
 export function createS3Client(config: Config): S3Client {
   // Region, credentials, endpoint (AWS_ENDPOINT_URL_S3) and checksum settings
   // (AWS_REQUEST_CHECKSUM_CALCULATION...) come from the SDK's standard variables.
-  return new S3Client({ forcePathStyle: config.s3.forcePathStyle });
+  // maxAttempts 1: lib/retry.ts is the one retry policy; SDK retries on top would multiply it.
+  return new S3Client({ forcePathStyle: config.s3.forcePathStyle, maxAttempts: 1 });
 }
 
 export function createRuntime(config: Config, logger: Logger, overrides: RuntimeOverrides = {}): Runtime {

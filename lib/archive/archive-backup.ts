@@ -6,11 +6,9 @@ import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../err
 import type { GesBackupFile, GesBackupFiles } from '../ges/types.js';
 import { buildArchiveManifest, type ArchivedFile } from './archive-manifest.js';
 import { ARCHIVE_MANIFEST_NAME, fileKey, manifestKey } from './keys.js';
+import { deleteReceipts, readReceipt, receiptKey, writeReceipt } from './receipts.js';
 import { headObject, putJson } from './s3-objects.js';
 import type { ArchiveDeps, ArchiveEvent, BackupReport, BackupTarget } from './types.js';
-
-/** The copier stores the verified SHA-256 of every object it completes in this user-metadata key. */
-export const SHA256_METADATA_KEY = 'sha256';
 
 export function toFileLink(file: GesBackupFile, receivedAt: number): FileLink {
   return {
@@ -31,7 +29,13 @@ export function validateBackupFiles(files: GesBackupFiles, allowedHosts: readonl
   }
   const seen = new Set<string>();
   for (const file of files.files) {
-    assertSafeFileName(file.name);
+    try {
+      assertSafeFileName(file.name);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new ArchiverError(ErrorCodes.UnsafeFileName,
+        `GES listed the file name ${JSON.stringify(file.name.slice(0, 120))} for ${where}, which is refused: ${reason}`, { cause: err });
+    }
     if (file.name.toLowerCase() === ARCHIVE_MANIFEST_NAME) {
       throw new ArchiverError(ErrorCodes.UnsafeFileName,
         `File name "${file.name}" in ${where} collides with the archive's own ${ARCHIVE_MANIFEST_NAME}`);
@@ -158,15 +162,20 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     const results = await Promise.all(listing.files.map((file) => limit(async (): Promise<ArchivedFile | undefined> => {
       if (fileSignal.aborted) return undefined;
       const key = fileKey(prefix, graphId, backupId, file.name);
+      const rKey = receiptKey(prefix, graphId, backupId, file.name);
       try {
-        const existing = await headObject(deps, bucket, key, fileSignal);
-        const sha = existing?.metadata[SHA256_METADATA_KEY];
-        if (existing && sha && /^[0-9a-f]{64}$/.test(sha)) {
-          log.info({ file: file.name, bytes: existing.bytes }, 'file already archived by an earlier run; reusing it');
-          filesDone += 1;
-          bytesDone += existing.bytes;
-          emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: existing.bytes, reused: true });
-          return { name: file.name, key, bytes: existing.bytes, sha256: sha };
+        // A file completed by an earlier, interrupted run: reuse it when the object is there
+        // with the receipt's length.
+        const receipt = await readReceipt(deps, bucket, rKey, fileSignal);
+        if (receipt && receipt.key === key) {
+          const existing = await headObject(deps, bucket, key, fileSignal);
+          if (existing && existing.bytes === receipt.bytes) {
+            log.info({ file: file.name, bytes: receipt.bytes }, 'file already archived by an earlier run; reusing it');
+            filesDone += 1;
+            bytesDone += receipt.bytes;
+            emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: receipt.bytes, reused: true });
+            return { name: file.name, key, bytes: receipt.bytes, sha256: receipt.sha256 };
+          }
         }
         const result = await deps.copier.copyFile({
           bucket,
@@ -181,6 +190,9 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
         if (result.status !== 'complete') {
           throw new ArchiverError(ErrorCodes.Internal, `Copy of ${file.name} stopped before completion`);
         }
+        await writeReceipt(deps, bucket, rKey, {
+          name: file.name, key, bytes: result.bytes, sha256: result.sha256, completedAt: new Date(now()).toISOString(),
+        }, fileSignal);
         log.info({ file: file.name, bytes: result.bytes, ...result.stats }, 'file archived');
         filesDone += 1;
         bytesDone += result.bytes;
@@ -210,6 +222,8 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     });
     const mKey = manifestKey(prefix, graphId, backupId);
     await putJson(deps, bucket, mKey, manifest, signal);
+    await deleteReceipts(deps, bucket, files.map((f) => receiptKey(prefix, graphId, backupId, f.name)))
+      .catch((err: unknown) => log.warn({ err }, 'could not remove file receipts; they are harmless'));
     log.info({ files: manifest.fileCount, bytes: manifest.totalBytes }, 'backup archived');
     return { ...base, status: 'archived', files: manifest.fileCount, bytes: manifest.totalBytes, durationMs: now() - started, manifestKey: mKey };
   } catch (err) {

@@ -4,6 +4,8 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { describeIssues } from '../config.js';
 import { ArchiverError, ErrorCodes } from '../errors.js';
+import type { RetryPolicy } from '../retry.js';
+import { s3Error } from './s3-objects.js';
 
 /**
  * The run manifest (CONTRACT.md, "Manifest"): which backups of which graphs a run archives.
@@ -78,22 +80,29 @@ const MAX_MANIFEST_BYTES = 1024 * 1024;
 /** Reads the manifest from a local path or `s3://bucket/key`. */
 export async function loadRunManifest(
   location: string,
-  deps: { s3: S3Client },
+  deps: { s3: S3Client; retry: RetryPolicy },
   options: { signal?: AbortSignal } = {},
 ): Promise<RunManifest> {
   const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(location);
   let text: string;
   if (s3) {
     const [, bucket, key] = s3;
-    try {
-      const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: options.signal });
-      if ((res.ContentLength ?? 0) > MAX_MANIFEST_BYTES) throw invalid(location, 'larger than 1 MiB');
-      text = (await res.Body?.transformToString('utf8')) ?? '';
-    } catch (err) {
-      if (err instanceof ArchiverError) throw err;
-      const name = err instanceof Error ? err.name : 'Error';
-      throw invalid(location, `cannot be read from S3 (${name})`, err);
-    }
+    text = await deps.retry(async () => {
+      try {
+        const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: options.signal });
+        if ((res.ContentLength ?? 0) > MAX_MANIFEST_BYTES) throw invalid(location, 'larger than 1 MiB');
+        return (await res.Body?.transformToString('utf8')) ?? '';
+      } catch (err) {
+        if (err instanceof ArchiverError) throw err;
+        const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+        const status = e.$metadata?.httpStatusCode;
+        // Missing or forbidden: the location is wrong (exit 2). Anything else may pass.
+        if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
+          throw invalid(location, `cannot be read from S3 (${e.name ?? status})`, err);
+        }
+        throw s3Error('GetObject', location, err);
+      }
+    }, { signal: options.signal });
   } else if (location.startsWith('s3://')) {
     throw invalid(location, 'an S3 location must look like s3://bucket/key');
   } else {

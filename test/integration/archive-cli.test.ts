@@ -238,7 +238,7 @@ describe('ges-archiver run / archive against the emulator and Swift', () => {
 
   it('fails a backup whose download keeps breaking, leaving no object and no multipart upload', async () => {
     const bucket = await createTestBucket('broken');
-    emulator.faults.truncateDownload('graph.bin', 1 * MiB, 1000);
+    emulator.faults.truncateDownload('graph.bin', 0, 1000);
 
     const result = await runCli(['archive', '--graph', G2, '--backup', B2_B, '--json'], { ...iamEnv(emulator, bucket), GES_REQUEST_TIMEOUT_MS: '5000' });
 
@@ -246,6 +246,26 @@ describe('ges-archiver run / archive against the emulator and Swift', () => {
     const report = JSON.parse(result.stdout) as JsonReport;
     expect(report.backups[0]).toMatchObject({ status: 'failed', error: { code: expect.stringMatching(/DOWNLOAD_/) as unknown } });
     expect(await listKeys(bucket, 'ges-backups/9b9a')).toEqual([]);
+    expect(await listInProgressUploads(bucket)).toEqual([]);
+  });
+  it('after a failed run, a re-run reuses the files that were completed and copies only the rest', async () => {
+    const bucket = await createTestBucket('reuse');
+    const env = iamEnv(emulator, bucket);
+    emulator.faults.truncateDownload('edges.tar', 0, 1000);
+    const failedRun = await runCli(['archive', '--graph', G1, '--backup', B1_NEW, '--json'], env);
+    expect(failedRun.code).toBe(1);
+    expect(await listKeys(bucket, `ges-backups/${G1}/${B1_NEW}/manifest.json`)).toEqual([]);
+    const verticesBytes = emulator.stats.downloadBytes.get('vertices.bin') ?? 0;
+
+    emulator.faults.reset();
+    const rerun = await runCli(['archive', '--graph', G1, '--backup', B1_NEW, '--json'], env);
+
+    expect(rerun.code).toBe(0);
+    expect((JSON.parse(rerun.stdout) as JsonReport).backups[0]).toMatchObject({ status: 'archived', files: 4 });
+    expect(emulator.stats.downloadBytes.get('vertices.bin') ?? 0).toBe(verticesBytes);
+    const m = JSON.parse((await getObjectBytes(bucket, `ges-backups/${G1}/${B1_NEW}/manifest.json`)).toString()) as { files: { name: string; sha256: string }[] };
+    for (const f of m.files) expect(f.sha256).toBe(emulator.fileSha256(G1, B1_NEW, f.name));
+    expect(await listKeys(bucket, 'ges-backups/_state/')).toEqual([]);
     expect(await listInProgressUploads(bucket)).toEqual([]);
   });
 });
@@ -263,7 +283,7 @@ describe('link and name guard, end to end', () => {
       expect(result.code).toBe(1);
       expect((JSON.parse(result.stdout) as JsonReport).backups[0]).toMatchObject({ status: 'failed', error: { code: 'LINK_REFUSED' } });
       expect(emulator.stats.downloadRequests).toBe(0);
-      expect(await listKeys(bucket)).toEqual([]);
+      expect(await listKeys(bucket, `ges-backups/${G2}/`)).toEqual([]);
     } finally {
       await emulator.close();
     }
@@ -281,7 +301,7 @@ describe('link and name guard, end to end', () => {
       expect(backup).toMatchObject({ status: 'failed', error: { code: 'UNSAFE_FILE_NAME' } });
       expect(backup?.error?.message).toContain('escape.bin');
       expect(emulator.stats.downloadRequests).toBe(0);
-      expect(await listKeys(bucket)).toEqual([]);
+      expect(await listKeys(bucket, `ges-backups/${G2}/`)).toEqual([]);
     } finally {
       await emulator.close();
     }

@@ -1,0 +1,75 @@
+import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
+import type { RetryPolicy } from '../retry.js';
+import { putJson, s3Error } from './s3-objects.js';
+
+/**
+ * A receipt records that one file of a backup is stored at its final key and verified, with
+ * its SHA-256. S3 fixes user metadata when a multipart upload starts, before the digest is
+ * known, so the digest lives here instead: a re-run (or another Lambda worker) reuses a
+ * completed file without downloading it again, and whoever writes manifest.json reads every
+ * file's digest from here. Receipts live outside the backup's folder, under
+ * `{prefix}_state/`, and are removed once manifest.json is written.
+ */
+export const receiptSchema = z.object({
+  name: z.string().min(1),
+  key: z.string().min(1),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  completedAt: z.string(),
+});
+
+export type FileReceipt = z.infer<typeof receiptSchema>;
+
+interface Deps {
+  s3: S3Client;
+  retry: RetryPolicy;
+}
+
+export function stateBackupPrefix(prefix: string, graphId: string, backupId: string): string {
+  return `${prefix}_state/${graphId}/${backupId}/`;
+}
+
+export function receiptKey(prefix: string, graphId: string, backupId: string, fileName: string): string {
+  return `${stateBackupPrefix(prefix, graphId, backupId)}files/${fileName}.json`;
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+}
+
+/** The receipt, or undefined when there is none (or it is unreadable: then the file is copied again). */
+export async function readReceipt(deps: Deps, bucket: string, key: string, signal?: AbortSignal): Promise<FileReceipt | undefined> {
+  return deps.retry(async () => {
+    let text: string;
+    try {
+      const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+      text = (await res.Body?.transformToString('utf8')) ?? '';
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw s3Error('GetObject', key, err);
+    }
+    try {
+      const parsed = receiptSchema.safeParse(JSON.parse(text));
+      return parsed.success ? parsed.data : undefined;
+    } catch {
+      return undefined; // a damaged receipt only costs a second copy of the file
+    }
+  }, { signal });
+}
+
+export async function writeReceipt(deps: Deps, bucket: string, key: string, receipt: FileReceipt, signal?: AbortSignal): Promise<void> {
+  await putJson(deps, bucket, key, receipt, signal);
+}
+
+/**
+ * Best-effort cleanup after manifest.json is written; a leftover receipt is harmless. One
+ * DeleteObject per key: DeleteObjects needs a Content-MD5 that S3-compatible stores treat
+ * differently, and a backup has few files.
+ */
+export async function deleteReceipts(deps: Deps, bucket: string, keys: string[]): Promise<void> {
+  for (const key of keys) {
+    await deps.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  }
+}
