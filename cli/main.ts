@@ -58,6 +58,7 @@ function makeLogger(io: CliIo, progress: Progress, opts: CommonOptions): Logger 
     colorize: io.stderr.isTTY === true,
     ignore: 'pid,hostname',
     translateTime: 'SYS:HH:MM:ss',
+    singleLine: true,
     sync: true,
     destination: progressSink(progress),
   });

@@ -52,13 +52,17 @@ export function createProgress(stream: NodeJS.WriteStream, enabled: boolean): Pr
       lastLine = Date.now();
       stream.write(`progress: ${formatBytes(c.bytes)} of ~${formatBytes(c.estimatedBytes)}, ${rate(c)}, files ${c.filesDone}/${c.filesTotal}\n`);
     };
+    let stopped = false;
     return {
       onEvent(event) {
         tally(event);
         print(event.type === 'file-done' || event.type === 'backup-done');
       },
       log: (t) => stream.write(t.endsWith('\n') ? t : `${t}\n`),
-      stop: () => print(true),
+      stop: () => {
+        if (!stopped) print(true);
+        stopped = true;
+      },
     };
   }
 
@@ -73,6 +77,7 @@ export function createProgress(stream: NodeJS.WriteStream, enabled: boolean): Pr
     fps: 5,
   });
   const bar = multi.create(1, 0, { done: '0 B', total_h: '?', rate: '-', files: '0/0' });
+  let stopped = false;
   const render = (): void => {
     bar.setTotal(Math.max(c.estimatedBytes, c.bytes, 1));
     bar.update(c.bytes, { done: formatBytes(c.bytes), total_h: formatBytes(c.estimatedBytes), rate: rate(c), files: `${c.filesDone}/${c.filesTotal}` });
@@ -84,6 +89,8 @@ export function createProgress(stream: NodeJS.WriteStream, enabled: boolean): Pr
     },
     log: (t) => multi.log(t.endsWith('\n') ? t : `${t}\n`),
     stop() {
+      if (stopped) return;
+      stopped = true;
       render();
       multi.stop();
     },
