@@ -27,6 +27,7 @@ function makeLogger(io: CliIo, verbose: boolean): Logger {
     colorize: io.stderr.isTTY === true,
     ignore: 'pid,hostname',
     translateTime: 'SYS:HH:MM:ss',
+    singleLine: true,
     sync: true,
     destination: io.stderr,
   });
@@ -37,8 +38,9 @@ export function openStorageSession(io: CliIo, opts: { verbose?: boolean }): Stor
   const config = loadStorageConfig(io.env);
   const logger = makeLogger(io, opts.verbose === true);
   // Same settings as lib/runtime.ts createS3Client: the SDK reads region, credentials,
-  // endpoint and checksum behaviour from its standard variables.
-  const s3 = new S3Client({ forcePathStyle: config.s3.forcePathStyle });
+  // endpoint and checksum behaviour from its standard variables; maxAttempts 1 because
+  // lib/retry.ts is the one retry policy.
+  const s3 = new S3Client({ forcePathStyle: config.s3.forcePathStyle, maxAttempts: 1 });
   const controller = new AbortController();
   const onSignal = (sig: NodeJS.Signals): void => {
     logger.warn({ signal: sig }, 'interrupted: stopping');

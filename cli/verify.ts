@@ -41,14 +41,14 @@ function parseWhole(value: string | undefined, option: string, min: number, max:
 }
 
 function size(bytes: number | undefined): string {
-  return bytes === undefined ? '?' : `${bytes} B${bytes >= 1024 ? ` (${formatBytes(bytes)})` : ''}`;
+  return bytes === undefined ? '?' : `${bytes} B${bytes >= 1024 * 1024 ? ` (${formatBytes(bytes)})` : ''}`;
 }
 
 function problemLine(p: VerifyProblem): string {
   const label = p.kind.toUpperCase().padEnd(16);
   switch (p.kind) {
     case 'missing':
-      return `${label} ${p.key}${p.message ? `: ${p.message}` : `: not in the bucket (expected ${size(p.expected?.bytes)})`}`;
+      return `${label} ${p.key}${p.message ? `: ${p.message}` : `: not in the bucket; manifest.json records ${size(p.expected?.bytes)}`}`;
     case 'extra':
       return `${label} ${p.key}: ${size(p.actual?.bytes)}, not listed in manifest.json`;
     case 'truncated':

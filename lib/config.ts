@@ -214,3 +214,25 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     partSizeBytes: e.ARCHIVE_PART_SIZE_MB * MiB,
   });
 }
+
+/** The storage part of the configuration: all that `verify` and `list` need. */
+export type StorageConfig = Pick<Config, 'archive' | 's3'>;
+
+const storageEnvSchema = envSchema.pick({ ARCHIVE_BUCKET: true, ARCHIVE_PREFIX: true, S3_FORCE_PATH_STYLE: true });
+
+/**
+ * Validates only ARCHIVE_BUCKET, ARCHIVE_PREFIX and S3_FORCE_PATH_STYLE (plus the AWS SDK's
+ * own variables, which the SDK reads), so an auditor without Huawei credentials can run
+ * `verify` and `list`. Same rules and messages as `loadConfig`.
+ */
+export function loadStorageConfig(env: Record<string, string | undefined>): StorageConfig {
+  const parsed = storageEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, `Invalid configuration: ${describeIssues(parsed.error)}`);
+  }
+  const e = parsed.data;
+  return deepFreeze<StorageConfig>({
+    archive: { bucket: e.ARCHIVE_BUCKET, prefix: e.ARCHIVE_PREFIX },
+    s3: { forcePathStyle: e.S3_FORCE_PATH_STYLE },
+  });
+}

@@ -1,0 +1,4 @@
+export * from './list.js';
+export * from './read-manifest.js';
+export * from './scan.js';
+export * from './types.js';

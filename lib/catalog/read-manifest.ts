@@ -1,0 +1,101 @@
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { archiveManifestSchema, type ArchiveManifest } from '../archive/archive-manifest.js';
+import { ARCHIVE_MANIFEST_NAME } from '../archive/keys.js';
+import { s3Error } from '../archive/s3-objects.js';
+import { describeIssues } from '../config.js';
+import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
+import type { BackupFolder, StorageDeps } from './types.js';
+
+/** A manifest lists a few entries per file; 16 MiB is far beyond any real backup's. */
+export const MAX_ARCHIVE_MANIFEST_BYTES = 16 * 1024 * 1024;
+
+export type ManifestReadResult =
+  | { ok: true; manifest: ArchiveManifest }
+  | { ok: false; problem: string };
+
+/** Not an S3 failure but a property of the object: reported as a problem, never retried. */
+class ManifestTooLarge extends Error {
+  constructor() {
+    super(`manifest.json is larger than ${MAX_ARCHIVE_MANIFEST_BYTES} bytes`);
+    this.name = 'ManifestTooLarge';
+  }
+}
+
+function isNoSuchKey(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+}
+
+/** Reads the whole (small) manifest object, refusing more than MAX_ARCHIVE_MANIFEST_BYTES. */
+async function fetchManifestText(deps: StorageDeps, key: string, signal?: AbortSignal): Promise<string | undefined> {
+  const bucket = deps.config.archive.bucket;
+  return deps.retry(async () => {
+    let body: AsyncIterable<Uint8Array> | undefined;
+    try {
+      const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+      body = res.Body as AsyncIterable<Uint8Array> | undefined;
+    } catch (err) {
+      if (isNoSuchKey(err)) return undefined;
+      throw s3Error('GetObject', key, err);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      // Leaving the loop early (too large, or an error) destroys the body stream.
+      for await (const chunk of body ?? []) {
+        size += chunk.byteLength;
+        if (size > MAX_ARCHIVE_MANIFEST_BYTES) {
+          throw new ManifestTooLarge();
+        }
+        chunks.push(Buffer.from(chunk));
+      }
+    } catch (err) {
+      if (err instanceof ManifestTooLarge || isAbortError(err)) throw err;
+      throw new ArchiverError(ErrorCodes.S3Failed, `S3 GetObject body broke off for ${key}`, { cause: err, retryable: true, details: { key } });
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  }, { signal });
+}
+
+/** Checks what the schema cannot: the manifest belongs to its folder and adds up. */
+function consistencyProblem(m: ArchiveManifest, folder: BackupFolder): string | undefined {
+  if (m.graphId !== folder.graphId) return `graphId is ${m.graphId}, but the manifest is in the folder of graph ${folder.graphId}`;
+  if (m.backupId !== folder.backupId) return `backupId is ${m.backupId}, but the manifest is in the folder of backup ${folder.backupId}`;
+  const names = new Set<string>();
+  for (const [i, f] of m.files.entries()) {
+    if (f.name.includes('/') || f.name === ARCHIVE_MANIFEST_NAME) return `files.${i}.name: ${f.name} is not a file name of this backup`;
+    if (names.has(f.name)) return `files.${i}.name: ${f.name} is listed twice`;
+    names.add(f.name);
+    if (f.key !== `${folder.prefix}${f.name}`) return `files.${i}.key: ${f.key} is not ${folder.prefix}${f.name}`;
+  }
+  if (m.fileCount !== m.files.length) return `fileCount is ${m.fileCount}, but files lists ${m.files.length}`;
+  const total = m.files.reduce((sum, f) => sum + f.bytes, 0);
+  if (m.totalBytes !== total) return `totalBytes is ${m.totalBytes}, but the files add up to ${total}`;
+  return undefined;
+}
+
+/**
+ * Reads and validates a backup's manifest.json. An unusable manifest (gone, too large, not
+ * JSON, not the schema, not consistent with its folder) is a result, not an exception: the
+ * caller reports it and carries on with the other backups. S3 failures still throw.
+ */
+export async function readArchiveManifest(deps: StorageDeps, folder: BackupFolder, signal?: AbortSignal): Promise<ManifestReadResult> {
+  let text: string | undefined;
+  try {
+    text = await fetchManifestText(deps, folder.manifestKey, signal);
+  } catch (err) {
+    if (err instanceof ManifestTooLarge) return { ok: false, problem: err.message };
+    throw err;
+  }
+  if (text === undefined) return { ok: false, problem: 'manifest.json disappeared while it was being read' };
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, problem: `manifest.json is not valid JSON (${err instanceof Error ? err.message : String(err)})` };
+  }
+  const parsed = archiveManifestSchema.safeParse(data);
+  if (!parsed.success) return { ok: false, problem: `manifest.json does not match the schema: ${describeIssues(parsed.error)}` };
+  const problem = consistencyProblem(parsed.data, folder);
+  return problem === undefined ? { ok: true, manifest: parsed.data } : { ok: false, problem: `manifest.json: ${problem}` };
+}

@@ -1,0 +1,51 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { StorageConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import type { RetryPolicy } from '../retry.js';
+
+/**
+ * What `list` and `verify` need: the bucket and nothing of GES. The CLI builds it from
+ * `loadStorageConfig`, so an auditor without Huawei credentials can run both.
+ */
+export interface StorageDeps {
+  s3: S3Client;
+  config: Pick<StorageConfig, 'archive'>;
+  logger: Logger;
+  retry: RetryPolicy;
+}
+
+/** One `{prefix}{graphId}/{backupId}/` folder found in the bucket, archived or not. */
+export interface BackupFolder {
+  graphId: string;
+  backupId: string;
+  /** `{prefix}{graphId}/{backupId}/` */
+  prefix: string;
+  manifestKey: string;
+  /** True when `manifest.json` exists, i.e. the backup is archived (CONTRACT.md). */
+  archived: boolean;
+  /** Every object in the folder except manifest.json: key → size in bytes. */
+  objects: Map<string, number>;
+}
+
+/** One line of `list`: an archived backup, or one whose manifest.json cannot be used. */
+export type ArchivedBackupSummary =
+  | {
+    valid: true;
+    graphId: string;
+    backupId: string;
+    manifestKey: string;
+    backupName?: string;
+    /** When GES took the backup (ISO 8601 UTC), when the manifest records it. */
+    backupTime?: string;
+    archivedAt: string;
+    fileCount: number;
+    totalBytes: number;
+  }
+  | {
+    valid: false;
+    graphId: string;
+    backupId: string;
+    manifestKey: string;
+    /** Why manifest.json cannot be used: unreadable, not JSON, or not the documented schema. */
+    problem: string;
+  };

@@ -1,0 +1,138 @@
+import pLimit from 'p-limit';
+import type { ArchiveManifest, ArchivedFile } from '../archive/archive-manifest.js';
+import { manifestKey } from '../archive/keys.js';
+import { readArchiveManifest } from '../catalog/read-manifest.js';
+import { scanArchive } from '../catalog/scan.js';
+import type { BackupFolder, StorageDeps } from '../catalog/types.js';
+import { errorSummary, isAbortError } from '../errors.js';
+import { compareObject } from './compare.js';
+import { hashObject } from './hash-object.js';
+import { chooseSample } from './sample.js';
+import type { VerifiedBackup, VerifyOptions, VerifyProblem, VerifyReport } from './types.js';
+
+const DEFAULT_CONCURRENCY = 4;
+
+interface FileCheck {
+  folder: BackupFolder;
+  backup: VerifiedBackup;
+  file: ArchivedFile;
+}
+
+/** Problems the request itself reveals: a backup or graph asked for that is not archived. */
+function notArchived(deps: StorageDeps, options: VerifyOptions, folders: BackupFolder[]): VerifyProblem[] {
+  const { prefix } = deps.config.archive;
+  const { graphId, backupId } = options;
+  if (folders.some((f) => f.archived)) return [];
+  if (backupId !== undefined) {
+    const folder = folders[0];
+    if (folder) {
+      const message = 'the backup folder has no manifest.json: it is not (completely) archived';
+      return [{ kind: 'missing', key: folder.manifestKey, graphId: folder.graphId, backupId, message }];
+    }
+    const key = graphId === undefined ? `${prefix}*/${backupId}/manifest.json` : manifestKey(prefix, graphId, backupId);
+    return [{ kind: 'missing', key, ...(graphId === undefined ? {} : { graphId }), backupId, message: 'no archived backup with this id' }];
+  }
+  if (graphId !== undefined) {
+    return [{ kind: 'missing', key: `${prefix}${graphId}/`, graphId, message: 'no archived backup of this graph' }];
+  }
+  return [];
+}
+
+/** Listing checks, for every file: present, and of the recorded length. */
+function listingProblem(check: FileCheck): VerifyProblem | undefined {
+  const { folder, file } = check;
+  const where = { key: file.key, graphId: folder.graphId, backupId: folder.backupId };
+  const size = folder.objects.get(file.key);
+  if (size === undefined) return { kind: 'missing', ...where, expected: { bytes: file.bytes, sha256: file.sha256 } };
+  const kind = compareObject(file, { bytes: size });
+  return kind ? { kind, ...where, expected: { bytes: file.bytes, sha256: file.sha256 }, actual: { bytes: size } } : undefined;
+}
+
+/** Re-reads one file and compares its length and SHA-256 with the manifest. */
+async function contentProblem(deps: StorageDeps, check: FileCheck, signal?: AbortSignal): Promise<VerifyProblem | undefined> {
+  const { folder, file } = check;
+  const where = { key: file.key, graphId: folder.graphId, backupId: folder.backupId };
+  const expected = { bytes: file.bytes, sha256: file.sha256 };
+  try {
+    const actual = await hashObject(deps, file.key, signal);
+    if (actual === undefined) return { kind: 'missing', ...where, expected };
+    const kind = compareObject(file, actual);
+    return kind ? { kind, ...where, expected, actual } : undefined;
+  } catch (err) {
+    if (isAbortError(err) || signal?.aborted) throw err;
+    const { code, message } = errorSummary(err);
+    deps.logger.warn({ err, key: file.key }, 'could not read an archived object back');
+    return { kind: 'unreadable', ...where, expected, message: `${code}: ${message}` };
+  }
+}
+
+/**
+ * Re-reads archived backups from the bucket and compares them with their manifest.json.
+ *
+ * Every file the manifests list gets the cheap checks, from the listing: present, of the
+ * recorded length; every object in a backup folder that its manifest does not list is
+ * `extra`. The expensive check (stream the object through SHA-256) covers all files, or
+ * with `samplePercent` a random share of them. Objects are streamed, never buffered, at
+ * most `concurrency` at once. A problem is reported, never thrown; S3 failures of the
+ * listing and cancellation still throw.
+ */
+export async function verifyArchive(deps: StorageDeps, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const { signal } = options;
+  const folders = await scanArchive(deps, options);
+  const problems: VerifyProblem[] = notArchived(deps, options, folders);
+  const incomplete = folders.filter((f) => !f.archived).map((f) => ({ graphId: f.graphId, backupId: f.backupId, prefix: f.prefix }));
+  for (const f of incomplete) deps.logger.info(f, 'backup folder without manifest.json (not archived, or being archived): not verified');
+
+  const limit = pLimit(options.concurrency ?? DEFAULT_CONCURRENCY);
+  const archived = folders.filter((f) => f.archived);
+  const manifests = await Promise.all(archived.map((folder) => limit(async () => readArchiveManifest(deps, folder, signal))));
+
+  const backups: VerifiedBackup[] = [];
+  const checks: FileCheck[] = [];
+  archived.forEach((folder, i) => {
+    const read = manifests[i]!;
+    const manifest: ArchiveManifest | undefined = read.ok ? read.manifest : undefined;
+    const backup: VerifiedBackup = {
+      graphId: folder.graphId, backupId: folder.backupId, manifestKey: folder.manifestKey,
+      files: manifest?.files.length ?? 0, checked: 0, matched: 0, problems: 0,
+    };
+    backups.push(backup);
+    if (!read.ok) {
+      problems.push({ kind: 'manifest-invalid', key: folder.manifestKey, graphId: folder.graphId, backupId: folder.backupId, message: read.problem });
+      return;
+    }
+    const listed = new Set(read.manifest.files.map((f) => f.key));
+    for (const [key, bytes] of folder.objects) {
+      if (!listed.has(key)) problems.push({ kind: 'extra', key, graphId: folder.graphId, backupId: folder.backupId, actual: { bytes } });
+    }
+    for (const file of read.manifest.files) checks.push({ folder, backup, file });
+  });
+
+  const sample = chooseSample(checks.length, options.samplePercent ?? 100, options.random ?? Math.random);
+  const found = await Promise.all(checks.map((check, i) => {
+    const listing = listingProblem(check);
+    // A file the listing already condemns is not read: its problem is known.
+    if (listing || !sample.has(i)) return Promise.resolve({ check, checked: sample.has(i), problem: listing });
+    return limit(async () => ({ check, checked: true, problem: await contentProblem(deps, check, signal) }));
+  }));
+  for (const { check, checked, problem } of found) {
+    if (checked) check.backup.checked += 1;
+    if (checked && !problem) check.backup.matched += 1;
+    if (problem) problems.push(problem);
+  }
+
+  for (const p of problems) {
+    const b = backups.find((x) => x.graphId === p.graphId && x.backupId === p.backupId);
+    if (b) b.problems += 1;
+  }
+  problems.sort((a, b) => a.key.localeCompare(b.key) || a.kind.localeCompare(b.kind));
+  return {
+    files: checks.length,
+    checked: backups.reduce((n, b) => n + b.checked, 0),
+    matched: backups.reduce((n, b) => n + b.matched, 0),
+    ...(options.samplePercent === undefined ? {} : { samplePercent: options.samplePercent }),
+    problems,
+    backups,
+    incomplete,
+  };
+}
