@@ -6,7 +6,7 @@ import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../err
 import type { GesBackupFile, GesBackupFiles } from '../ges/types.js';
 import { buildArchiveManifest, type ArchivedFile } from './archive-manifest.js';
 import { ARCHIVE_MANIFEST_NAME, fileKey, manifestKey } from './keys.js';
-import { deleteReceipts, readReceipt, receiptKey, writeReceipt } from './receipts.js';
+import { deleteReceipts, listReceiptKeys, readReceipt, receiptKey, writeReceipt } from './receipts.js';
 import { headObject, putJson } from './s3-objects.js';
 import type { ArchiveDeps, ArchiveEvent, BackupReport, BackupTarget } from './types.js';
 
@@ -154,19 +154,22 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     log.info({ files: listing.files.length, estimatedBytes }, 'archiving backup');
     const links = new LinkSource(deps, target, deps.config.download.allowedHosts, listing);
     const limit = options.fileLimit ?? pLimit(deps.config.concurrency.files);
-    // Stop starting new files once one has failed: the backup cannot complete in this run.
-    const failure = new AbortController();
-    const fileSignal = AbortSignal.any([signal, failure.signal]);
+    // Once a file has failed the backup cannot complete in this run: files not yet started
+    // are left for the next run, but copies in flight finish (their receipts make the next
+    // run cheaper).
+    const fileSignal = signal;
     let firstError: unknown;
+    const receipts = await listReceiptKeys(deps, bucket, prefix, graphId, backupId, signal);
+    const written: string[] = [];
 
     const results = await Promise.all(listing.files.map((file) => limit(async (): Promise<ArchivedFile | undefined> => {
-      if (fileSignal.aborted) return undefined;
+      if (fileSignal.aborted || firstError !== undefined) return undefined;
       const key = fileKey(prefix, graphId, backupId, file.name);
       const rKey = receiptKey(prefix, graphId, backupId, file.name);
       try {
         // A file completed by an earlier, interrupted run: reuse it when the object is there
         // with the receipt's length.
-        const receipt = await readReceipt(deps, bucket, rKey, fileSignal);
+        const receipt = receipts.has(rKey) ? await readReceipt(deps, bucket, rKey, fileSignal) : undefined;
         if (receipt && receipt.key === key) {
           const existing = await headObject(deps, bucket, key, fileSignal);
           if (existing && existing.bytes === receipt.bytes) {
@@ -193,6 +196,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
         await writeReceipt(deps, bucket, rKey, {
           name: file.name, key, bytes: result.bytes, sha256: result.sha256, completedAt: new Date(now()).toISOString(),
         }, fileSignal);
+        written.push(rKey);
         log.info({ file: file.name, bytes: result.bytes, ...result.stats }, 'file archived');
         filesDone += 1;
         bytesDone += result.bytes;
@@ -201,7 +205,6 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
       } catch (err) {
         const e = toArchiverError(err);
         if (firstError === undefined) firstError = e;
-        failure.abort(e);
         log.error({ file: file.name, err: e }, 'file failed');
         emit({ type: 'file-failed', graphId, backupId, name: file.name, code: e.code });
         return undefined;
@@ -222,7 +225,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     });
     const mKey = manifestKey(prefix, graphId, backupId);
     await putJson(deps, bucket, mKey, manifest, signal);
-    await deleteReceipts(deps, bucket, files.map((f) => receiptKey(prefix, graphId, backupId, f.name)))
+    await deleteReceipts(deps, bucket, [...new Set([...receipts, ...written])])
       .catch((err: unknown) => log.warn({ err }, 'could not remove file receipts; they are harmless'));
     log.info({ files: manifest.fileCount, bytes: manifest.totalBytes }, 'backup archived');
     return { ...base, status: 'archived', files: manifest.fileCount, bytes: manifest.totalBytes, durationMs: now() - started, manifestKey: mKey };

@@ -1,4 +1,5 @@
-import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import pLimit from 'p-limit';
 import { z } from 'zod';
 import type { RetryPolicy } from '../retry.js';
 import { putJson, s3Error } from './s3-objects.js';
@@ -64,12 +65,33 @@ export async function writeReceipt(deps: Deps, bucket: string, key: string, rece
 }
 
 /**
+ * The keys of the receipts that exist for a backup: one listing instead of a GET per file
+ * (most backups have none).
+ */
+export async function listReceiptKeys(deps: Deps, bucket: string, prefix: string, graphId: string, backupId: string, signal?: AbortSignal): Promise<Set<string>> {
+  const keys = new Set<string>();
+  const listPrefix = `${stateBackupPrefix(prefix, graphId, backupId)}files/`;
+  let token: string | undefined;
+  do {
+    const page = await deps.retry(async () => {
+      try {
+        return await deps.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: listPrefix, ContinuationToken: token }), { abortSignal: signal });
+      } catch (err) {
+        throw s3Error('ListObjectsV2', listPrefix, err);
+      }
+    }, { signal });
+    for (const o of page.Contents ?? []) if (o.Key) keys.add(o.Key);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
+}
+
+/**
  * Best-effort cleanup after manifest.json is written; a leftover receipt is harmless. One
- * DeleteObject per key: DeleteObjects needs a Content-MD5 that S3-compatible stores treat
- * differently, and a backup has few files.
+ * DeleteObject per key, a few at a time: DeleteObjects needs a Content-MD5 that
+ * S3-compatible stores treat differently.
  */
 export async function deleteReceipts(deps: Deps, bucket: string, keys: string[]): Promise<void> {
-  for (const key of keys) {
-    await deps.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-  }
+  const limit = pLimit(8);
+  await Promise.all(keys.map((key) => limit(() => deps.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })))));
 }
