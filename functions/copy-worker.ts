@@ -1,0 +1,19 @@
+import { z } from 'zod';
+import { handleCopyMessages } from '../lib/fanout/index.js';
+import { ErrorCodes } from '../lib/errors.js';
+import { parseEvent, withLambdaStack, type InvocationTools } from './lib/middleware.js';
+import { getRuntime } from './lib/runtime.js';
+
+// The SQS envelope only; each body is validated by lib/fanout, which reports bad or unfinished
+// messages in batchItemFailures (ReportBatchItemFailures) instead of failing the batch.
+const SqsEnvelope = z.looseObject({
+  Records: z.array(z.looseObject({ messageId: z.string().min(1), body: z.string() })).min(1),
+});
+
+async function copyWorker(event: unknown, _context: unknown, { signal, logger }: InvocationTools) {
+  const { Records } = parseEvent(SqsEnvelope, event, { code: ErrorCodes.MessageInvalid, what: 'SQS event' });
+  const runtime = await getRuntime({ logger });
+  return handleCopyMessages(runtime, Records, { signal });
+}
+
+export const handler = withLambdaStack(copyWorker, { name: 'copyWorker' });

@@ -1,0 +1,126 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { z } from 'zod';
+import { describeIssues } from '../../lib/config.js';
+import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
+
+/**
+ * Huawei credentials for Lambda come from one Secrets Manager secret holding a JSON object
+ * with the same names as the CONTRACT environment variables, either
+ *   {"GES_AUTH_TOKEN": "..."}  or
+ *   {"HWC_IAM_ENDPOINT": "...", "HWC_USERNAME": "...", "HWC_PASSWORD": "...", "HWC_DOMAIN": "...", "HWC_PROJECT": "..."}
+ * (optionally with "GES_PROJECT_ID"). The values are merged over the environment before
+ * `loadConfig`, so local runs without HWC_SECRET_ID keep using plain environment variables.
+ *
+ * Errors name the secret and the offending field, never a value; nothing here logs.
+ */
+export const SECRET_ID_ENV_VAR = 'HWC_SECRET_ID';
+
+const IAM_FIELDS = ['HWC_IAM_ENDPOINT', 'HWC_USERNAME', 'HWC_PASSWORD', 'HWC_DOMAIN', 'HWC_PROJECT'] as const;
+
+const field = z.string().trim().min(1, 'must be a non-empty string');
+
+export const HuaweiSecretSchema = z
+  .strictObject({
+    GES_AUTH_TOKEN: field.optional(),
+    GES_PROJECT_ID: field.optional(),
+    HWC_IAM_ENDPOINT: field.optional(),
+    HWC_USERNAME: field.optional(),
+    HWC_PASSWORD: z.string().min(1, 'must be a non-empty string').optional(),
+    HWC_DOMAIN: field.optional(),
+    HWC_PROJECT: field.optional(),
+  })
+  .superRefine((s, ctx) => {
+    const iamPresent = IAM_FIELDS.filter((k) => s[k] !== undefined);
+    if (s.GES_AUTH_TOKEN !== undefined && iamPresent.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['GES_AUTH_TOKEN'], message: 'GES_AUTH_TOKEN: holds a token and HWC_* fields; keep one of the two' });
+      return;
+    }
+    if (s.GES_AUTH_TOKEN === undefined) {
+      for (const k of IAM_FIELDS.filter((f) => s[f] === undefined)) {
+        ctx.addIssue({ code: 'custom', path: [k], message: `${k}: is required (or set GES_AUTH_TOKEN instead)` });
+      }
+    }
+  });
+
+export type HuaweiSecret = z.infer<typeof HuaweiSecretSchema>;
+
+export interface SecretsOptions {
+  /** Default: a client for the Lambda's own region. */
+  client?: SecretsManagerClient;
+  signal?: AbortSignal;
+}
+
+// One fetch per container and secret id; concurrent callers share the same promise. A failed
+// fetch is forgotten so the next invocation tries again.
+const cache = new Map<string, Promise<Readonly<Record<string, string>>>>();
+
+/** Forgets cached secrets (tests, or after a credential rotation). */
+export function clearSecretCache(): void {
+  cache.clear();
+}
+
+/**
+ * Returns the environment overlay from the secret named by HWC_SECRET_ID, or `{}` when it is
+ * unset (local runs use the plain variables).
+ */
+export async function loadHuaweiSecret(
+  env: Record<string, string | undefined>,
+  options: SecretsOptions = {},
+): Promise<Readonly<Record<string, string>>> {
+  const secretId = env[SECRET_ID_ENV_VAR]?.trim();
+  if (secretId === undefined || secretId === '') return {};
+  let pending = cache.get(secretId);
+  if (pending === undefined) {
+    pending = fetchSecret(secretId, options);
+    cache.set(secretId, pending);
+    pending.catch(() => cache.delete(secretId));
+  }
+  return pending;
+}
+
+/** Merges the secret over `env`: what `loadConfig` should read in Lambda. */
+export async function resolveEnvironment(
+  env: Record<string, string | undefined>,
+  options: SecretsOptions = {},
+): Promise<Record<string, string | undefined>> {
+  return { ...env, ...(await loadHuaweiSecret(env, options)) };
+}
+
+const NOT_RETRYABLE = new Set(['ResourceNotFoundException', 'AccessDeniedException', 'DecryptionFailure', 'InvalidRequestException', 'InvalidParameterException']);
+
+async function fetchSecret(secretId: string, options: SecretsOptions): Promise<Readonly<Record<string, string>>> {
+  const client = options.client ?? new SecretsManagerClient({});
+  let secretString: string | undefined;
+  try {
+    const out = await client.send(new GetSecretValueCommand({ SecretId: secretId }), { abortSignal: options.signal });
+    secretString = out.SecretString;
+  } catch (err) {
+    const name = err instanceof Error ? err.name : 'Error';
+    const permanent = NOT_RETRYABLE.has(name);
+    throw new ArchiverError(
+      permanent ? ErrorCodes.ConfigInvalid : ErrorCodes.Internal,
+      `Could not read the Huawei credentials secret ${secretId} (${name})`,
+      { cause: err, retryable: !permanent, details: { secretId } },
+    );
+  }
+  if (secretString === undefined) {
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, `Secret ${secretId} has no SecretString (binary secrets are not supported)`, { details: { secretId } });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(secretString);
+  } catch {
+    // No cause: JSON.parse's message quotes the secret text.
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, `Secret ${secretId} is not a JSON object`, { details: { secretId } });
+  }
+  const parsed = HuaweiSecretSchema.safeParse(json);
+  if (!parsed.success) {
+    // describeIssues names paths and messages only; zod issues for these schemas carry no values.
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, `Secret ${secretId} is invalid: ${describeIssues(parsed.error)}`, {
+      details: { secretId, fields: parsed.error.issues.map((i) => i.path.map(String).join('.')) },
+    });
+  }
+  const overlay: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parsed.data)) if (v !== undefined) overlay[k] = v;
+  return Object.freeze(overlay);
+}
