@@ -92,6 +92,11 @@ export function createProgress(stream: NodeJS.WriteStream, enabled: boolean): Pr
       if (stopped) return;
       stopped = true;
       render();
+      // GES's sizes are estimates: once every file is done, the true total is what arrived.
+      if (c.filesTotal > 0 && c.filesDone === c.filesTotal) {
+        bar.setTotal(Math.max(c.bytes, 1));
+        bar.update(c.bytes);
+      }
       multi.stop();
     },
   };
