@@ -64,7 +64,7 @@ export function redactJsonLine(line: string): string {
 export interface LoggerOptions {
   level?: string;
   /** Where lines go; default stderr (the CLI keeps stdout for its JSON report). */
-  destination?: DestinationStream | NodeJS.WritableStream;
+  destination?: DestinationStream;
   /** Human-readable lines (a terminal) instead of JSON. */
   pretty?: boolean;
   /** Fields on every line (service, runId, Lambda request id...). */
@@ -88,7 +88,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     hooks: { streamWrite: redactJsonLine },
   };
   const destination = options.destination ?? pino.destination({ fd: 2, sync: true });
-  return pino(pinoOptions, destination as DestinationStream);
+  return pino(pinoOptions, destination);
 }
 
 /** A logger that drops everything (tests, quiet runs). */

@@ -158,7 +158,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     // are left for the next run, but copies in flight finish (their receipts make the next
     // run cheaper).
     const fileSignal = signal;
-    let firstError: unknown;
+    let firstError: ArchiverError | undefined;
     const receipts = await listReceiptKeys(deps, bucket, prefix, graphId, backupId, signal);
     const written: string[] = [];
 
