@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import type { RetryPolicy } from '../retry.js';
 import { discardBody, openDownload, type BodyStream } from './download.js';
 import { assertAllowedLink, assertSafeFileName } from './guard.js';
-import { createFileHasher, restoreFileHasher, type FileHasher } from './hasher.js';
+import { contentMd5, createFileHasher, restoreFileHasher, type FileHasher } from './hasher.js';
 import { choosePartSize, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, MIN_PART_SIZE, partCount } from './part-size.js';
 import { toS3Error } from './s3-errors.js';
 
@@ -16,7 +16,13 @@ import { toS3Error } from './s3-errors.js';
  * The stream copier: one GES backup file → one S3 object, via a multipart upload straight to the
  * final key. The object appears only at CompleteMultipartUpload, which runs after the length and
  * the SHA-256 are final; it is then checked with HeadObject (deleted if wrong). Any failure
- * waits for in-flight parts and aborts the upload.
+ * waits for in-flight parts and aborts the upload. Every part carries Content-MD5, so the store
+ * checks each part's bytes too.
+ *
+ * SMALL FILES: a file that fits in one part (and no handover/checkpoint is involved) is received
+ * into one buffer and stored with ONE PutObject carrying ContentLength and Content-MD5: the store
+ * verifies length and bytes and the object appears only if that PUT succeeds, so no HeadObject
+ * follows. Four requests (Create, UploadPart, Complete, Head) become one.
  *
  * MEMORY BOUND: at most (partConcurrency + 1) × partSize bytes of file body are held at once:
  * `partConcurrency` parts being uploaded plus the one being filled (reading from the socket
@@ -71,7 +77,10 @@ export interface CopyStats {
   resumes: number;
   restarts: number;
   bytesDownloaded: number;
+  /** Parts stored: 1 for a single PutObject, 0 for an empty file. */
   parts: number;
+  /** True when the file was stored with one PutObject (it fitted in one part, or was empty) instead of a multipart upload. */
+  singlePut: boolean;
   durationMs: number;
 }
 
@@ -112,7 +121,8 @@ export function copierMemoryBound(deps: Pick<CopierDeps, 'partSizeBytes' | 'part
 const CLEANUP_TIMEOUT_MS = 60_000;
 
 interface UploadState {
-  uploadId: string;
+  /** Undefined: the file fits in one part and is stored with one PutObject at the end (no multipart upload). */
+  uploadId: string | undefined;
   partSize: number;
   totalBytes: number;
   etag: string | undefined;
@@ -141,13 +151,17 @@ class FileCopy {
   private readonly maxRestarts: number;
   private readonly startedAt: number;
   private readonly ac = new AbortController();
-  private readonly stats: CopyStats = { linkRefreshes: 0, resumes: 0, restarts: 0, bytesDownloaded: 0, parts: 0, durationMs: 0 };
+  private readonly stats: CopyStats = { linkRefreshes: 0, resumes: 0, restarts: 0, bytesDownloaded: 0, parts: 0, singlePut: false, durationMs: 0 };
 
   private link: FileLink | undefined;
   private linkWorked = false;
   private freshRefusals = 0;
   private upload: UploadState | undefined;
   private completed = false;
+  /** A PutObject was sent and did not end in a definite refusal: an object may exist at the key. */
+  private putMayHaveLanded = false;
+  /** Single-PUT mode: the whole (hashed) body, waiting for finish(). */
+  private singleBody: Buffer | undefined;
   private readonly parts = new Map<number, string>();
   /** Bytes of whole parts handed to the hasher and to S3. */
   private committed = 0;
@@ -401,9 +415,15 @@ class FileCopy {
     this.current = undefined;
     this.hasher.update(part.buf);
     this.committed += part.buf.length;
+    const uploadId = upload.uploadId;
+    if (uploadId === undefined) {
+      // The only part of a single-PUT file: kept (it is the memory bound's "one filling") for finish().
+      this.singleBody = part.buf;
+      return;
+    }
     while (this.inflight.size >= this.concurrency) await Promise.race(this.inflight);
     this.throwUploadError();
-    const task = this.uploadPart(upload, part).then(
+    const task = this.uploadPart(uploadId, part).then(
       (etag) => {
         this.parts.set(part.partNumber, etag);
         this.stats.parts++;
@@ -416,12 +436,13 @@ class FileCopy {
     this.inflight.add(tracked);
   }
 
-  private async uploadPart(upload: UploadState, part: OpenPart): Promise<string> {
+  private async uploadPart(uploadId: string, part: OpenPart): Promise<string> {
+    const md5 = contentMd5(part.buf);
     return this.deps.retry(async () => {
       try {
         const out = await this.deps.s3.send(new UploadPartCommand({
-          Bucket: this.req.bucket, Key: this.req.key, UploadId: upload.uploadId, PartNumber: part.partNumber,
-          Body: part.buf, ContentLength: part.buf.length,
+          Bucket: this.req.bucket, Key: this.req.key, UploadId: uploadId, PartNumber: part.partNumber,
+          Body: part.buf, ContentLength: part.buf.length, ContentMD5: md5,
         }), { abortSignal: this.signal });
         if (!out.ETag) throw new ArchiverError(ErrorCodes.S3Failed, 'S3 UploadPart returned no ETag', { details: { partNumber: part.partNumber } });
         return out.ETag;
@@ -442,6 +463,12 @@ class FileCopy {
 
   private async createUpload(totalBytes: number, etag: string | undefined): Promise<void> {
     const partSize = choosePartSize(totalBytes, this.minPartSize);
+    if (totalBytes <= partSize && this.req.handoverAt === undefined && this.req.checkpoint === undefined) {
+      // Fits in one part and will not be handed over: one PutObject at the end, no multipart upload.
+      this.upload = { uploadId: undefined, partSize, totalBytes, etag };
+      this.log.debug({ totalBytes, partSize }, 'single PutObject');
+      return;
+    }
     const out = await this.s3('CreateMultipartUpload', (abortSignal) => this.deps.s3.send(new CreateMultipartUploadCommand({
       Bucket: this.req.bucket, Key: this.req.key, ContentType: 'application/octet-stream', Metadata: this.req.metadata,
     }), { abortSignal }));
@@ -466,6 +493,7 @@ class FileCopy {
     this.parts.clear();
     this.committed = 0;
     this.current = undefined;
+    this.singleBody = undefined;
     this.stats.parts = 0;
     this.hasher = await createFileHasher(this.hasher.kind === 'wasm');
     if (dropped > 0) this.req.onProgress?.(-dropped);
@@ -485,6 +513,7 @@ class FileCopy {
     if (!upload) {
       throw new ArchiverError(ErrorCodes.DeadlineExceeded, `Handover time reached before ${this.req.fileName} was started`, { retryable: true });
     }
+    if (upload.uploadId === undefined) throw new ArchiverError(ErrorCodes.Internal, 'Handover of a single-PUT copy');
     await this.drain();
     const checkpoint: CopyCheckpoint = {
       version: 1, bucket: this.req.bucket, key: this.req.key, uploadId: upload.uploadId, partSize: upload.partSize,
@@ -502,38 +531,65 @@ class FileCopy {
     if (upload) {
       await this.commitPart();
       await this.drain();
-      const expectedParts = partCount(upload.totalBytes, upload.partSize);
-      if (this.committed !== upload.totalBytes || this.parts.size !== expectedParts) {
+      const single = upload.uploadId === undefined;
+      const expectedParts = single ? 1 : partCount(upload.totalBytes, upload.partSize);
+      const stored = single ? (this.singleBody ? 1 : 0) : this.parts.size;
+      const bodyBytes = single ? (this.singleBody?.length ?? 0) : this.committed;
+      if (this.committed !== upload.totalBytes || bodyBytes !== upload.totalBytes || stored !== expectedParts) {
         throw new ArchiverError(ErrorCodes.DownloadLengthMismatch, `Received ${this.committed} of ${upload.totalBytes} bytes`, {
-          details: { committed: this.committed, totalBytes: upload.totalBytes, parts: this.parts.size, expectedParts },
+          details: { committed: this.committed, totalBytes: upload.totalBytes, parts: stored, expectedParts },
         });
       }
     }
     const totalBytes = upload?.totalBytes ?? 0;
     const sha256 = this.hasher.digestHex();
-    if (upload) {
-      await this.completeUpload(upload);
+    if (upload?.uploadId !== undefined) {
+      await this.completeUpload(upload.uploadId);
+      await this.verify(totalBytes);
     } else {
-      // An empty file: one empty PutObject, atomic like a completed upload.
-      await this.s3('PutObject', (abortSignal) => this.deps.s3.send(new PutObjectCommand({
-        Bucket: this.req.bucket, Key: this.req.key, Body: Buffer.alloc(0), ContentLength: 0,
-        ContentType: 'application/octet-stream', Metadata: { ...this.req.metadata, sha256 },
-      }), { abortSignal }));
-      this.completed = true;
+      // One PutObject (an empty file's digest goes in its metadata: it is known before the PUT). Its
+      // Content-MD5 and ContentLength make the store verify the bytes; the PUT is atomic, so no
+      // HeadObject is needed.
+      const body = this.singleBody ?? Buffer.alloc(0);
+      await this.putObject(body, body.length === 0 ? { ...this.req.metadata, sha256 } : this.req.metadata);
+      this.singleBody = undefined;
     }
-    await this.verify(totalBytes);
     this.log.info({ bytes: totalBytes, ...this.finishStats() }, 'file copied');
     return { status: 'complete', key: this.req.key, bytes: totalBytes, sha256, stats: this.finishStats() };
   }
 
-  private async completeUpload(upload: UploadState): Promise<void> {
+  private async putObject(body: Buffer, metadata: Record<string, string> | undefined): Promise<void> {
+    const md5 = contentMd5(body);
+    let uncertain = false;
+    try {
+      await this.s3('PutObject', async (abortSignal) => {
+        try {
+          return await this.deps.s3.send(new PutObjectCommand({
+            Bucket: this.req.bucket, Key: this.req.key, Body: body, ContentLength: body.length, ContentMD5: md5,
+            ContentType: 'application/octet-stream', Metadata: metadata,
+          }), { abortSignal });
+        } catch (err) {
+          // A 4xx is a definite refusal (BadDigest among them); anything else may have stored the object.
+          if (!isClientError(err)) uncertain = true;
+          throw err;
+        }
+      });
+    } catch (err) {
+      this.putMayHaveLanded = uncertain;
+      throw err;
+    }
+    this.completed = true;
+    this.stats.singlePut = true;
+  }
+
+  private async completeUpload(uploadId: string): Promise<void> {
     const Parts = [...this.parts].sort(([a], [b]) => a - b).map(([PartNumber, ETag]) => ({ PartNumber, ETag }));
     let attempts = 0;
     await this.deps.retry(async () => {
       attempts++;
       try {
         await this.deps.s3.send(new CompleteMultipartUploadCommand({
-          Bucket: this.req.bucket, Key: this.req.key, UploadId: upload.uploadId, MultipartUpload: { Parts },
+          Bucket: this.req.bucket, Key: this.req.key, UploadId: uploadId, MultipartUpload: { Parts },
         }), { abortSignal: this.signal });
       } catch (err) {
         // A retried Complete whose first try went through: the upload is gone, the object is there (verify checks it).
@@ -566,9 +622,9 @@ class FileCopy {
   }
 
   private async abortUpload(): Promise<void> {
-    const upload = this.upload;
-    if (!upload) return;
-    await abortMultipart(this.deps, this.req.bucket, this.req.key, upload.uploadId, this.log);
+    const uploadId = this.upload?.uploadId;
+    if (uploadId === undefined) return;
+    await abortMultipart(this.deps, this.req.bucket, this.req.key, uploadId, this.log);
   }
 
   /** After a failure: stop in-flight parts, let them settle, then remove the upload (or the unverified object). */
@@ -576,7 +632,7 @@ class FileCopy {
     if (!this.signal.aborted) this.ac.abort(new Error('copy failed'));
     await Promise.allSettled([...this.inflight]);
     try {
-      if (this.completed) {
+      if (this.completed || this.putMayHaveLanded) {
         await deleteObject(this.deps, this.req.bucket, this.req.key);
       } else {
         await this.abortUpload();
@@ -604,8 +660,14 @@ class FileCopy {
   }
 
   private finishStats(): CopyStats {
-    return { ...this.stats, parts: this.parts.size, durationMs: this.now() - this.startedAt };
+    const parts = this.stats.singlePut ? (this.upload ? 1 : 0) : this.parts.size;
+    return { ...this.stats, parts, durationMs: this.now() - this.startedAt };
   }
+}
+
+function isClientError(err: unknown): boolean {
+  const status = (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500;
 }
 
 function safeHost(url: string): string {

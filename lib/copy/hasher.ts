@@ -48,6 +48,14 @@ class WasmHasher implements FileHasher {
   }
 }
 
+/**
+ * Base64 MD5 of `data`, for the Content-MD5 header: the store (AWS S3 and Swift s3api alike)
+ * recomputes it over the bytes it received and refuses a mismatch with 400 BadDigest.
+ */
+export function contentMd5(data: Uint8Array): string {
+  return createHash('md5').update(data).digest('base64');
+}
+
 export async function createFileHasher(serialisable: boolean): Promise<FileHasher> {
   if (!serialisable) return new NodeHasher();
   const hash = await createSHA256();
