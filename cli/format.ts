@@ -36,7 +36,7 @@ export function formatRunSummary(report: RunReport, bucket: string): string {
   for (const b of report.backups) out.push(line(b));
   const counts = report.dryRun
     ? `${t.planned} planned, ${t.skipped} skipped, ${t.failed} failed`
-    : `${t.archived} archived, ${t.skipped} skipped, ${t.failed} failed`;
+    : `${t.archived} archived, ${t.queued > 0 ? `${t.queued} queued, ` : ''}${t.skipped} skipped, ${t.failed} failed`;
   out.push(`${counts}; ${t.files} files, ${formatBytes(t.bytes)} in ${formatDuration(report.durationMs)}.`);
   const archived = report.backups.filter((b) => b.manifestKey);
   if (archived.length > 0) {

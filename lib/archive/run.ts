@@ -14,8 +14,8 @@ export function newRunId(now: number = Date.now()): string {
   return `${stamp}-${randomBytes(4).toString('hex')}`;
 }
 
-function totals(backups: BackupReport[]): RunReport['totals'] {
-  const t = { archived: 0, skipped: 0, failed: 0, planned: 0, files: 0, bytes: 0 };
+export function runTotals(backups: BackupReport[]): RunReport['totals'] {
+  const t = { archived: 0, skipped: 0, failed: 0, planned: 0, queued: 0, files: 0, bytes: 0 };
   for (const b of backups) {
     t[b.status] += 1;
     t.files += b.files;
@@ -77,7 +77,7 @@ export async function executePlan(deps: ArchiveDeps, plan: RunPlan, options: Run
     finishedAt: new Date(finishedAt).toISOString(),
     durationMs: finishedAt - startedAt,
     backups,
-    totals: totals(backups),
+    totals: runTotals(backups),
   };
   if (!dryRun) {
     const key = runReportKey(deps.config.archive.prefix, runId);
@@ -104,7 +104,7 @@ export async function archiveOne(deps: ArchiveDeps, graphId: string, backupId: s
   return runManifest(deps, { version: 1, graphs: [{ graphId, backups: [backupId] }] }, options);
 }
 
-/** Exit status of the CLI (CONTRACT.md): 0 all archived/skipped/planned, 1 any failure. */
+/** Exit status of the CLI (CONTRACT.md): 0 all archived/skipped/planned/queued, 1 any failure. */
 export function exitCodeOf(report: RunReport): 0 | 1 {
   return report.backups.some((b) => b.status === 'failed') ? 1 : 0;
 }

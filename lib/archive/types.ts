@@ -18,7 +18,8 @@ export interface ArchiveDeps {
   now?: () => number;
 }
 
-export type BackupStatus = 'archived' | 'skipped' | 'failed' | 'planned';
+/** `queued`: the scheduled run fanned the backup's files out to the copy queue (not a failure). */
+export type BackupStatus = 'archived' | 'skipped' | 'failed' | 'planned' | 'queued';
 
 /** One line of the run report (CONTRACT.md, `--json`). */
 export interface BackupReport {
@@ -43,7 +44,7 @@ export interface RunReport {
   backups: BackupReport[];
   /** Where the report was stored (`{prefix}_runs/{runId}.json`), when it was. */
   reportKey?: string;
-  totals: { archived: number; skipped: number; failed: number; planned: number; files: number; bytes: number };
+  totals: { archived: number; skipped: number; failed: number; planned: number; queued: number; files: number; bytes: number };
 }
 
 /** A backup chosen for the run. `backup` is GES's list entry when the run listed the graph. */
