@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { handleCopyMessages } from '../lib/fanout/index.js';
 import { ErrorCodes } from '../lib/errors.js';
 import { parseEvent, withLambdaStack, type InvocationTools } from './lib/middleware.js';
+import { withCopyMetrics } from './lib/metrics.js';
 import { getRuntime } from './lib/runtime.js';
 
 // The SQS envelope only; each body is validated by lib/fanout, which reports bad or unfinished
@@ -10,9 +11,9 @@ const SqsEnvelope = z.looseObject({
   Records: z.array(z.looseObject({ messageId: z.string().min(1), body: z.string() })).min(1),
 });
 
-async function copyWorker(event: unknown, _context: unknown, { signal, logger }: InvocationTools) {
+async function copyWorker(event: unknown, _context: unknown, { signal, logger, metrics }: InvocationTools) {
   const { Records } = parseEvent(SqsEnvelope, event, { code: ErrorCodes.MessageInvalid, what: 'SQS event' });
-  const runtime = await getRuntime({ logger });
+  const runtime = withCopyMetrics(await getRuntime({ logger }), metrics);
   return handleCopyMessages(runtime, Records, { signal });
 }
 

@@ -1,10 +1,13 @@
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import middy, { type MiddlewareObj, type MiddyfiedHandler } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { describeIssues } from '../../lib/config.js';
 import { ArchiverError, ErrorCodes, toArchiverError, type ErrorCode } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
+import type { MetricsSink } from '../../lib/metrics/sink.js';
 import { rootLogger } from './logger.js';
+import { containerMetrics, flushMetrics, metricsSink } from './metrics.js';
 
 /**
  * The one middy stack every handler is wrapped in (house style: handlers stay short, the
@@ -18,13 +21,17 @@ import { rootLogger } from './logger.js';
  *   handler does not return in time: it rejects with DEADLINE_EXCEEDED so the failure is logged
  *   rather than the runtime killing the process mid-line. (middy's built-in signal alone would
  *   race the handler and discard a graceful result, hence the earlier soft signal.)
- * - errors logged exactly once, with their `code`, then rethrown unchanged.
+ * - errors logged exactly once, with their `code`, then rethrown unchanged;
+ * - a metrics sink (Powertools, EMF on stdout) whose datapoints are flushed once at the end
+ *   of the invocation, whether the handler returned or threw.
  */
 export interface InvocationTools {
   /** Fires `safetyMarginMs` before the deadline (and at the hard backstop). */
   readonly signal: AbortSignal;
   /** Child logger with the request context. */
   readonly logger: Logger;
+  /** Records CloudWatch metrics; flushed by the stack after the handler. */
+  readonly metrics: MetricsSink;
 }
 
 export type StackHandler<TEvent, TResult> = (event: TEvent, context: Context, tools: InvocationTools) => Promise<TResult>;
@@ -38,6 +45,8 @@ export interface LambdaStackOptions {
   hardMarginMs?: number;
   /** Parent logger. Default: the container's root logger. */
   logger?: Logger;
+  /** Powertools Metrics the handler's datapoints go to. Default: the container's (functions/lib/metrics.ts). */
+  metrics?: Metrics;
 }
 
 const optionsSchema = z.strictObject({
@@ -45,6 +54,7 @@ const optionsSchema = z.strictObject({
   safetyMarginMs: z.number().int().min(0).default(10_000),
   hardMarginMs: z.number().int().min(0).default(1_000),
   logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as { child?: unknown }).child === 'function').optional(),
+  metrics: z.custom<Metrics>((v) => typeof v === 'object' && v !== null && typeof (v as { publishStoredMetrics?: unknown }).publishStoredMetrics === 'function').optional(),
 }).refine((o) => o.hardMarginMs < o.safetyMarginMs || o.safetyMarginMs === 0, {
   message: 'hardMarginMs must be smaller than safetyMarginMs',
   path: ['hardMarginMs'],
@@ -123,12 +133,14 @@ export function withLambdaStack<TEvent, TResult>(
   if (!parsed.success) throw new ArchiverError(ErrorCodes.ConfigInvalid, `withLambdaStack: ${describeIssues(parsed.error)}`);
   const { name, safetyMarginMs, hardMarginMs } = parsed.data;
   const parent = parsed.data.logger ?? rootLogger;
+  const metrics = parsed.data.metrics ?? containerMetrics();
+  const sink = metricsSink(metrics);
 
   const inner = async (event: TEvent, context: Context, opts: { signal: AbortSignal }): Promise<TResult> => {
     const state = invocations.get(context);
     if (state === undefined) throw new ArchiverError(ErrorCodes.Internal, 'withLambdaStack: invocation state missing');
     const signal = AbortSignal.any([state.controller.signal, opts.signal]);
-    return handler(event, context, { signal, logger: state.logger });
+    return handler(event, context, { signal, logger: state.logger, metrics: sink });
   };
 
   return middy<TEvent, TResult, Error, Context>(inner, {
@@ -136,7 +148,9 @@ export function withLambdaStack<TEvent, TResult>(
     timeoutEarlyResponse: () => {
       throw deadlineError(hardMarginMs);
     },
-  }).use(invocationContext(name, parent, safetyMarginMs));
+  })
+    .use(flushMetrics(metrics, parent))
+    .use(invocationContext(name, parent, safetyMarginMs));
 }
 
 export interface ParseEventOptions {
