@@ -193,10 +193,14 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
         if (result.status !== 'complete') {
           throw new ArchiverError(ErrorCodes.Internal, `Copy of ${file.name} stopped before completion`);
         }
-        await writeReceipt(deps, bucket, rKey, {
-          name: file.name, key, bytes: result.bytes, sha256: result.sha256, completedAt: new Date(now()).toISOString(),
-        }, fileSignal);
-        written.push(rKey);
+        // Receipts spare a re-run from downloading a large file again; a file that fitted in
+        // one PutObject costs less to copy again than its receipt costs to write and delete.
+        if (!result.stats.singlePut) {
+          await writeReceipt(deps, bucket, rKey, {
+            name: file.name, key, bytes: result.bytes, sha256: result.sha256, completedAt: new Date(now()).toISOString(),
+          }, fileSignal);
+          written.push(rKey);
+        }
         log.info({ file: file.name, bytes: result.bytes, ...result.stats }, 'file archived');
         filesDone += 1;
         bytesDone += result.bytes;
