@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
 import pretty from 'pino-pretty';
+import { publishRunAlert } from '../lib/alerts/index.js';
 import { archiveOne, exitCodeOf, runManifest } from '../lib/archive/run.js';
 import { loadRunManifest, validateRunManifest } from '../lib/archive/run-manifest.js';
 import type { RunReport } from '../lib/archive/types.js';
@@ -102,6 +103,12 @@ function openSession(io: CliIo, opts: CommonOptions): Session {
   };
 }
 
+/** With ALERT_TOPIC_ARN set, a failed backup alerts from the CLI too (never for a dry run). */
+async function alertOnFailure(session: Session, report: RunReport): Promise<void> {
+  if (report.dryRun) return;
+  await publishRunAlert({ sns: session.runtime.sns, topicArn: session.config.alertTopicArn, logger: session.runtime.logger, retry: session.runtime.retry }, report, { source: 'cli' });
+}
+
 function printReport(io: CliIo, report: RunReport, config: Config, opts: CommonOptions): void {
   if (opts.json) io.stdout.write(`${JSON.stringify(jsonReport(report), null, 2)}\n`);
   else io.stdout.write(formatRunSummary(report, config.archive.bucket));
@@ -120,6 +127,7 @@ async function runCommand(io: CliIo, opts: CommonOptions & { manifest?: string }
       trigger: 'cli',
     });
     session.progress.stop();
+    await alertOnFailure(session, report);
     printReport(io, report, session.config, opts);
     return exitCodeOf(report);
   } finally {
@@ -139,6 +147,7 @@ async function archiveCommand(io: CliIo, opts: CommonOptions & { graph: string; 
       trigger: 'manual',
     });
     session.progress.stop();
+    await alertOnFailure(session, report);
     printReport(io, report, session.config, opts);
     return exitCodeOf(report);
   } finally {

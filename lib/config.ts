@@ -44,6 +44,12 @@ export interface Config {
   };
   /** Minimum multipart part size in bytes (grown as needed for the 10,000-part limit). */
   readonly partSizeBytes: number;
+  readonly fanout: {
+    /** Assumed copy throughput (MiB/s) when deciding whether a scheduled run fits its time budget inline. */
+    readonly inlineThroughputMiBps: number;
+    /** The copy queue's maxReceiveCount: the receive on which a failing message alerts (it goes to the DLQ next). */
+    readonly maxReceiveCount: number;
+  };
 }
 
 export const DEFAULT_ALLOWED_HOSTS = '*.myhuaweicloud.com,*.myhuaweicloud.eu';
@@ -123,6 +129,8 @@ const envSchema = z.object({
   ARCHIVE_FILE_CONCURRENCY: intInRange('ARCHIVE_FILE_CONCURRENCY', 1, 64, 4),
   ARCHIVE_PART_CONCURRENCY: intInRange('ARCHIVE_PART_CONCURRENCY', 1, 32, 4),
   ARCHIVE_PART_SIZE_MB: intInRange('ARCHIVE_PART_SIZE_MB', 5, 512, 16),
+  INLINE_THROUGHPUT_MBPS: intInRange('INLINE_THROUGHPUT_MBPS', 1, 100_000, 50),
+  MAX_RECEIVE_COUNT: intInRange('MAX_RECEIVE_COUNT', 1, 1000, 5),
 });
 
 /** Formats zod issues as "FIELD: message" lines. */
@@ -212,6 +220,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       parts: e.ARCHIVE_PART_CONCURRENCY,
     },
     partSizeBytes: e.ARCHIVE_PART_SIZE_MB * MiB,
+    fanout: { inlineThroughputMiBps: e.INLINE_THROUGHPUT_MBPS, maxReceiveCount: e.MAX_RECEIVE_COUNT },
   });
 }
 

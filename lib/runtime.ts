@@ -1,4 +1,6 @@
 import { S3Client } from '@aws-sdk/client-s3';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { Agent, type Dispatcher } from 'undici';
 import type { ArchiveDeps } from './archive/types.js';
 import type { Config } from './config.js';
@@ -14,6 +16,10 @@ import { createRetryPolicy, type RetryPolicy } from './retry.js';
 export interface Runtime extends ArchiveDeps {
   config: Config;
   dispatcher: Dispatcher;
+  /** Present when COPY_QUEUE_URL is set (or given as an override). */
+  sqs?: SQSClient;
+  /** Present when ALERT_TOPIC_ARN is set (or given as an override). */
+  sns?: SNSClient;
   close(): Promise<void>;
 }
 
@@ -22,6 +28,8 @@ export interface RuntimeOverrides {
   dispatcher?: Dispatcher;
   retry?: RetryPolicy;
   now?: () => number;
+  sqs?: SQSClient;
+  sns?: SNSClient;
 }
 
 export function createS3Client(config: Config): S3Client {
@@ -29,6 +37,16 @@ export function createS3Client(config: Config): S3Client {
   // (AWS_REQUEST_CHECKSUM_CALCULATION...) come from the SDK's standard variables.
   // maxAttempts 1: lib/retry.ts is the one retry policy; SDK retries on top would multiply it.
   return new S3Client({ forcePathStyle: config.s3.forcePathStyle, maxAttempts: 1 });
+}
+
+// Region, credentials and endpoints (AWS_ENDPOINT_URL_SQS / _SNS) come from the SDK's standard
+// variables; maxAttempts 1 for the same reason as S3.
+export function createSqsClient(): SQSClient {
+  return new SQSClient({ maxAttempts: 1 });
+}
+
+export function createSnsClient(): SNSClient {
+  return new SNSClient({ maxAttempts: 1 });
 }
 
 export function createRuntime(config: Config, logger: Logger, overrides: RuntimeOverrides = {}): Runtime {
@@ -53,9 +71,13 @@ export function createRuntime(config: Config, logger: Logger, overrides: Runtime
     partConcurrency: config.concurrency.parts,
     ...(overrides.now ? { now: overrides.now } : {}),
   });
+  const sqs = overrides.sqs ?? (config.copyQueueUrl === undefined ? undefined : createSqsClient());
+  const sns = overrides.sns ?? (config.alertTopicArn === undefined ? undefined : createSnsClient());
   return {
     config,
     s3,
+    ...(sqs ? { sqs } : {}),
+    ...(sns ? { sns } : {}),
     ges,
     copier,
     logger,
@@ -64,6 +86,8 @@ export function createRuntime(config: Config, logger: Logger, overrides: Runtime
     ...(overrides.now ? { now: overrides.now } : {}),
     async close() {
       s3.destroy();
+      if (!overrides.sqs) sqs?.destroy();
+      if (!overrides.sns) sns?.destroy();
       if (!overrides.dispatcher) await dispatcher.close();
     },
   };

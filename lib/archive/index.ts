@@ -5,3 +5,4 @@ export * from './plan.js';
 export * from './run.js';
 export * from './run-manifest.js';
 export * from './types.js';
+export * from './lambda-entry.js';

@@ -1,0 +1,143 @@
+import { publishRunAlert } from '../alerts/index.js';
+import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';
+import { fanOut, type FanOutOptions } from '../fanout/plan-fanout.js';
+import { DEFAULT_INLINE_THROUGHPUT_MIBPS, type FanoutDeps } from '../fanout/types.js';
+import { runReportKey } from './keys.js';
+import { planRun, type RunPlan } from './plan.js';
+import { loadRunManifest, validateRunManifest } from './run-manifest.js';
+import { archiveOne, executePlan, newRunId, runTotals } from './run.js';
+import { putJson } from './s3-objects.js';
+import type { BackupReport, BackupTarget, RunReport } from './types.js';
+
+/**
+ * The domain entry points of the Lambda functions (functions/ stays a thin shell around them).
+ * Both store the run report under `{prefix}_runs/` and publish one alert when anything failed.
+ */
+const MiB = 1024 * 1024;
+
+export interface ScheduledRunOptions {
+  signal?: AbortSignal;
+  /** Epoch ms when the invocation ends. Without it the run is never short of time (always inline). */
+  deadline?: number;
+  /** Default: MANIFEST_URI. */
+  manifestUri?: string;
+  /** Time an inline run keeps free before the deadline; default 60 s. */
+  marginMs?: number;
+  trigger?: string;
+  fanOut?: Pick<FanOutOptions, 'sendConcurrency'>;
+}
+
+export type ScheduledRunReport = RunReport & {
+  /** `inline`: copied in this invocation; `fan-out`: queued for the copy worker. */
+  mode: 'inline' | 'fan-out';
+  estimatedBytes: number;
+};
+
+/** Bytes a plan will copy, from GES's size estimates (the backup list's size in MB; else the file list's sizes). */
+async function estimateBytes(deps: FanoutDeps, targets: BackupTarget[], signal?: AbortSignal): Promise<number> {
+  let total = 0;
+  for (const t of targets) {
+    if (t.backup?.sizeMb !== undefined) {
+      total += t.backup.sizeMb * MiB;
+      continue;
+    }
+    try {
+      const listing = await deps.ges.getBackupFiles(t.graphId, t.backupId, { signal });
+      total += listing.files.reduce((sum, f) => sum + (f.sizeKb ?? 0) * 1024, 0);
+    } catch {
+      // Unknown size: the archiving itself will report this backup's problem. Count it as large
+      // so the run does not bet its whole budget on it.
+      return Number.POSITIVE_INFINITY;
+    }
+  }
+  return total;
+}
+
+function ordered(plan: RunPlan, reports: BackupReport[]): BackupReport[] {
+  const rank = new Map<string, number>();
+  [...plan.settled, ...plan.targets].forEach((b, i) => {
+    if (!rank.has(b.graphId)) rank.set(b.graphId, i);
+  });
+  return [...plan.settled, ...reports].sort((a, b) => (rank.get(a.graphId) ?? 0) - (rank.get(b.graphId) ?? 0));
+}
+
+function alertDeps(deps: FanoutDeps): Parameters<typeof publishRunAlert>[0] {
+  return { sns: deps.sns, topicArn: deps.config.alertTopicArn, logger: deps.logger, retry: deps.retry };
+}
+
+/**
+ * `scheduledRun`: reads the manifest (MANIFEST_URI), plans the run, and archives inline when the
+ * estimated copy time (GES size estimates ÷ INLINE_THROUGHPUT_MBPS, in MiB/s) fits before the
+ * deadline minus a margin; otherwise fans the target backups out to the copy queue (status
+ * `queued`). Without COPY_QUEUE_URL it always runs inline (and warns). A manifest that cannot
+ * be read or is invalid alerts and throws (the invocation fails).
+ */
+export async function runScheduled(deps: FanoutDeps, options: ScheduledRunOptions = {}): Promise<ScheduledRunReport> {
+  const now = deps.now ?? Date.now;
+  const startedAt = now();
+  const runId = newRunId(startedAt);
+  const trigger = options.trigger ?? 'schedule';
+  const log = deps.logger.child({ runId });
+  const { signal } = options;
+
+  let plan: RunPlan;
+  try {
+    const uri = options.manifestUri ?? deps.config.manifestUri;
+    if (uri === undefined) throw new ArchiverError(ErrorCodes.ConfigInvalid, 'No manifest: MANIFEST_URI is not set');
+    const manifest = await loadRunManifest(uri, deps, signal ? { signal } : {});
+    plan = await planRun(deps, manifest, signal);
+  } catch (err) {
+    const e = toArchiverError(err);
+    log.error({ err: e }, 'scheduled run could not start');
+    await publishRunAlert(alertDeps(deps), { runId, failures: [], runError: errorSummary(e) }, { source: 'scheduledRun' });
+    throw e;
+  }
+
+  const estimatedBytes = await estimateBytes(deps, plan.targets, signal);
+  const throughput = (deps.config.fanout?.inlineThroughputMiBps ?? DEFAULT_INLINE_THROUGHPUT_MIBPS) * MiB;
+  const estimatedMs = (estimatedBytes / throughput) * 1000;
+  const budgetMs = options.deadline === undefined ? Number.POSITIVE_INFINITY : options.deadline - now() - (options.marginMs ?? 60_000);
+  let mode: ScheduledRunReport['mode'] = plan.targets.length === 0 || estimatedMs <= budgetMs ? 'inline' : 'fan-out';
+  if (mode === 'fan-out' && (deps.config.copyQueueUrl === undefined || deps.sqs === undefined)) {
+    log.warn({ estimatedBytes, estimatedMs: Math.round(estimatedMs), budgetMs }, 'the run does not fit its time budget but COPY_QUEUE_URL is not set; running inline');
+    mode = 'inline';
+  }
+  log.info({ mode, targets: plan.targets.length, settled: plan.settled.length, estimatedBytes, estimatedMs: Math.round(estimatedMs), budgetMs }, 'scheduled run planned');
+
+  let report: RunReport;
+  if (mode === 'inline') {
+    report = await executePlan(deps, plan, { runId, trigger, startedAt, ...(signal ? { signal } : {}) });
+  } else {
+    const fanned = await fanOut(deps, plan.targets, { runId, ...(signal ? { signal } : {}), ...options.fanOut });
+    const backups = ordered(plan, fanned);
+    const finishedAt = now();
+    report = {
+      runId, trigger, dryRun: false,
+      startedAt: new Date(startedAt).toISOString(),
+      finishedAt: new Date(finishedAt).toISOString(),
+      durationMs: finishedAt - startedAt,
+      backups,
+      totals: runTotals(backups),
+    };
+    const key = runReportKey(deps.config.archive.prefix, runId);
+    try {
+      await putJson(deps, deps.config.archive.bucket, key, report);
+      report.reportKey = key;
+    } catch (err) {
+      log.error({ err: toArchiverError(err), key }, 'could not store the run report');
+    }
+  }
+  await publishRunAlert(alertDeps(deps), report, { source: 'scheduledRun' });
+  return { ...report, mode, estimatedBytes: Number.isFinite(estimatedBytes) ? estimatedBytes : -1 };
+}
+
+/**
+ * `archiveBackup`: one backup by hand, same rules as a manifest entry (ids validated first:
+ * MANIFEST_INVALID names the field). Returns the run report; a failure alerts.
+ */
+export async function archiveOneBackup(deps: FanoutDeps, ids: { graphId: string; backupId: string }, options: { signal?: AbortSignal } = {}): Promise<RunReport> {
+  validateRunManifest({ version: 1, graphs: [{ graphId: ids.graphId, backups: [ids.backupId] }] }, 'from the event');
+  const report = await archiveOne(deps, ids.graphId, ids.backupId, { trigger: 'manual', ...(options.signal ? { signal: options.signal } : {}) });
+  await publishRunAlert(alertDeps(deps), report, { source: 'archiveBackup' });
+  return report;
+}

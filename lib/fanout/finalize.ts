@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import pLimit from 'p-limit';
+import { buildArchiveManifest, type ArchivedFile, type ArchiveManifest } from '../archive/archive-manifest.js';
+import { fileKey, manifestKey } from '../archive/keys.js';
+import { deleteReceipts, listReceiptKeys, readReceipt, receiptKey } from '../archive/receipts.js';
+import { headObject, putJson, s3Error } from '../archive/s3-objects.js';
+import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
+import { deleteKey, finalizeLockKey, getJson, jobKey, readJob } from './state.js';
+import type { FanoutDeps } from './types.js';
+
+/**
+ * Writes a fanned-out backup's manifest.json exactly once, when its last file has landed, even
+ * when several workers finish their files at the same moment (each of them calls this).
+ *
+ * 1. Nothing to do when manifest.json exists, or when any file of the job has no receipt or
+ *    its object is missing or has another length ('incomplete': a later worker finalizes).
+ * 2. AWS S3: `PutObject` with `If-None-Match: *`. The store decides atomically; 412 means
+ *    another worker wrote it first ('exists').
+ * 3. Stores without conditional writes (Swift answers 501 NotImplemented; the answer is
+ *    remembered per S3 client) fall back to a lock object: check that no fresh lock exists,
+ *    PUT `finalize.lock` with a unique token, wait `settleDelayMs`, read it back; only the
+ *    owner of the token checks again that manifest.json does not exist and writes it.
+ *    ASSUMPTION of the fallback: the store is read-after-write consistent and last-writer-wins,
+ *    and every request to it completes well within `settleDelayMs` (1 s by default). Under
+ *    that assumption, two contenders cannot both read back their own token. If it is broken
+ *    (a request stalls for longer), the worst case is manifest.json written twice with the
+ *    same files and digests (only `archivedAt` differs): never a manifest for an incomplete
+ *    backup. A lock older than `lockTtlMs` (a crashed owner) is taken over.
+ * 4. The writer removes receipts, job.json and the lock afterwards (best effort: leftovers
+ *    under `_state/` are harmless).
+ */
+export type FinalizeOutcome = 'written' | 'exists' | 'incomplete' | 'busy';
+
+export interface FinalizeOptions {
+  signal?: AbortSignal;
+  /** Lock fallback: wait between writing the lock and reading it back. Default 1000 ms. */
+  settleDelayMs?: number;
+  /** Lock fallback: a lock older than this belongs to a crashed finalizer. Default 5 min. */
+  lockTtlMs?: number;
+}
+
+export interface FinalizeResult {
+  outcome: FinalizeOutcome;
+  manifestKey: string;
+  manifest?: ArchiveManifest;
+}
+
+const conditionalWritesUnsupported = new WeakSet<S3Client>();
+
+interface LockBody {
+  token: string;
+  at: number;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(toArchiverError(signal.reason));
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(toArchiverError(signal?.reason));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The manifest when every file of the job is stored with its receipt's length; undefined when not yet. */
+async function completeManifest(deps: FanoutDeps, graphId: string, backupId: string, signal?: AbortSignal): Promise<{ manifest: ArchiveManifest; receiptKeys: string[] } | undefined> {
+  const { bucket, prefix } = deps.config.archive;
+  const job = await readJob(deps, bucket, prefix, graphId, backupId, signal);
+  if (!job) {
+    deps.logger.warn({ graphId, backupId }, 'no readable job.json for the backup; cannot finalize it');
+    return undefined;
+  }
+  const present = await listReceiptKeys(deps, bucket, prefix, graphId, backupId, signal);
+  const wanted = job.files.map((f) => ({ name: f.name, rKey: receiptKey(prefix, graphId, backupId, f.name), key: fileKey(prefix, graphId, backupId, f.name) }));
+  if (wanted.some((w) => !present.has(w.rKey))) return undefined;
+  const limit = pLimit(8);
+  const files = await Promise.all(wanted.map((w) => limit(async (): Promise<ArchivedFile | undefined> => {
+    const receipt = await readReceipt(deps, bucket, w.rKey, signal);
+    if (!receipt || receipt.key !== w.key || receipt.name !== w.name) return undefined;
+    const head = await headObject(deps, bucket, w.key, signal);
+    if (!head || head.bytes !== receipt.bytes) return undefined;
+    return { name: w.name, key: w.key, bytes: receipt.bytes, sha256: receipt.sha256 };
+  })));
+  if (files.some((f) => f === undefined)) return undefined;
+  const now = deps.now ?? Date.now;
+  const manifest = buildArchiveManifest({
+    graphId,
+    backupId,
+    backupName: job.backupName,
+    backupTimestamp: job.backupTimestamp,
+    archivedAt: new Date(now()),
+    runId: job.runId,
+    files: files as ArchivedFile[],
+  });
+  return { manifest, receiptKeys: wanted.map((w) => w.rKey) };
+}
+
+/** 'written', 'exists' (412), or 'unsupported' (the store has no conditional writes). */
+async function putIfAbsent(deps: FanoutDeps, key: string, manifest: ArchiveManifest, signal?: AbortSignal): Promise<'written' | 'exists' | 'unsupported'> {
+  if (conditionalWritesUnsupported.has(deps.s3)) return 'unsupported';
+  const body = `${JSON.stringify(manifest, null, 2)}\n`;
+  return deps.retry(async () => {
+    try {
+      await deps.s3.send(new PutObjectCommand({
+        Bucket: deps.config.archive.bucket, Key: key, Body: body, ContentType: 'application/json', IfNoneMatch: '*',
+      }), { abortSignal: signal });
+      return 'written' as const;
+    } catch (err) {
+      const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+      const status = e.$metadata?.httpStatusCode;
+      if (status === 412 || e.name === 'PreconditionFailed') return 'exists' as const;
+      if (status === 501 || e.name === 'NotImplemented') {
+        conditionalWritesUnsupported.add(deps.s3);
+        return 'unsupported' as const;
+      }
+      if (status === 409) {
+        // ConditionalRequestConflict: another conditional write of the key is in flight; asking
+        // again yields 412 once it has landed.
+        throw new ArchiverError(ErrorCodes.S3Failed, `S3 PutObject conflict for ${key}`, { cause: err, retryable: true, details: { status, key } });
+      }
+      throw s3Error('PutObject', key, err);
+    }
+  }, { signal });
+}
+
+async function writeUnderLock(deps: FanoutDeps, graphId: string, backupId: string, mKey: string, manifest: ArchiveManifest, options: FinalizeOptions): Promise<'written' | 'exists' | 'busy'> {
+  const { bucket, prefix } = deps.config.archive;
+  const { signal } = options;
+  const lockKey = finalizeLockKey(prefix, graphId, backupId);
+  const now = deps.now ?? Date.now;
+  const ttl = options.lockTtlMs ?? 5 * 60_000;
+  const log = deps.logger.child({ graphId, backupId });
+
+  const held = await getJson(deps, bucket, lockKey, signal) as Partial<LockBody> | null | undefined;
+  if (held && typeof held.token === 'string' && typeof held.at === 'number' && now() - held.at < ttl) {
+    log.debug({}, 'another worker holds the finalize lock');
+    return 'busy';
+  }
+  const token = randomUUID();
+  await putJson(deps, bucket, lockKey, { token, at: now() } satisfies LockBody, signal);
+  await sleep(options.settleDelayMs ?? 1000, signal);
+  const after = await getJson(deps, bucket, lockKey, signal) as Partial<LockBody> | null | undefined;
+  if (!after || after.token !== token) {
+    log.debug({}, 'lost the finalize lock to another worker');
+    return 'busy';
+  }
+  if (await headObject(deps, bucket, mKey, signal)) {
+    await deleteKey(deps, bucket, lockKey, signal).catch(() => undefined);
+    return 'exists';
+  }
+  await putJson(deps, bucket, mKey, manifest, signal);
+  return 'written';
+}
+
+/** See the module comment. Throws only on store failures (the caller reports the message for a retry). */
+export async function finalizeBackup(deps: FanoutDeps, graphId: string, backupId: string, options: FinalizeOptions = {}): Promise<FinalizeResult> {
+  const { bucket, prefix } = deps.config.archive;
+  const { signal } = options;
+  const mKey = manifestKey(prefix, graphId, backupId);
+  const log = deps.logger.child({ graphId, backupId });
+  if (await headObject(deps, bucket, mKey, signal)) return { outcome: 'exists', manifestKey: mKey };
+
+  const complete = await completeManifest(deps, graphId, backupId, signal);
+  if (!complete) return { outcome: 'incomplete', manifestKey: mKey };
+  const { manifest, receiptKeys } = complete;
+
+  const outcome: FinalizeOutcome = await putIfAbsent(deps, mKey, manifest, signal).then((r) => (r === 'unsupported' ? writeUnderLock(deps, graphId, backupId, mKey, manifest, options) : r));
+  if (outcome === 'written') {
+    log.info({ files: manifest.fileCount, bytes: manifest.totalBytes, runId: manifest.runId }, 'backup archived (fan-out)');
+    const leftovers = [...receiptKeys, jobKey(prefix, graphId, backupId), finalizeLockKey(prefix, graphId, backupId)];
+    await deleteReceipts(deps, bucket, leftovers).catch((err: unknown) => log.warn({ err }, 'could not remove fan-out state; it is harmless'));
+    return { outcome, manifestKey: mKey, manifest };
+  }
+  return { outcome, manifestKey: mKey };
+}

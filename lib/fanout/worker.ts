@@ -1,0 +1,277 @@
+import pLimit from 'p-limit';
+import { z } from 'zod';
+import { toFileLink } from '../archive/archive-backup.js';
+import { fileKey, manifestKey } from '../archive/keys.js';
+import { readReceipt, receiptKey, writeReceipt } from '../archive/receipts.js';
+import { headObject, putJson } from '../archive/s3-objects.js';
+import type { CopyCheckpoint, CopyFileRequest, CopyFileResult, FileLink } from '../copy/copier.js';
+import { ArchiverError, ErrorCodes, isAbortError, toArchiverError } from '../errors.js';
+import { publishRunAlert, type AlertFailure } from '../alerts/index.js';
+import { finalizeBackup, type FinalizeOptions } from './finalize.js';
+import { parseCopyMessage, serializeCopyMessage, type CopyMessage } from './messages.js';
+import { sendMessage } from './sqs.js';
+import { checkpointKey, deleteKey, getJson } from './state.js';
+import { DEFAULT_MAX_RECEIVE_COUNT, type FanoutDeps } from './types.js';
+
+/** One SQS record as Lambda delivers it (only what the worker reads). */
+export interface CopyRecord {
+  messageId: string;
+  body: string;
+  /** Lambda's `attributes`; `ApproximateReceiveCount` (a numeric string) is read from it. */
+  attributes?: unknown;
+}
+
+export interface CopyBatchResult {
+  batchItemFailures: { itemIdentifier: string }[];
+}
+
+export interface WorkerOptions {
+  signal?: AbortSignal;
+  /** Epoch ms when the invocation ends (Lambda: now + getRemainingTimeInMillis()). Without it copies never hand over. */
+  deadline?: number;
+  /** A copy hands over this long before `deadline`; default 60 s (uploads in flight, the checkpoint and the continuation must fit). */
+  handoverMarginMs?: number;
+  /** Records processed at once; default ARCHIVE_FILE_CONCURRENCY. */
+  concurrency?: number;
+  finalize?: FinalizeOptions;
+}
+
+export type RecordOutcome = 'copied' | 'handed-over' | 'duplicate' | 'failed';
+
+const DEFAULT_HANDOVER_MARGIN_MS = 60_000;
+
+const attributesSchema = z.looseObject({ ApproximateReceiveCount: z.coerce.number().int().positive().optional() });
+
+function receiveCountOf(record: CopyRecord): number {
+  const parsed = attributesSchema.safeParse(record.attributes ?? {});
+  return parsed.success ? parsed.data.ApproximateReceiveCount ?? 1 : 1;
+}
+
+const checkpointShape = z.looseObject({
+  version: z.literal(1),
+  bucket: z.string(),
+  key: z.string(),
+  uploadId: z.string().min(1),
+  partSize: z.number().int().positive(),
+  totalBytes: z.number().int().positive(),
+  offset: z.number().int().nonnegative(),
+  parts: z.array(z.object({ partNumber: z.number().int().positive(), etag: z.string().min(1) })),
+  hashState: z.string().min(1),
+});
+
+/** True when the copy failed because its multipart upload no longer exists (aborted, expired, completed by a duplicate). */
+function isNoSuchUpload(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
+    const { name, details, cause } = e as { name?: unknown; details?: { remoteCode?: unknown }; cause?: unknown };
+    if (name === 'NoSuchUpload' || details?.remoteCode === 'NoSuchUpload') return true;
+    e = cause;
+  }
+  return false;
+}
+
+/** Best effort ids of a message we could not parse, for the alert. */
+function idsOfPoison(body: string): { runId: string; graphId: string; backupId: string; file?: string } {
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && /^[A-Za-z0-9._-]{1,128}$/.test(v) ? v : undefined);
+  try {
+    const o = JSON.parse(body) as Record<string, unknown>;
+    const file = typeof o['fileName'] === 'string' ? (o['fileName']).slice(0, 200) : undefined;
+    return { runId: str(o['runId']) ?? 'unknown', graphId: str(o['graphId']) ?? '(unknown)', backupId: str(o['backupId']) ?? '(unknown)', ...(file === undefined ? {} : { file }) };
+  } catch {
+    return { runId: 'unknown', graphId: '(unknown)', backupId: '(unknown)' };
+  }
+}
+
+class Worker {
+  private readonly alerts = new Map<string, AlertFailure[]>();
+  private readonly maxReceiveCount: number;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: FanoutDeps, private readonly options: WorkerOptions) {
+    this.maxReceiveCount = deps.config.fanout?.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT;
+    this.now = deps.now ?? Date.now;
+  }
+
+  async run(records: readonly CopyRecord[]): Promise<CopyBatchResult> {
+    const limit = pLimit(this.options.concurrency ?? this.deps.config.concurrency.files);
+    const outcomes = await Promise.all(records.map((r) => limit(() => this.record(r))));
+    await this.publishAlerts();
+    return {
+      batchItemFailures: records.filter((_, i) => outcomes[i] === 'failed').map((r) => ({ itemIdentifier: r.messageId })),
+    };
+  }
+
+  private alert(runId: string, failure: AlertFailure): void {
+    const list = this.alerts.get(runId) ?? [];
+    list.push(failure);
+    this.alerts.set(runId, list);
+  }
+
+  private async publishAlerts(): Promise<void> {
+    for (const [runId, failures] of this.alerts) {
+      await publishRunAlert({ sns: this.deps.sns, topicArn: this.deps.config.alertTopicArn, logger: this.deps.logger, retry: this.deps.retry }, { runId, failures }, { source: 'copyWorker' });
+    }
+  }
+
+  private async record(record: CopyRecord): Promise<RecordOutcome> {
+    const receiveCount = receiveCountOf(record);
+    const last = receiveCount >= this.maxReceiveCount;
+    const log = this.deps.logger.child({ messageId: record.messageId, receiveCount });
+    let message: CopyMessage;
+    try {
+      message = parseCopyMessage(record.body);
+    } catch (err) {
+      const e = toArchiverError(err, ErrorCodes.MessageInvalid);
+      log.error({ err: e, last }, 'copy message is invalid; it will end in the dead-letter queue');
+      if (last) {
+        const ids = idsOfPoison(record.body);
+        this.alert(ids.runId, {
+          graphId: ids.graphId, backupId: ids.backupId, ...(ids.file === undefined ? {} : { file: ids.file }),
+          code: e.code, message: `Copy message ${record.messageId} is invalid and goes to the dead-letter queue: ${e.message}`,
+        });
+      }
+      return 'failed';
+    }
+    const flog = log.child({ runId: message.runId, graphId: message.graphId, backupId: message.backupId, file: message.fileName });
+    if (this.options.signal?.aborted) {
+      flog.warn({}, 'invocation is ending; leaving the message for a redelivery');
+      return 'failed';
+    }
+    try {
+      const outcome = await this.copy(message, flog);
+      flog.info({ outcome }, 'copy message done');
+      return outcome;
+    } catch (err) {
+      const e = toArchiverError(err);
+      const aborted = isAbortError(e) || this.options.signal?.aborted === true;
+      flog.error({ err: e, last, retryable: e.retryable }, last ? 'file failed on its last delivery; it goes to the dead-letter queue' : 'file failed; SQS delivers the message again');
+      if (last && !aborted) {
+        this.alert(message.runId, {
+          graphId: message.graphId, backupId: message.backupId, file: message.fileName, code: e.code,
+          message: `${e.message} (delivery ${receiveCount} of ${this.maxReceiveCount}; the message goes to the dead-letter queue)`,
+        });
+      } else if (last && aborted) {
+        this.alert(message.runId, {
+          graphId: message.graphId, backupId: message.backupId, file: message.fileName, code: e.code,
+          message: `Cut short by the invocation deadline on delivery ${receiveCount} of ${this.maxReceiveCount}; the message goes to the dead-letter queue`,
+        });
+      }
+      return 'failed';
+    }
+  }
+
+  private async copy(message: CopyMessage, log: FanoutDeps['logger']): Promise<RecordOutcome> {
+    const { deps } = this;
+    const { signal } = this.options;
+    const { bucket, prefix } = deps.config.archive;
+    const { graphId, backupId, fileName } = message;
+    const key = fileKey(prefix, graphId, backupId, fileName);
+    const rKey = receiptKey(prefix, graphId, backupId, fileName);
+    const ckKey = checkpointKey(prefix, graphId, backupId, fileName);
+
+    // Duplicates and redeliveries: an archived backup, or a file with a receipt and its object, changes nothing.
+    if (await headObject(deps, bucket, manifestKey(prefix, graphId, backupId), signal)) {
+      log.info({}, 'backup already archived; nothing to do');
+      return 'duplicate';
+    }
+    if (await this.stored(key, rKey)) {
+      log.info({}, 'file already archived; nothing to copy');
+      await this.finalize(graphId, backupId);
+      return 'duplicate';
+    }
+
+    let checkpoint: CopyCheckpoint | undefined;
+    if (message.checkpointKey !== undefined) {
+      if (message.checkpointKey !== ckKey) {
+        throw new ArchiverError(ErrorCodes.MessageInvalid, 'Invalid copy message: checkpointKey does not belong to this file', { details: { fields: ['checkpointKey'] } });
+      }
+      const parsed = checkpointShape.safeParse(await getJson(deps, bucket, ckKey, signal));
+      if (parsed.success) checkpoint = parsed.data;
+      else log.warn({}, 'checkpoint missing or unreadable; copying the file from the start');
+    }
+
+    const handoverAt = this.options.deadline === undefined ? undefined : this.options.deadline - (this.options.handoverMarginMs ?? DEFAULT_HANDOVER_MARGIN_MS);
+    if (handoverAt !== undefined && this.now() >= handoverAt) {
+      throw new ArchiverError(ErrorCodes.DeadlineExceeded, 'Too little time left in this invocation to start the copy', { retryable: true });
+    }
+    const request: CopyFileRequest = {
+      bucket, key, fileName,
+      getLink: (s) => this.freshLink(graphId, backupId, fileName, s),
+      metadata: { 'ges-graph-id': graphId, 'ges-backup-id': backupId },
+      ...(signal ? { signal } : {}),
+      ...(handoverAt === undefined ? {} : { handoverAt }),
+    };
+
+    let result: CopyFileResult;
+    try {
+      result = await deps.copier.copyFile(checkpoint ? { ...request, checkpoint } : request);
+    } catch (err) {
+      if (!checkpoint || !isNoSuchUpload(err)) throw err;
+      // The upload behind the checkpoint is gone: completed by a duplicate of this message, or
+      // aborted (a deadline, the bucket's lifecycle rule). Done, or start the file again.
+      if (await this.stored(key, rKey)) {
+        await this.finalize(graphId, backupId);
+        return 'duplicate';
+      }
+      log.warn({}, 'the checkpoint\'s multipart upload is gone; copying the file from the start');
+      result = await deps.copier.copyFile(request);
+    }
+
+    if (result.status === 'handover') {
+      // Persist the progress, then queue the continuation: if sending fails the message is
+      // delivered again and continues from this checkpoint (or restarts).
+      await putJson(deps, bucket, ckKey, result.checkpoint, signal);
+      const queueUrl = deps.config.copyQueueUrl;
+      if (queueUrl === undefined || deps.sqs === undefined) {
+        throw new ArchiverError(ErrorCodes.ConfigInvalid, 'A copy handed over but there is no COPY_QUEUE_URL to continue it');
+      }
+      await sendMessage({ sqs: deps.sqs, retry: deps.retry }, queueUrl, serializeCopyMessage({ ...message, checkpointKey: ckKey }), signal);
+      log.info({ offset: result.checkpoint.offset, totalBytes: result.checkpoint.totalBytes }, 'copy handed over to a continuation message');
+      return 'handed-over';
+    }
+
+    await writeReceipt(deps, bucket, rKey, {
+      name: fileName, key, bytes: result.bytes, sha256: result.sha256, completedAt: new Date(this.now()).toISOString(),
+    }, signal);
+    if (message.checkpointKey !== undefined) {
+      await deleteKey(deps, bucket, ckKey).catch((err: unknown) => log.warn({ err }, 'could not remove the copy checkpoint; it is harmless'));
+    }
+    log.info({ bytes: result.bytes, ...result.stats }, 'file archived');
+    await this.finalize(graphId, backupId);
+    return 'copied';
+  }
+
+  private async stored(key: string, rKey: string): Promise<boolean> {
+    const { bucket } = this.deps.config.archive;
+    const receipt = await readReceipt(this.deps, bucket, rKey, this.options.signal);
+    if (!receipt || receipt.key !== key) return false;
+    const head = await headObject(this.deps, bucket, key, this.options.signal);
+    return head !== undefined && head.bytes === receipt.bytes;
+  }
+
+  private async finalize(graphId: string, backupId: string): Promise<void> {
+    const result = await finalizeBackup(this.deps, graphId, backupId, { ...this.options.finalize, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+    this.deps.logger.debug({ graphId, backupId, outcome: result.outcome }, 'finalize');
+  }
+
+  /** The worker asks GES for its own link: messages never carry one. */
+  private async freshLink(graphId: string, backupId: string, fileName: string, signal: AbortSignal): Promise<FileLink> {
+    const listing = await this.deps.ges.getBackupFiles(graphId, backupId, { signal });
+    const file = listing.files.find((f) => f.name === fileName);
+    if (!file) {
+      throw new ArchiverError(ErrorCodes.GesBadResponse, `GES no longer lists file "${fileName}" for graph ${graphId} backup ${backupId}`);
+    }
+    return toFileLink(file, listing.receivedAt);
+  }
+}
+
+/**
+ * The copy worker (SQS, ReportBatchItemFailures). Each record is one file: already archived →
+ * nothing changes; else a fresh link from GES and a copy, handed over to a continuation message
+ * when the invocation's deadline nears; the worker that lands a backup's last file writes its
+ * manifest.json (finalize.ts). Returns the ids of the records that failed, so SQS delivers
+ * only those again; on their `maxReceiveCount`-th delivery they alert (one SNS message per run)
+ * and then go to the dead-letter queue. Never throws for one record's failure.
+ */
+export async function handleCopyMessages(deps: FanoutDeps, records: readonly CopyRecord[], options: WorkerOptions = {}): Promise<CopyBatchResult> {
+  return new Worker(deps, options).run(records);
+}
