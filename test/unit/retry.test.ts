@@ -7,10 +7,9 @@ describe('the retry policy', () => {
   it('retries retryable errors until success', async () => {
     const retry = createRetryPolicy({ baseDelayMs: 1, maxDelayMs: 2 });
     let calls = 0;
-    const result = await retry(async () => {
+    const result = await retry(() => {
       calls += 1;
-      if (calls < 3) throw transient();
-      return 'ok';
+      return calls < 3 ? Promise.reject(transient()) : Promise.resolve('ok');
     });
     expect(result).toBe('ok');
     expect(calls).toBe(3);
@@ -41,10 +40,9 @@ describe('the retry policy', () => {
     const retry = createRetryPolicy({ baseDelayMs: 1, maxDelayMs: 2 });
     const times: number[] = [];
     const delays: number[] = [];
-    await retry(async () => {
+    await retry(() => {
       times.push(Date.now());
-      if (times.length === 1) throw transient({ retryAfterMs: 300 });
-      return 1;
+      return times.length === 1 ? Promise.reject(transient({ retryAfterMs: 300 })) : Promise.resolve(1);
     }, { onRetry: (e) => delays.push(e.delayMs) });
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(290);
     expect(delays[0]).toBeGreaterThanOrEqual(300);
