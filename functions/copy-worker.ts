@@ -1,3 +1,4 @@
+import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { handleCopyMessages } from '../lib/fanout/index.js';
 import { ErrorCodes } from '../lib/errors.js';
@@ -11,10 +12,16 @@ const SqsEnvelope = z.looseObject({
   Records: z.array(z.looseObject({ messageId: z.string().min(1), body: z.string() })).min(1),
 });
 
-async function copyWorker(event: unknown, _context: unknown, { signal, logger, metrics }: InvocationTools) {
+/** Epoch ms when this invocation ends (undefined outside Lambda, e.g. local calls without a deadline). */
+function deadlineOf(context: Context): number | undefined {
+  return typeof context.getRemainingTimeInMillis === 'function' ? Date.now() + context.getRemainingTimeInMillis() : undefined;
+}
+
+async function copyWorker(event: unknown, context: Context, { signal, logger, metrics }: InvocationTools) {
   const { Records } = parseEvent(SqsEnvelope, event, { code: ErrorCodes.MessageInvalid, what: 'SQS event' });
   const runtime = withCopyMetrics(await getRuntime({ logger }), metrics);
-  return handleCopyMessages(runtime, Records, { signal });
+  // The deadline lets a long copy hand over (checkpoint + continuation message) before Lambda stops it.
+  return handleCopyMessages(runtime, Records, { signal, deadline: deadlineOf(context) });
 }
 
 export const handler = withLambdaStack(copyWorker, { name: 'copyWorker' });

@@ -1,19 +1,26 @@
+import type { Context } from 'aws-lambda';
 import { runScheduled, type RunReport } from '../lib/archive/index.js';
 import { recordArchiveFreshness, recordRunMetrics, recordScheduledRunOutcome } from '../lib/metrics/index.js';
 import { withLambdaStack, type InvocationTools } from './lib/middleware.js';
 import { withCopyMetrics } from './lib/metrics.js';
 import { getRuntime } from './lib/runtime.js';
 
+/** Epoch ms when this invocation ends (undefined outside Lambda, e.g. local calls without a deadline). */
+function deadlineOf(context: Context): number | undefined {
+  return typeof context.getRemainingTimeInMillis === 'function' ? Date.now() + context.getRemainingTimeInMillis() : undefined;
+}
+
 /**
  * EventBridge Scheduler → one run of the manifest (MANIFEST_URI). The event carries nothing we
  * use. Metrics: the copies, the run's outcome, ScheduledRunSucceeded (0 when the run failed or
  * threw) and the age of each graph's newest archived backup (one listing after the run).
  */
-async function scheduledRun(_event: unknown, _context: unknown, { signal, logger, metrics }: InvocationTools) {
+async function scheduledRun(_event: unknown, context: Context, { signal, logger, metrics }: InvocationTools) {
   let report: RunReport | undefined;
   try {
     const runtime = withCopyMetrics(await getRuntime({ logger }), metrics);
-    report = await runScheduled(runtime, { signal });
+    // The deadline decides between archiving inline and fanning out to the copy queue.
+    report = await runScheduled(runtime, { signal, deadline: deadlineOf(context) });
     recordRunMetrics(metrics, report);
     await recordArchiveFreshness(runtime, metrics, { signal });
     return report;
