@@ -12,7 +12,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inflateRawSync } from 'node:zlib';
-import { METRIC_DIMENSION_STAGE, METRIC_NAMESPACE, METRIC_SCHEDULED_RUN_SUCCEEDED } from '../../../functions/lib/metric-names.js';
+import {
+  METRIC_DIMENSION_SERVICE, METRIC_DIMENSION_STAGE, METRIC_NAMESPACE, METRIC_SCHEDULED_RUN_SUCCEEDED, METRIC_SERVICE_NAME,
+} from '../../../functions/lib/metric-names.js';
+import { MetricNames } from '../../../lib/metrics/names.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -161,10 +164,15 @@ describe('functions', () => {
     expect(env('CopyWorkerLambdaFunction')['COPY_QUEUE_URL']).toEqual({ Ref: 'CopyQueue' });
   });
 
-  it('triggers scheduledRun with an EventBridge Scheduler schedule in a time zone, through its own role', () => {
-    const schedules = ofType('AWS::Scheduler::Schedule');
+  function scheduleOf(fnId: string): Json {
+    const schedules = ofType('AWS::Scheduler::Schedule').filter(([, r]) => JSON.stringify((r.Properties['Target'] as Json)['Arn']).includes(`"${fnId}"`));
     expect(schedules).toHaveLength(1);
-    const props = schedules[0]![1].Properties;
+    return schedules[0]![1].Properties;
+  }
+
+  it('triggers scheduledRun with an EventBridge Scheduler schedule in a time zone, through its own role', () => {
+    expect(ofType('AWS::Scheduler::Schedule')).toHaveLength(2);
+    const props = scheduleOf('ScheduledRunLambdaFunction');
     expect(props['ScheduleExpression']).toMatch(/^(rate|cron)\(.+\)$/);
     expect(props['ScheduleExpressionTimezone']).toBe('UTC');
     expect(props['State']).toBe('ENABLED');
@@ -175,7 +183,7 @@ describe('functions', () => {
   });
 
   it('does not retry failed scheduled or manual runs asynchronously', () => {
-    for (const id of ['ScheduledRunLambdaEvConf', 'ArchiveBackupLambdaEvConf']) {
+    for (const id of ['ScheduledRunLambdaEvConf', 'ArchiveBackupLambdaEvConf', 'RestoreDrillLambdaEvConf']) {
       expect(resource(id, 'AWS::Lambda::EventInvokeConfig').Properties['MaximumRetryAttempts']).toBe(0);
     }
   });
@@ -192,6 +200,26 @@ describe('functions', () => {
     expect((props['ScalingConfig'] as Json)['MaximumConcurrency']).toEqual(expect.any(Number));
   });
 
+  it('runs restoreDrill on its own schedule (drillSchedule, drillScheduleEnabled) with DRILL_SAMPLE_PERCENT, in its own role', () => {
+    const props = resource('RestoreDrillLambdaFunction', 'AWS::Lambda::Function').Properties;
+    expect(props).toMatchObject({
+      FunctionName: 'ges-archiver-dev-restoreDrill', Runtime: 'nodejs22.x', Architectures: ['arm64'],
+      Handler: 'functions/restore-drill.handler', Timeout: 900, MemorySize: 1024,
+      Role: { 'Fn::GetAtt': ['RestoreDrillRole', 'Arn'] },
+    });
+    const vars = (props['Environment'] as { Variables: Json }).Variables;
+    expect(vars['DRILL_SAMPLE_PERCENT']).toBe('10');
+    expect(vars['ALERT_TOPIC_ARN']).toEqual({ Ref: 'AlertTopic' });
+    expect(vars['ARCHIVE_BUCKET']).toEqual({ Ref: 'ArchiveBucket' });
+    const schedule = scheduleOf('RestoreDrillLambdaFunction');
+    expect(schedule['ScheduleExpression']).toBe('cron(0 5 ? * SUN *)');
+    expect(schedule['ScheduleExpressionTimezone']).toBe('UTC');
+    expect(schedule['State']).toBe('ENABLED');
+    const target = schedule['Target'] as Json;
+    expect(target['RoleArn']).toEqual({ 'Fn::GetAtt': ['DrillSchedulerInvokeRole', 'Arn'] });
+    expect(JSON.parse(target['Input'] as string)).toEqual({ source: 'ges-archiver.drill' });
+  });
+
   it('has no trigger on archiveBackup (manual invocation only)', () => {
     const triggers = ['AWS::Scheduler::Schedule', 'AWS::Events::Rule', 'AWS::Lambda::EventSourceMapping', 'AWS::Lambda::Permission']
       .flatMap((type) => ofType(type));
@@ -200,6 +228,15 @@ describe('functions', () => {
 });
 
 describe('bundles', () => {
+  it('restoreDrill is one ESM bundle that loads under Node 22', () => {
+    const code = readZipEntry(join(outDir, 'restoreDrill.zip'), 'functions/restore-drill.mjs');
+    const file = join(service.dir, 'bundle-check', 'functions/restore-drill.mjs');
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, code);
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(file)}); console.log(typeof m.handler);`], { encoding: 'utf8' });
+    expect(out.trim()).toBe('function');
+  });
+
   it.each(Object.entries(FUNCTIONS))('%s is one ESM bundle (with its source map) that loads under Node 22', (name, f) => {
     const zip = join(outDir, `${name}.zip`);
     const code = readZipEntry(zip, f.file);
@@ -333,13 +370,67 @@ describe('alerts', () => {
 
   it('alarms when no scheduled run succeeded for freshnessHours, missing data counting as breaching', () => {
     const props = resource('ScheduledRunFreshnessAlarm', 'AWS::CloudWatch::Alarm').Properties;
+    // Exactly the dimensions the code's EMF carries (test/unit/functions/metrics-emf.test.ts):
+    // CloudWatch matches an alarm's dimension set exactly.
     expect(props).toMatchObject({
       Namespace: METRIC_NAMESPACE,
       MetricName: METRIC_SCHEDULED_RUN_SUCCEEDED,
-      Dimensions: [{ Name: METRIC_DIMENSION_STAGE, Value: 'dev' }],
+      Dimensions: [{ Name: METRIC_DIMENSION_SERVICE, Value: METRIC_SERVICE_NAME }, { Name: METRIC_DIMENSION_STAGE, Value: 'dev' }],
       Statistic: 'Sum', Period: 3600, EvaluationPeriods: 26, DatapointsToAlarm: 26,
       Threshold: 1, ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'breaching',
     });
+  });
+
+  it('alarms on the restore drill failing to run, and on a too old newest backup only when backupAgeAlarmHours is set', () => {
+    expect(resource('RestoreDrillErrorsAlarm', 'AWS::CloudWatch::Alarm').Properties).toMatchObject({
+      Namespace: 'AWS/Lambda', MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'RestoreDrillLambdaFunction' } }],
+      Threshold: 0, ComparisonOperator: 'GreaterThanThreshold',
+    });
+    const age = resource('BackupAgeAlarm', 'AWS::CloudWatch::Alarm');
+    expect(age.Condition).toBe('HasBackupAgeAlarm');
+    const query = (age.Properties['Metrics'] as Json[])[0]!;
+    expect(query['Expression']).toBe(`SELECT MAX(${MetricNames.NewestBackupAgeHours}) FROM SCHEMA(${METRIC_NAMESPACE}, Graph, service, Stage) WHERE Stage = 'dev'`);
+    expect(template.Conditions['HasBackupAgeAlarm']).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
+  });
+});
+
+describe('dashboard', () => {
+  interface Widget { type: string; properties: { title?: string; metrics?: unknown[][]; alarms?: string[]; region?: string } }
+
+  function dashboard(): { widgets: Widget[] } {
+    const body = resource('Dashboard', 'AWS::CloudWatch::Dashboard').Properties['DashboardBody'] as { 'Fn::Sub': [string, Json] };
+    const [text, vars] = body['Fn::Sub'];
+    // Every ${Name} is either a pseudo parameter or a variable of the Fn::Sub.
+    const names = [...text.matchAll(/\$\{([^}]+)\}/g)].map((m) => m[1]!);
+    for (const name of names) expect(name.startsWith('AWS::') || name in vars).toBe(true);
+    return JSON.parse(text.replace(/\$\{([^}]+)\}/g, (_m, name: string) => `SUB_${name.replace(/\W/g, '_')}`)) as { widgets: Widget[] };
+  }
+
+  it('is valid JSON once substituted, in the stack\'s region', () => {
+    const { widgets } = dashboard();
+    expect(widgets.length).toBeGreaterThanOrEqual(10);
+    for (const w of widgets.filter((x) => x.type === 'metric')) expect(w.properties.region).toBe('SUB_AWS__Region');
+  });
+
+  it('shows every custom metric, with the dimensions the code emits', () => {
+    const text = JSON.stringify(dashboard());
+    for (const name of Object.values(MetricNames)) expect(text).toContain(name);
+    const custom = dashboard().widgets.flatMap((w) => w.properties.metrics ?? []).filter((m) => m[0] === METRIC_NAMESPACE);
+    expect(custom.length).toBeGreaterThan(0);
+    for (const m of custom) expect(m.slice(2, 6)).toEqual([METRIC_DIMENSION_SERVICE, METRIC_SERVICE_NAME, METRIC_DIMENSION_STAGE, 'dev']);
+    expect(text).toContain(`SEARCH('{${METRIC_NAMESPACE},Graph,service,Stage} MetricName=\\"${MetricNames.NewestBackupAgeHours}\\" Stage=\\"dev\\"', 'Maximum', 3600)`);
+  });
+
+  it('shows the copy queue, the dead-letter queue, every function\'s errors and the alarms', () => {
+    const { widgets } = dashboard();
+    const text = JSON.stringify(widgets);
+    expect(text).toContain('ApproximateAgeOfOldestMessage');
+    expect(text).toContain('SUB_CopyQueueName');
+    expect(text).toContain('SUB_DeadLetterQueueName');
+    for (const fn of ['scheduledRun', 'archiveBackup', 'copyWorker', 'restoreDrill']) expect(text).toContain(`ges-archiver-dev-${fn}`);
+    const alarms = widgets.find((w) => w.type === 'alarm')!.properties.alarms!;
+    expect(alarms).toContain('SUB_FreshnessAlarmArn');
+    expect(alarms).toContain('SUB_DrillErrorsAlarmArn');
   });
 });
 
@@ -355,8 +446,8 @@ describe('IAM', () => {
   const roles = () => ofType('AWS::IAM::Role').map(([id]) => id);
   const actions = (s: Statement) => [s.Action].flat();
 
-  it('has one role per function plus the scheduler role, and no shared default role', () => {
-    expect(roles().sort()).toEqual(['ArchiveBackupRole', 'CopyWorkerRole', 'ScheduledRunRole', 'SchedulerInvokeRole']);
+  it('has one role per function plus one scheduler role per schedule, and no shared default role', () => {
+    expect(roles().sort()).toEqual(['ArchiveBackupRole', 'CopyWorkerRole', 'DrillSchedulerInvokeRole', 'RestoreDrillRole', 'ScheduledRunRole', 'SchedulerInvokeRole']);
     expect(resources['IamRoleLambdaExecution']).toBeUndefined();
   });
 
@@ -374,7 +465,7 @@ describe('IAM', () => {
   });
 
   it('lets each function write only its own log group', () => {
-    for (const [name, f] of Object.entries(FUNCTIONS)) {
+    for (const [name, f] of [...Object.entries(FUNCTIONS), ['restoreDrill', { role: 'RestoreDrillRole' }] as const]) {
       const logs = statementsOf(f.role).filter((s) => actions(s).some((a) => a.startsWith('logs:')));
       expect(logs).toHaveLength(1);
       expect(JSON.stringify(logs[0]!.Resource)).toContain(`log-group:/aws/lambda/ges-archiver-dev-${name}:*`);
@@ -392,6 +483,38 @@ describe('IAM', () => {
     }
   });
 
+  it('lets the archiving roles delete only under {prefix}_state/ (receipts, checkpoints, the finalize lock), and abort their uploads', () => {
+    for (const roleId of roles()) {
+      for (const s of statementsOf(roleId)) {
+        if (actions(s).includes('s3:DeleteObject')) {
+          expect(actions(s)).toEqual(['s3:DeleteObject']);
+          expect(s.Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/_state/*' });
+        }
+      }
+    }
+    for (const f of Object.values(FUNCTIONS)) {
+      const all = statementsOf(f.role).flatMap(actions);
+      expect(all).toEqual(expect.arrayContaining(['s3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:PutObject']));
+    }
+  });
+
+  it('gives restoreDrill read-only access: list and get under the prefix, publish to the topic, no secret', () => {
+    const statements = statementsOf('RestoreDrillRole');
+    const all = statements.flatMap(actions).sort();
+    expect(all).toEqual(['cloudwatch:PutMetricData', 'kms:Decrypt', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 'sns:Publish']);
+    expect(statements.find((s) => s.Sid === 'ReadArchive')!.Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/*' });
+    const list = statements.find((s) => s.Sid === 'ListArchive')!;
+    expect(list.Resource).toEqual({ 'Fn::GetAtt': ['ArchiveBucket', 'Arn'] });
+    expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['ges-backups/*'] } });
+    expect(statements.find((s) => actions(s).includes('sns:Publish'))!.Resource).toEqual({ Ref: 'AlertTopic' });
+    const invoke = statementsOf('DrillSchedulerInvokeRole');
+    expect(invoke).toHaveLength(1);
+    expect(invoke[0]!.Resource).toEqual([
+      { 'Fn::GetAtt': ['RestoreDrillLambdaFunction', 'Arn'] },
+      { 'Fn::Sub': '${RestoreDrillLambdaFunction.Arn}:*' },
+    ]);
+  });
+
   it('reads only the Huawei credentials secret, publishes only to the alert topic', () => {
     for (const f of Object.values(FUNCTIONS)) {
       const statements = statementsOf(f.role);
@@ -405,7 +528,8 @@ describe('IAM', () => {
     const sqsOf = (role: string) => statementsOf(role).filter((s) => actions(s).some((a) => a.startsWith('sqs:')));
     expect(sqsOf('ScheduledRunRole').flatMap(actions)).toContain('sqs:SendMessage');
     expect(sqsOf('ScheduledRunRole').flatMap(actions)).not.toContain('sqs:DeleteMessage');
-    expect(sqsOf('CopyWorkerRole').flatMap(actions)).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility']));
+    // The worker also sends: a copy handed over near the deadline continues in a new message.
+    expect(sqsOf('CopyWorkerRole').flatMap(actions)).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:SendMessage']));
     expect(sqsOf('ArchiveBackupRole')).toEqual([]);
     for (const role of ['ScheduledRunRole', 'CopyWorkerRole']) {
       for (const s of sqsOf(role)) expect(s.Resource).toEqual({ 'Fn::GetAtt': ['CopyQueue', 'Arn'] });
