@@ -18,7 +18,7 @@ const MiB = 1024 * 1024;
 export interface ScheduledRunOptions {
   signal?: AbortSignal;
   /** Epoch ms when the invocation ends. Without it the run is never short of time (always inline). */
-  deadline?: number;
+  deadline?: number | undefined;
   /** Default: MANIFEST_URI. */
   manifestUri?: string;
   /** Time an inline run keeps free before the deadline; default 60 s. */

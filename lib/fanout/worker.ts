@@ -28,7 +28,7 @@ export interface CopyBatchResult {
 export interface WorkerOptions {
   signal?: AbortSignal;
   /** Epoch ms when the invocation ends (Lambda: now + getRemainingTimeInMillis()). Without it copies never hand over. */
-  deadline?: number;
+  deadline?: number | undefined;
   /** A copy hands over this long before `deadline`; default 60 s (uploads in flight, the checkpoint and the continuation must fit). */
   handoverMarginMs?: number;
   /** Records processed at once; default ARCHIVE_FILE_CONCURRENCY. */
