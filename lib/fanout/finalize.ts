@@ -76,7 +76,7 @@ async function completeManifest(deps: FanoutDeps, graphId: string, backupId: str
   const { bucket, prefix } = deps.config.archive;
   const job = await readJob(deps, bucket, prefix, graphId, backupId, signal);
   if (!job) {
-    deps.logger.warn({ graphId, backupId }, 'no readable job.json for the backup; cannot finalize it');
+    deps.logger.debug({ graphId, backupId }, 'no readable job.json for the backup (finalized meanwhile, or not fanned out)');
     return undefined;
   }
   const present = await listReceiptKeys(deps, bucket, prefix, graphId, backupId, signal);
@@ -170,7 +170,11 @@ export async function finalizeBackup(deps: FanoutDeps, graphId: string, backupId
   if (await headObject(deps, bucket, mKey, signal)) return { outcome: 'exists', manifestKey: mKey };
 
   const complete = await completeManifest(deps, graphId, backupId, signal);
-  if (!complete) return { outcome: 'incomplete', manifestKey: mKey };
+  if (!complete) {
+    // A finalizer that finished meanwhile removes job.json and the receipts: that is not "incomplete".
+    const written = await headObject(deps, bucket, mKey, signal);
+    return { outcome: written ? 'exists' : 'incomplete', manifestKey: mKey };
+  }
   const { manifest, receiptKeys } = complete;
 
   const outcome: FinalizeOutcome = await putIfAbsent(deps, mKey, manifest, signal).then((r) => (r === 'unsupported' ? writeUnderLock(deps, graphId, backupId, mKey, manifest, options) : r));

@@ -245,6 +245,7 @@ describe('fan-out over SQS', () => {
     expect(puts.count).toBe(1);
     expect(results.filter((r) => r.outcome === 'written')).toHaveLength(1);
     expect(results.filter((r) => r.outcome !== 'written').every((r) => r.outcome === 'busy' || r.outcome === 'exists')).toBe(true);
+    expect(await listKeys(bucket, `${prefix}_state/${G}/${B1}/finalize.lock`)).toEqual([]);
     const manifest = JSON.parse((await getObjectBytes(bucket, manifestKey)).toString()) as { runId: string; files: { name: string; sha256: string }[] };
     expect(manifest.runId).toBe('run-1');
     expect(manifest.files.map((f) => [f.name, f.sha256])).toEqual(files.map((name) => [name, sha256(Buffer.from(`bytes of ${name}`))]));
@@ -256,6 +257,44 @@ describe('fan-out over SQS', () => {
     // Assess
     expect(late.outcome).toBe('exists');
     expect(puts.count).toBe(1);
+  });
+
+  it('on a store with conditional writes (AWS S3 semantics), concurrent finalizers rely on If-None-Match and take no lock', async () => {
+    // Prepare: Swift answers 501 to If-None-Match, so this client gives it AWS's semantics in
+    // front of Swift: conditional PUTs are serialised, and one to an existing key fails with 412.
+    const client = s3Client();
+    let queue = Promise.resolve();
+    client.middlewareStack.add((next, context) => async (args) => {
+      const input = args.input as { Bucket?: string; Key?: string; IfNoneMatch?: string };
+      if (context.commandName !== 'PutObjectCommand' || input.IfNoneMatch !== '*') return next(args);
+      const turn = queue.then(async () => {
+        const exists = await s3.send(new HeadObjectCommand({ Bucket: input.Bucket, Key: input.Key })).then(() => true, () => false);
+        if (exists) throw Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), { name: 'PreconditionFailed', $metadata: { httpStatusCode: 412 } });
+        delete input.IfNoneMatch;
+        return next(args);
+      });
+      queue = turn.then(() => undefined, () => undefined);
+      return turn;
+    }, { step: 'initialize', name: 'awsConditionalWrites' });
+    const bucket = await createTestBucket('fanout-conditional');
+    const rt = createRuntime(loadConfig(tokenEnv(emulator, bucket, TOKEN)), silentLogger(), { s3: client, retry: fastRetry });
+    runtimes.push(rt);
+    const prefix = 'ges-backups/';
+    const key = `${prefix}${G}/${B1}/a.bin`;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'a' }));
+    await putJson(rt, bucket, receiptKey(prefix, G, B1, 'a.bin'), { name: 'a.bin', key, bytes: 1, sha256: sha256(Buffer.from('a')), completedAt: new Date().toISOString() });
+    await putJson(rt, bucket, jobKey(prefix, G, B1), { version: 1, runId: 'run-c', graphId: G, backupId: B1, createdAt: new Date().toISOString(), files: [{ name: 'a.bin' }] });
+    const puts = countPuts(client, `${prefix}${G}/${B1}/manifest.json`);
+    const lockPuts = countPuts(client, `${prefix}_state/${G}/${B1}/finalize.lock`);
+
+    // Act
+    const results = await Promise.all(Array.from({ length: 5 }, () => finalizeBackup(rt, G, B1, FINALIZE)));
+
+    // Assess
+    expect(puts.count).toBe(1);
+    expect(lockPuts.count).toBe(0);
+    expect(results.map((r) => r.outcome).sort()).toEqual(['exists', 'exists', 'exists', 'exists', 'written']);
+    expect(await listKeys(bucket, `${prefix}_state/`)).toEqual([]);
   });
 
   it('does not finalize a backup while one of its files is missing', async () => {
