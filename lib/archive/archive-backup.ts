@@ -201,7 +201,8 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
           }, fileSignal);
           written.push(rKey);
         }
-        log.info({ file: file.name, bytes: result.bytes, ...result.stats }, 'file archived');
+        const { durationMs, resumes, linkRefreshes, restarts } = result.stats;
+        log.info({ file: file.name, bytes: result.bytes, durationMs, ...(resumes + linkRefreshes + restarts > 0 ? { resumes, linkRefreshes, restarts } : {}) }, 'file archived');
         filesDone += 1;
         bytesDone += result.bytes;
         emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: result.bytes, reused: false });

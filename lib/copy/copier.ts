@@ -554,7 +554,7 @@ class FileCopy {
       await this.putObject(body, body.length === 0 ? { ...this.req.metadata, sha256 } : this.req.metadata);
       this.singleBody = undefined;
     }
-    this.log.info({ bytes: totalBytes, ...this.finishStats() }, 'file copied');
+    this.log.debug({ bytes: totalBytes, ...this.finishStats() }, 'file copied');
     return { status: 'complete', key: this.req.key, bytes: totalBytes, sha256, stats: this.finishStats() };
   }
 
