@@ -1,9 +1,9 @@
-import { SNSClient } from '@aws-sdk/client-sns';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { loadConfig } from '../../lib/config.js';
 import type { Logger } from '../../lib/log.js';
-import { createRuntime as createCoreRuntime, type Runtime as CoreRuntime, type RuntimeOverrides } from '../../lib/runtime.js';
+import { createRuntime as createCoreRuntime, createSnsClient, createSqsClient, type Runtime as CoreRuntime, type RuntimeOverrides } from '../../lib/runtime.js';
 import { rootLogger } from './logger.js';
 import { resolveEnvironment } from './secrets.js';
 
@@ -36,8 +36,9 @@ export async function buildRuntime(options: RuntimeOptions = {}): Promise<Runtim
   const env = await resolveEnvironment(options.env ?? process.env, options.secretsClient ? { client: options.secretsClient } : {});
   const config = loadConfig(env);
   const core = createCoreRuntime(config, options.logger ?? rootLogger, options.overrides);
-  // Region, credentials and AWS_ENDPOINT_URL_SQS / _SNS come from the SDK's standard environment.
-  return { ...core, sqs: options.sqs ?? new SQSClient({}), sns: options.sns ?? new SNSClient({}) };
+  // Region, credentials and AWS_ENDPOINT_URL_SQS / _SNS come from the SDK's standard environment;
+  // the core's factories keep lib/retry.ts the only retry policy (SDK maxAttempts 1).
+  return { ...core, sqs: options.sqs ?? core.sqs ?? createSqsClient(), sns: options.sns ?? core.sns ?? createSnsClient() };
 }
 
 let cached: Promise<Runtime> | undefined;
