@@ -1,5 +1,5 @@
 import pRetry, { AbortError } from 'p-retry';
-import { ArchiverError, isAbortError } from './errors.js';
+import { ArchiverError, isAbortError, toArchiverError } from './errors.js';
 
 /**
  * The one retry policy of the archiver. Which failures retry is decided where errors are
@@ -41,7 +41,9 @@ function isRetryable(err: unknown): boolean {
   return err instanceof ArchiverError && err.retryable && !isAbortError(err);
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits `ms`, or rejects with the signal's reason (as an ArchiverError) as soon as it aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(toArchiverError(signal.reason));
   if (ms <= 0) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -50,7 +52,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     const onAbort = (): void => {
       clearTimeout(timer);
-      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+      reject(toArchiverError(signal?.reason));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });

@@ -1,8 +1,8 @@
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import type { RetryPolicy } from '../retry.js';
-import { putJson, s3Error } from './s3-objects.js';
+import { getJson, putJson, s3Error } from './s3-objects.js';
 
 /**
  * A receipt records that one file of a backup is stored at its final key and verified, with
@@ -35,29 +35,10 @@ export function receiptKey(prefix: string, graphId: string, backupId: string, fi
   return `${stateBackupPrefix(prefix, graphId, backupId)}files/${fileName}.json`;
 }
 
-function isNotFound(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
-}
-
 /** The receipt, or undefined when there is none (or it is unreadable: then the file is copied again). */
 export async function readReceipt(deps: Deps, bucket: string, key: string, signal?: AbortSignal): Promise<FileReceipt | undefined> {
-  return deps.retry(async () => {
-    let text: string;
-    try {
-      const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-      text = (await res.Body?.transformToString('utf8')) ?? '';
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw s3Error('GetObject', key, err);
-    }
-    try {
-      const parsed = receiptSchema.safeParse(JSON.parse(text));
-      return parsed.success ? parsed.data : undefined;
-    } catch {
-      return undefined; // a damaged receipt only costs a second copy of the file
-    }
-  }, { signal });
+  const parsed = receiptSchema.safeParse(await getJson(deps, bucket, key, signal));
+  return parsed.success ? parsed.data : undefined;
 }
 
 export async function writeReceipt(deps: Deps, bucket: string, key: string, receipt: FileReceipt, signal?: AbortSignal): Promise<void> {

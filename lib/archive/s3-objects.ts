@@ -1,10 +1,10 @@
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ArchiverError, ErrorCodes } from '../errors.js';
 import type { RetryPolicy } from '../retry.js';
 
 /** Small S3 helpers for the orchestrator: existence checks and whole-object JSON writes. */
 
-function isNotFound(err: unknown): boolean {
+export function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
 }
@@ -63,6 +63,33 @@ export async function putJson(
       );
     } catch (err) {
       throw s3Error('PutObject', key, err);
+    }
+  }, { signal });
+}
+
+/**
+ * A small JSON object: its parsed value, `undefined` when there is no such object, `null` when
+ * it is there but not JSON (the caller's schema check refuses it).
+ */
+export async function getJson(
+  deps: { s3: S3Client; retry: RetryPolicy },
+  bucket: string,
+  key: string,
+  signal?: AbortSignal,
+): Promise<unknown> {
+  return deps.retry(async () => {
+    let text: string;
+    try {
+      const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+      text = (await res.Body?.transformToString('utf8')) ?? '';
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw s3Error('GetObject', key, err);
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return null;
     }
   }, { signal });
 }

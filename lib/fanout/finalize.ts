@@ -5,9 +5,10 @@ import { buildArchiveManifest, type ArchivedFile, type ArchiveManifest } from '.
 import { fileKey, manifestKey } from '../archive/keys.js';
 import { deleteReceipts, listReceiptKeys, readReceipt, receiptKey } from '../archive/receipts.js';
 import { headObject, putJson, s3Error } from '../archive/s3-objects.js';
-import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
+import { ArchiverError, ErrorCodes } from '../errors.js';
 import { deleteKey, finalizeLockKey, getJson, jobKey, readJob } from './state.js';
 import type { FanoutDeps } from './types.js';
+import { sleep } from '../retry.js';
 
 /**
  * Writes a fanned-out backup's manifest.json exactly once, when its last file has landed, even
@@ -51,24 +52,6 @@ const conditionalWritesUnsupported = new WeakSet<S3Client>();
 interface LockBody {
   token: string;
   at: number;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(toArchiverError(signal.reason));
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(toArchiverError(signal?.reason));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** The manifest when every file of the job is stored with its receipt's length; undefined when not yet. */

@@ -1,7 +1,9 @@
-import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { stateBackupPrefix } from '../archive/receipts.js';
-import { putJson, s3Error } from '../archive/s3-objects.js';
+import { getJson, isNotFound, putJson, s3Error } from '../archive/s3-objects.js';
+
+export { getJson };
 import type { RetryPolicy } from '../retry.js';
 
 /**
@@ -40,30 +42,6 @@ export function checkpointKey(prefix: string, graphId: string, backupId: string,
 
 export function finalizeLockKey(prefix: string, graphId: string, backupId: string): string {
   return `${stateBackupPrefix(prefix, graphId, backupId)}finalize.lock`;
-}
-
-function isNotFound(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
-}
-
-/** A small JSON object, or undefined when there is none. Parse errors are the caller's (schema) business. */
-export async function getJson(deps: Deps, bucket: string, key: string, signal?: AbortSignal): Promise<unknown> {
-  return deps.retry(async () => {
-    let text: string;
-    try {
-      const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-      text = (await res.Body?.transformToString('utf8')) ?? '';
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw s3Error('GetObject', key, err);
-    }
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      return null; // present but unreadable: the caller's schema check refuses it
-    }
-  }, { signal });
 }
 
 export async function readJob(deps: Deps, bucket: string, prefix: string, graphId: string, backupId: string, signal?: AbortSignal): Promise<FanoutJob | undefined> {
