@@ -2,8 +2,8 @@ import { Writable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
 import pretty from 'pino-pretty';
 import { publishRunAlert } from '../lib/alerts/index.js';
-import { archiveOne, exitCodeOf, runManifest } from '../lib/archive/run.js';
-import { loadRunManifest, validateRunManifest } from '../lib/archive/run-manifest.js';
+import { exitCodeOf, runManifest } from '../lib/archive/run.js';
+import { loadRunManifest, validateRunManifest, type RunManifest } from '../lib/archive/run-manifest.js';
 import type { RunReport } from '../lib/archive/types.js';
 import { loadConfig, type Config } from '../lib/config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
@@ -114,17 +114,16 @@ function printReport(io: CliIo, report: RunReport, config: Config, opts: CommonO
   else io.stdout.write(formatRunSummary(report, config.archive.bucket));
 }
 
-async function runCommand(io: CliIo, opts: CommonOptions & { manifest?: string }): Promise<number> {
-  const location = opts.manifest ?? io.env['MANIFEST_URI'];
-  if (!location) throw new UsageError('No manifest: pass --manifest <path|s3://bucket/key> or set MANIFEST_URI');
+/** Runs one manifest in a session and prints its report; `run` and `archive` differ only in the manifest. */
+async function runAndReport(io: CliIo, opts: CommonOptions, trigger: string, manifestOf: (session: Session) => Promise<RunManifest>): Promise<number> {
   const session = openSession(io, opts);
   try {
-    const manifest = await loadRunManifest(location, session.runtime, { signal: session.signal });
+    const manifest = await manifestOf(session);
     const report = await runManifest(session.runtime, manifest, {
       dryRun: opts.dryRun ?? false,
       signal: session.signal,
       onEvent: (e) => session.progress.onEvent(e),
-      trigger: 'cli',
+      trigger,
     });
     session.progress.stop();
     await alertOnFailure(session, report);
@@ -135,24 +134,16 @@ async function runCommand(io: CliIo, opts: CommonOptions & { manifest?: string }
   }
 }
 
+async function runCommand(io: CliIo, opts: CommonOptions & { manifest?: string }): Promise<number> {
+  const location = opts.manifest ?? io.env['MANIFEST_URI'];
+  if (!location) throw new UsageError('No manifest: pass --manifest <path|s3://bucket/key> or set MANIFEST_URI');
+  return runAndReport(io, opts, 'cli', (session) => loadRunManifest(location, session.runtime, { signal: session.signal }));
+}
+
 async function archiveCommand(io: CliIo, opts: CommonOptions & { graph: string; backup: string }): Promise<number> {
-  const target = validateRunManifest({ version: 1, graphs: [{ graphId: opts.graph, backups: [opts.backup] }] }, 'from --graph/--backup');
-  const graph = target.graphs[0]!;
-  const session = openSession(io, opts);
-  try {
-    const report = await archiveOne(session.runtime, graph.graphId, opts.backup, {
-      dryRun: opts.dryRun ?? false,
-      signal: session.signal,
-      onEvent: (e) => session.progress.onEvent(e),
-      trigger: 'manual',
-    });
-    session.progress.stop();
-    await alertOnFailure(session, report);
-    printReport(io, report, session.config, opts);
-    return exitCodeOf(report);
-  } finally {
-    await session.dispose();
-  }
+  // The same validation as a manifest entry (ids become key segments), before any session opens.
+  const manifest = validateRunManifest({ version: 1, graphs: [{ graphId: opts.graph, backups: [opts.backup] }] }, 'from --graph/--backup');
+  return runAndReport(io, opts, 'manual', () => Promise.resolve(manifest));
 }
 
 function common(cmd: Command): Command {
