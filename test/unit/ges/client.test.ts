@@ -361,9 +361,13 @@ describe('retries', () => {
 
   it('stops at once, as ABORTED, when the caller\'s signal fires', async () => {
     // Prepare
-    const s = await serve(() => ({ status: 200, body: { files: [] }, delayMs: 1000 }));
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 50);
+    // Abort once the request has reached the server (not on a timer: under load the timer
+    // could fire before the request is even sent).
+    const s = await serve(() => {
+      setImmediate(() => controller.abort());
+      return { status: 200, body: { files: [] }, delayMs: 1000 };
+    });
 
     // Act
     const err = await caught(client(tokenConfig(s.url)).getBackupFiles('g1', 'b1', { signal: controller.signal }));
