@@ -323,6 +323,9 @@ describe('copy queue', () => {
     expect(redrive['deadLetterTargetArn']).toEqual({ 'Fn::GetAtt': ['CopyDeadLetterQueue', 'Arn'] });
     expect(redrive['maxReceiveCount']).toBeGreaterThanOrEqual(2);
     expect(redrive['maxReceiveCount']).toBeLessThanOrEqual(10);
+    // The worker alerts on a message's last delivery: it must know the same count.
+    const workerEnv = (resources['CopyWorkerLambdaFunction']!.Properties['Environment'] as { Variables: Json }).Variables;
+    expect(Number(workerEnv['MAX_RECEIVE_COUNT'])).toBe(redrive['maxReceiveCount']);
   });
 
   it('keeps dead letters for 14 days', () => {
