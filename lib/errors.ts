@@ -49,6 +49,8 @@ export const ErrorCodes = {
   DeadlineExceeded: 'DEADLINE_EXCEEDED',
   /** The operation was cancelled. */
   Aborted: 'ABORTED',
+  /** The copy queue (SQS) or the alert topic (SNS) refused or failed a request. */
+  QueueFailed: 'QUEUE_FAILED',
   /** A fan-out message is malformed. */
   MessageInvalid: 'MESSAGE_INVALID',
   /** Anything not foreseen: a bug, or a failure of a dependency we could not classify. */

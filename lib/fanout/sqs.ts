@@ -9,7 +9,7 @@ export function sqsError(action: string, err: unknown): ArchiverError {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
   const status = e.$metadata?.httpStatusCode;
   const retryable = e.$retryable !== undefined || status === undefined || status >= 500 || status === 429;
-  return new ArchiverError(ErrorCodes.Internal, `SQS ${action} failed: ${e.name ?? 'Error'}`, { cause: err, retryable, details: { status } });
+  return new ArchiverError(ErrorCodes.QueueFailed, `SQS ${action} failed: ${e.name ?? 'Error'}`, { cause: err, retryable, details: { status } });
 }
 
 interface Deps {
@@ -67,7 +67,7 @@ export async function sendMessages(deps: Deps, queueUrl: string, bodies: string[
       const retry: number[] = [];
       for (const f of res.Failed ?? []) {
         const i = Number(f.Id);
-        const error = new ArchiverError(ErrorCodes.Internal, `SQS refused a copy message: ${f.Code ?? 'unknown'}`, {
+        const error = new ArchiverError(ErrorCodes.QueueFailed, `SQS refused a copy message: ${f.Code ?? 'unknown'}`, {
           retryable: f.SenderFault !== true, details: { code: f.Code },
         });
         if (f.SenderFault === true || round >= MAX_ROUNDS) failed.set(i, error);
