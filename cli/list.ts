@@ -24,8 +24,8 @@ export function formatBackupList(backups: ArchivedBackupSummary[], bucket: strin
   if (backups.length === 0) out.push(`No archived backups in s3://${bucket}/${prefix}`);
   if (valid.length > 0) {
     out.push(...table([
-      ['GRAPH', 'BACKUP', 'NAME', 'BACKUP TIME', 'FILES', 'SIZE', 'ARCHIVED AT'],
-      ...valid.map((b) => [b.graphId, b.backupId, b.backupName ?? '-', b.backupTime ?? '-', String(b.fileCount), formatBytes(b.totalBytes), b.archivedAt]),
+      ['GRAPH', 'BACKUP', 'NAME', 'BACKUP TIME', 'FILES', 'SIZE', 'ARCHIVED AT', 'RUN'],
+      ...valid.map((b) => [b.graphId, b.backupId, b.backupName ?? '-', b.backupTime ?? '-', String(b.fileCount), formatBytes(b.totalBytes), b.archivedAt, b.runId ?? '-']),
     ]));
   }
   for (const b of invalid) out.push(`INVALID  ${b.manifestKey}: ${b.problem}`);
@@ -34,6 +34,7 @@ export function formatBackupList(backups: ArchivedBackupSummary[], bucket: strin
     const files = valid.reduce((n, b) => n + b.fileCount, 0);
     out.push(`${valid.length} archived backup${valid.length === 1 ? '' : 's'}, ${files} files, ${formatBytes(bytes)}`
       + `${invalid.length > 0 ? `; ${invalid.length} with an unusable manifest.json` : ''}.`);
+    if (valid.some((b) => b.runId)) out.push(`Run reports: s3://${bucket}/${prefix}_runs/<RUN>.json`);
   }
   return `${out.join('\n')}\n`;
 }

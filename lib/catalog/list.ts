@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { runReportKey } from '../archive/keys.js';
 import { readArchiveManifest } from './read-manifest.js';
 import { scanArchive } from './scan.js';
 import type { ArchivedBackupSummary, StorageDeps } from './types.js';
@@ -38,6 +39,7 @@ export async function listArchivedBackups(deps: StorageDeps, options: ListOption
       archivedAt: m.archivedAt,
       fileCount: m.fileCount,
       totalBytes: m.totalBytes,
+      ...(m.runId === undefined ? {} : { runId: m.runId, runReportKey: runReportKey(deps.config.archive.prefix, m.runId) }),
     };
   })));
   const when = (s: ArchivedBackupSummary): string => (s.valid ? s.backupTime ?? s.archivedAt : '');

@@ -40,6 +40,9 @@ export type ArchivedBackupSummary =
     archivedAt: string;
     fileCount: number;
     totalBytes: number;
+    /** The run that archived it, and where that run's report is (`{prefix}_runs/{runId}.json`). */
+    runId?: string;
+    runReportKey?: string;
   }
   | {
     valid: false;

@@ -155,6 +155,12 @@ describe('ges-archiver run / archive against the emulator and Swift', () => {
     expect(report.backups.find((b) => b.backupId === B2_B)?.status).toBe('archived');
     expect(report.backups.find((b) => b.backupId.startsWith('deadbeef'))).toMatchObject({ status: 'failed', error: { code: 'BACKUP_NOT_FOUND' } });
     expect(report.backups.find((b) => b.backupId === B2_RUNNING)).toMatchObject({ status: 'failed', error: { code: 'BACKUP_NOT_READY' } });
+    // The failed run's report is stored too, with each backup's outcome and error code.
+    const stored = JSON.parse((await getObjectBytes(bucket, (JSON.parse(run.stdout) as { reportKey: string }).reportKey)).toString()) as JsonReport & { runId: string; startedAt: string; finishedAt: string };
+    expect(stored.backups.map((b) => [b.backupId.slice(0, 8), b.status, b.error?.code]).sort()).toEqual([
+      [B2_B.slice(0, 8), 'archived', undefined], ['deadbeef', 'failed', 'BACKUP_NOT_FOUND'], [B2_RUNNING.slice(0, 8), 'failed', 'BACKUP_NOT_READY'],
+    ].sort());
+    expect(Date.parse(stored.finishedAt)).toBeGreaterThanOrEqual(Date.parse(stored.startedAt));
     expect(await listInProgressUploads(bucket)).toEqual([]);
   });
 

@@ -78,17 +78,23 @@ describe('ges-archiver list against archives in Swift', () => {
       {
         valid: true, graphId: G1, backupId: B1, manifestKey: `${PREFIX}${G1}/${B1}/manifest.json`,
         backupName: 'g1-nightly', backupTime: '2026-11-20T01:00:00.000Z', archivedAt: expect.any(String) as unknown, fileCount: 2, totalBytes: 1024,
+        runId: expect.any(String) as unknown, runReportKey: expect.stringMatching(new RegExp(`^${PREFIX}_runs/.+\\.json$`)) as unknown,
       },
       {
         valid: true, graphId: G2, backupId: B2_A, manifestKey: `${PREFIX}${G2}/${B2_A}/manifest.json`,
         backupName: 'g2-first', backupTime: '2026-11-02T00:00:00.000Z', archivedAt: expect.any(String) as unknown, fileCount: 1, totalBytes: 2048,
+        runId: expect.any(String) as unknown, runReportKey: expect.any(String) as unknown,
       },
       {
         valid: true, graphId: G2, backupId: B2_B, manifestKey: `${PREFIX}${G2}/${B2_B}/manifest.json`,
         backupName: 'g2-second', backupTime: '2026-11-03T00:00:00.000Z', archivedAt: expect.any(String) as unknown, fileCount: 2, totalBytes: 4106,
+        runId: expect.any(String) as unknown, runReportKey: expect.any(String) as unknown,
       },
     ]);
     for (const b of doc.backups) if (b.valid) expect(new Date(b.archivedAt).toISOString()).toBe(b.archivedAt);
+    // Each backup points at the report of the run that archived it, and that report exists.
+    const runKeys = await listKeys(bucket, `${PREFIX}_runs/`);
+    for (const b of doc.backups) if (b.valid) expect(runKeys).toContain((b as { runReportKey?: string }).runReportKey);
   });
 
   it('narrows to one graph, and prints a table for people', async () => {
@@ -101,7 +107,7 @@ describe('ges-archiver list against archives in Swift', () => {
     expect((JSON.parse(json.stdout) as ListJson).backups.map((b) => b.backupId)).toEqual([B2_A, B2_B]);
     expect(human.code).toBe(0);
     const lines = human.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^GRAPH\s+BACKUP\s+NAME\s+BACKUP TIME\s+FILES\s+SIZE\s+ARCHIVED AT$/);
+    expect(lines[0]).toMatch(/^GRAPH\s+BACKUP\s+NAME\s+BACKUP TIME\s+FILES\s+SIZE\s+ARCHIVED AT\s+RUN$/);
     expect(lines[1]).toMatch(new RegExp(`^${G2}\\s+${B2_A}\\s+g2-first\\s+2026-11-02T00:00:00.000Z\\s+1\\s+2.0 KiB\\s+\\d{4}-`));
     expect(lines[2]).toContain('g2-second');
     expect(lines[3]).toBe('2 archived backups, 3 files, 6.0 KiB.');
