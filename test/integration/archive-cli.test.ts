@@ -254,6 +254,22 @@ describe('ges-archiver run / archive against the emulator and Swift', () => {
     expect(await listKeys(bucket, 'ges-backups/9b9a')).toEqual([]);
     expect(await listInProgressUploads(bucket)).toEqual([]);
   });
+  it.each([
+    ['a value that is no date at all', 'not-a-date'],
+    ['the documented 3-digit-day example', '2018-08-016T10:15:14+0800'],
+    ['a time long past', '2001-01-01T00:00:00Z'],
+    ['an empty string', ''],
+  ])('archives byte for byte whatever link_expired_time says: %s', async (_what, value) => {
+    const bucket = await createTestBucket('expiry');
+    emulator.faults.malformedLinkExpiredTime(value);
+
+    const result = await runCli(['archive', '--graph', G2, '--backup', B2_B, '--json'], iamEnv(emulator, bucket));
+
+    expect(result.code).toBe(0);
+    const body = await getObjectBytes(bucket, `ges-backups/${G2}/${B2_B}/graph.bin`);
+    expect(sha256(body)).toBe(emulator.fileSha256(G2, B2_B, 'graph.bin'));
+  });
+
   it('after a failed run, a re-run reuses the files that were completed and copies only the rest', async () => {
     const bucket = await createTestBucket('reuse');
     const env = iamEnv(emulator, bucket);
