@@ -183,6 +183,11 @@ export async function main(io: CliIo): Promise<number> {
   registerVerifyCommand(program, io, (code) => { exitCode = code; });
   registerListCommand(program, io, (code) => { exitCode = code; });
 
+  if (io.argv.length === 0) {
+    // No command is a usage error (exit 2), with the usage on stderr.
+    io.stderr.write(program.helpInformation());
+    return 2;
+  }
   try {
     await program.parseAsync(io.argv, { from: 'user' });
     return exitCode;

@@ -189,6 +189,7 @@ describe('ges-archiver run / archive against the emulator and Swift', () => {
     const badArgs = await runCli(['archive', '--graph', G1], env);
     const unsafeId = await runCli(['archive', '--graph', G1, '--backup', '../x'], env);
     const unknownCommand = await runCli(['frobnicate'], env);
+    const noCommand = await runCli([], env);
 
     expect(badManifest.code).toBe(2);
     expect(JSON.parse(badManifest.stdout)).toMatchObject({ error: { code: 'MANIFEST_INVALID' } });
@@ -200,6 +201,8 @@ describe('ges-archiver run / archive against the emulator and Swift', () => {
     expect(badArgs.code).toBe(2);
     expect(unsafeId.code).toBe(2);
     expect(unknownCommand.code).toBe(2);
+    expect(noCommand.code).toBe(2);
+    expect(noCommand.stderr).toContain('Usage: ges-archiver');
     expect(emulator.stats.linkRequests + emulator.stats.listRequests).toBe(0);
     expect(await listKeys(bucket)).toEqual([]);
   });
