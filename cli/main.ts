@@ -1,15 +1,15 @@
 import { Writable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
-import pretty from 'pino-pretty';
 import { publishRunAlert } from '../lib/alerts/index.js';
 import { exitCodeOf, runManifest } from '../lib/archive/run.js';
 import { loadRunManifest, validateRunManifest, type RunManifest } from '../lib/archive/run-manifest.js';
 import type { RunReport } from '../lib/archive/types.js';
 import { loadConfig, type Config } from '../lib/config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
-import { createLogger, redactString, type Logger } from '../lib/log.js';
+import { redactString, type Logger } from '../lib/log.js';
 import { createRuntime, type Runtime } from '../lib/runtime.js';
 import { formatRunSummary, jsonReport } from './format.js';
+import { createCliLogger, onInterrupt } from './plumbing.js';
 import { registerListCommand } from './list.js';
 import { createProgress, type Progress } from './progress.js';
 import { registerVerifyCommand } from './verify.js';
@@ -53,17 +53,8 @@ function progressSink(progress: Progress): Writable {
 }
 
 function makeLogger(io: CliIo, progress: Progress, opts: CommonOptions): Logger {
-  const level = io.env['LOG_LEVEL'] ?? (opts.verbose ? 'debug' : io.stderr.isTTY && opts.progress !== false ? 'warn' : 'info');
-  if (io.env['LOG_FORMAT'] === 'json') return createLogger({ level, destination: progressSink(progress) });
-  const stream = pretty({
-    colorize: io.stderr.isTTY === true,
-    ignore: 'pid,hostname',
-    translateTime: 'SYS:HH:MM:ss',
-    singleLine: true,
-    sync: true,
-    destination: progressSink(progress),
-  });
-  return createLogger({ level, destination: stream });
+  const level = opts.verbose ? 'debug' : io.stderr.isTTY && opts.progress !== false ? 'warn' : 'info';
+  return createCliLogger(io.env, level, progressSink(progress), io.stderr.isTTY === true);
 }
 
 interface Session {
@@ -79,24 +70,14 @@ function openSession(io: CliIo, opts: CommonOptions): Session {
   const progress = createProgress(io.stderr, opts.progress !== false);
   const logger = makeLogger(io, progress, opts);
   const runtime = createRuntime(config, logger);
-  const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    interrupts += 1;
-    if (interrupts > 1) process.exit(130);
-    logger.warn({ signal: sig }, 'interrupted: cancelling copies and cleaning up (again to force quit)');
-    controller.abort(new ArchiverError(ErrorCodes.Aborted, `Interrupted by ${sig}`));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const interrupt = onInterrupt(logger, 'cancelling copies and cleaning up');
   return {
     config,
     runtime,
     progress,
-    signal: controller.signal,
+    signal: interrupt.signal,
     async dispose() {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      interrupt.dispose();
       progress.stop();
       await runtime.close();
     },

@@ -1,10 +1,9 @@
-import { S3Client } from '@aws-sdk/client-s3';
-import pretty from 'pino-pretty';
 import type { StorageDeps } from '../lib/catalog/types.js';
 import { loadStorageConfig, type StorageConfig } from '../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
-import { createLogger, type Logger } from '../lib/log.js';
 import { createRetryPolicy } from '../lib/retry.js';
+import { createS3Client } from '../lib/runtime.js';
+import { createCliLogger, onInterrupt } from './plumbing.js';
 import type { CliIo } from './main.js';
 
 /**
@@ -19,42 +18,18 @@ export interface StorageSession {
   dispose(): void;
 }
 
-function makeLogger(io: CliIo, verbose: boolean): Logger {
-  // Quiet by default: the result goes to stdout; warnings and, with -v, details to stderr.
-  const level = io.env['LOG_LEVEL'] ?? (verbose ? 'debug' : 'warn');
-  if (io.env['LOG_FORMAT'] === 'json') return createLogger({ level, destination: io.stderr });
-  const stream = pretty({
-    colorize: io.stderr.isTTY === true,
-    ignore: 'pid,hostname',
-    translateTime: 'SYS:HH:MM:ss',
-    singleLine: true,
-    sync: true,
-    destination: io.stderr,
-  });
-  return createLogger({ level, destination: stream });
-}
-
 export function openStorageSession(io: CliIo, opts: { verbose?: boolean }): StorageSession {
   const config = loadStorageConfig(io.env);
-  const logger = makeLogger(io, opts.verbose === true);
-  // Same settings as lib/runtime.ts createS3Client: the SDK reads region, credentials,
-  // endpoint and checksum behaviour from its standard variables; maxAttempts 1 because
-  // lib/retry.ts is the one retry policy.
-  const s3 = new S3Client({ forcePathStyle: config.s3.forcePathStyle, maxAttempts: 1 });
-  const controller = new AbortController();
-  const onSignal = (sig: NodeJS.Signals): void => {
-    logger.warn({ signal: sig }, 'interrupted: stopping');
-    controller.abort(new ArchiverError(ErrorCodes.Aborted, `Interrupted by ${sig}`));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // Quiet by default: the result goes to stdout; warnings and, with -v, details to stderr.
+  const logger = createCliLogger(io.env, opts.verbose === true ? 'debug' : 'warn', io.stderr, io.stderr.isTTY === true);
+  const s3 = createS3Client(config);
+  const interrupt = onInterrupt(logger, 'stopping');
   return {
     config,
     deps: { s3, config, logger, retry: createRetryPolicy() },
-    signal: controller.signal,
+    signal: interrupt.signal,
     dispose() {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      interrupt.dispose();
       s3.destroy();
     },
   };

@@ -32,7 +32,7 @@ export interface RuntimeOverrides {
   sns?: SNSClient;
 }
 
-export function createS3Client(config: Config): S3Client {
+export function createS3Client(config: Pick<Config, 's3'>): S3Client {
   // Region, credentials, endpoint (AWS_ENDPOINT_URL_S3) and checksum settings
   // (AWS_REQUEST_CHECKSUM_CALCULATION...) come from the SDK's standard variables.
   // maxAttempts 1: lib/retry.ts is the one retry policy; SDK retries on top would multiply it.
