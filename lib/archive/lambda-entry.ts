@@ -5,9 +5,9 @@ import { DEFAULT_INLINE_THROUGHPUT_MIBPS, type FanoutDeps } from '../fanout/type
 import { runReportKey } from './keys.js';
 import { planRun, type RunPlan } from './plan.js';
 import { loadRunManifest, validateRunManifest } from './run-manifest.js';
-import { archiveOne, executePlan, newRunId, runTotals } from './run.js';
+import { archiveOne, executePlan, newRunId, orderedReports, runTotals } from './run.js';
 import { putJson } from './s3-objects.js';
-import type { BackupReport, BackupTarget, RunReport } from './types.js';
+import type { BackupTarget, RunReport } from './types.js';
 
 /**
  * The domain entry points of the Lambda functions (functions/ stays a thin shell around them).
@@ -51,14 +51,6 @@ async function estimateBytes(deps: FanoutDeps, targets: BackupTarget[], signal?:
     }
   }
   return total;
-}
-
-function ordered(plan: RunPlan, reports: BackupReport[]): BackupReport[] {
-  const rank = new Map<string, number>();
-  [...plan.settled, ...plan.targets].forEach((b, i) => {
-    if (!rank.has(b.graphId)) rank.set(b.graphId, i);
-  });
-  return [...plan.settled, ...reports].sort((a, b) => (rank.get(a.graphId) ?? 0) - (rank.get(b.graphId) ?? 0));
 }
 
 function alertDeps(deps: FanoutDeps): Parameters<typeof publishRunAlert>[0] {
@@ -109,7 +101,7 @@ export async function runScheduled(deps: FanoutDeps, options: ScheduledRunOption
     report = await executePlan(deps, plan, { runId, trigger, startedAt, ...(signal ? { signal } : {}) });
   } else {
     const fanned = await fanOut(deps, plan.targets, { runId, ...(signal ? { signal } : {}), ...options.fanOut });
-    const backups = ordered(plan, fanned);
+    const backups = orderedReports(plan, fanned);
     const finishedAt = now();
     report = {
       runId, trigger, dryRun: false,

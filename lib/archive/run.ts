@@ -24,18 +24,16 @@ export function runTotals(backups: BackupReport[]): RunReport['totals'] {
   return t;
 }
 
-/** Stable order for reports: as planned (manifest order), failures of planning included. */
-function ordered(plan: RunPlan, done: Map<string, BackupReport>): BackupReport[] {
-  const out = [...plan.settled];
-  for (const t of plan.targets) {
-    const report = done.get(`${t.graphId}/${t.backupId}`);
-    if (report) out.push(report);
-  }
+/**
+ * Stable order for reports: graphs in manifest order (as planned), planning outcomes first
+ * within a graph, then the archived targets.
+ */
+export function orderedReports(plan: RunPlan, reports: BackupReport[]): BackupReport[] {
   const rank = new Map<string, number>();
   [...plan.settled, ...plan.targets].forEach((b, i) => {
     if (!rank.has(b.graphId)) rank.set(b.graphId, i);
   });
-  return out.sort((a, b) => (rank.get(a.graphId) ?? 0) - (rank.get(b.graphId) ?? 0));
+  return [...plan.settled, ...reports].sort((a, b) => (rank.get(a.graphId) ?? 0) - (rank.get(b.graphId) ?? 0));
 }
 
 /**
@@ -67,7 +65,9 @@ export async function executePlan(deps: ArchiveDeps, plan: RunPlan, options: Run
     options.onEvent?.({ type: 'backup-done', report });
   })));
 
-  const backups = ordered(plan, done);
+  const backups = orderedReports(plan, plan.targets
+    .map((t) => done.get(`${t.graphId}/${t.backupId}`))
+    .filter((r): r is BackupReport => r !== undefined));
   const finishedAt = now();
   const report: RunReport = {
     runId,
