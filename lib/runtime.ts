@@ -32,21 +32,27 @@ export interface RuntimeOverrides {
   sns?: SNSClient;
 }
 
+/**
+ * Every AWS request has a timeout: connecting within 10 s, and no socket silent for 120 s (an
+ * upload that is moving is never cut; a stalled one fails, and the retry policy decides).
+ */
+const AWS_REQUEST_HANDLER = { connectionTimeout: 10_000, requestTimeout: 120_000 } as const;
+
 export function createS3Client(config: Pick<Config, 's3'>): S3Client {
   // Region, credentials, endpoint (AWS_ENDPOINT_URL_S3) and checksum settings
   // (AWS_REQUEST_CHECKSUM_CALCULATION...) come from the SDK's standard variables.
   // maxAttempts 1: lib/retry.ts is the one retry policy; SDK retries on top would multiply it.
-  return new S3Client({ forcePathStyle: config.s3.forcePathStyle, maxAttempts: 1 });
+  return new S3Client({ forcePathStyle: config.s3.forcePathStyle, maxAttempts: 1, requestHandler: AWS_REQUEST_HANDLER });
 }
 
 // Region, credentials and endpoints (AWS_ENDPOINT_URL_SQS / _SNS) come from the SDK's standard
 // variables; maxAttempts 1 for the same reason as S3.
 export function createSqsClient(): SQSClient {
-  return new SQSClient({ maxAttempts: 1 });
+  return new SQSClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_HANDLER });
 }
 
 export function createSnsClient(): SNSClient {
-  return new SNSClient({ maxAttempts: 1 });
+  return new SNSClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_HANDLER });
 }
 
 export function createRuntime(config: Config, logger: Logger, overrides: RuntimeOverrides = {}): Runtime {
