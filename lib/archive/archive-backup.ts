@@ -157,21 +157,20 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     // Once a file has failed the backup cannot complete in this run: files not yet started
     // are left for the next run, but copies in flight finish (their receipts make the next
     // run cheaper).
-    const fileSignal = signal;
     let firstError: ArchiverError | undefined;
     const receipts = await listReceiptKeys(deps, bucket, prefix, graphId, backupId, signal);
     const written: string[] = [];
 
     const results = await Promise.all(listing.files.map((file) => limit(async (): Promise<ArchivedFile | undefined> => {
-      if (fileSignal.aborted || firstError !== undefined) return undefined;
+      if (signal.aborted || firstError !== undefined) return undefined;
       const key = fileKey(prefix, graphId, backupId, file.name);
       const rKey = receiptKey(prefix, graphId, backupId, file.name);
       try {
         // A file completed by an earlier, interrupted run: reuse it when the object is there
         // with the receipt's length.
-        const receipt = receipts.has(rKey) ? await readReceipt(deps, bucket, rKey, fileSignal) : undefined;
+        const receipt = receipts.has(rKey) ? await readReceipt(deps, bucket, rKey, signal) : undefined;
         if (receipt && receipt.key === key) {
-          const existing = await headObject(deps, bucket, key, fileSignal);
+          const existing = await headObject(deps, bucket, key, signal);
           if (existing && existing.bytes === receipt.bytes) {
             log.info({ file: file.name, bytes: receipt.bytes }, 'file already archived by an earlier run; reusing it');
             filesDone += 1;
@@ -186,7 +185,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
           fileName: file.name,
           link: links.initial(file.name),
           getLink: (s) => links.fresh(file.name, s),
-          signal: fileSignal,
+          signal: signal,
           onProgress: (delta) => emit({ type: 'bytes', delta }),
           metadata: { 'ges-graph-id': graphId, 'ges-backup-id': backupId },
         });
@@ -198,7 +197,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
         if (!result.stats.singlePut) {
           await writeReceipt(deps, bucket, rKey, {
             name: file.name, key, bytes: result.bytes, sha256: result.sha256, completedAt: new Date(now()).toISOString(),
-          }, fileSignal);
+          }, signal);
           written.push(rKey);
         }
         const { durationMs, resumes, linkRefreshes, restarts } = result.stats;
