@@ -1,7 +1,7 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { archiveManifestSchema, type ArchiveManifest } from '../archive/archive-manifest.js';
 import { ARCHIVE_MANIFEST_NAME } from '../archive/keys.js';
-import { s3Error } from '../archive/s3-objects.js';
+import { isNotFound, s3Error } from '../archive/s3-objects.js';
 import { describeIssues } from '../config.js';
 import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
 import type { BackupFolder, StorageDeps } from './types.js';
@@ -21,10 +21,6 @@ class ManifestTooLarge extends Error {
   }
 }
 
-function isNoSuchKey(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
-}
 
 /** Reads the whole (small) manifest object, refusing more than MAX_ARCHIVE_MANIFEST_BYTES. */
 async function fetchManifestText(deps: StorageDeps, key: string, signal?: AbortSignal): Promise<string | undefined> {
@@ -35,7 +31,7 @@ async function fetchManifestText(deps: StorageDeps, key: string, signal?: AbortS
       const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
       body = res.Body as AsyncIterable<Uint8Array> | undefined;
     } catch (err) {
-      if (isNoSuchKey(err)) return undefined;
+      if (isNotFound(err)) return undefined;
       throw s3Error('GetObject', key, err);
     }
     const chunks: Buffer[] = [];

@@ -1,13 +1,9 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { s3Error } from '../archive/s3-objects.js';
+import { isNotFound, s3Error } from '../archive/s3-objects.js';
 import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
 import type { StorageDeps } from '../catalog/types.js';
 
-function isNoSuchKey(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
-}
 
 /**
  * Re-reads one object and returns its length and SHA-256, or undefined when it does not
@@ -27,7 +23,7 @@ export async function hashObject(
       const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
       body = res.Body as AsyncIterable<Uint8Array> | undefined;
     } catch (err) {
-      if (isNoSuchKey(err)) return undefined;
+      if (isNotFound(err)) return undefined;
       throw s3Error('GetObject', key, err);
     }
     const hash = createHash('sha256');
