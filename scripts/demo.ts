@@ -1,8 +1,8 @@
 /**
  * The embedded local default (README, first command): starts a local S3 store (OpenStack
  * Swift) and the GES + IAM + OBS emulator, archives demo/manifest.yaml with the real CLI in
- * its own process, runs it a second time to show that archived backups are skipped, prints
- * where the objects are, and stops every server it started.
+ * its own process, runs it a second time to show that archived backups are skipped, lists
+ * and verifies the archive, prints where the objects are, and stops every server it started.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
@@ -120,15 +120,19 @@ async function main(): Promise<void> {
     const second = await runCli(['run', '--manifest', 'demo/manifest.yaml'], env);
     const linksAsked = emulator.stats.linkRequests - linksBefore;
 
+    console.error('\n== What the bucket holds, and proof that it is byte for byte what GES served ==');
+    const list = await runCli(['list'], env);
+    const verify = await runCli(['verify'], env);
+
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
     console.log(`\nObjects in the local S3 store (endpoint ${swift.endpoint}, bucket ${bucket}):`);
     for (const o of listed.Contents ?? []) {
       console.log(`  s3://${bucket}/${o.Key}  ${(o.Size ?? 0).toLocaleString('en')} bytes`);
     }
-    console.log(`\nFirst run exit status ${first}; second run exit status ${second}, download links requested: ${linksAsked}.`);
+    console.log(`\nFirst run exit status ${first}; second run exit status ${second}, download links requested: ${linksAsked}; list ${list}, verify ${verify}.`);
     console.log('The local store and the emulator are stopped now; their data is deleted.');
     s3.destroy();
-    process.exitCode = first === 0 && second === 0 && linksAsked === 0 ? 0 : 1;
+    process.exitCode = first === 0 && second === 0 && linksAsked === 0 && list === 0 && verify === 0 ? 0 : 1;
   } finally {
     await emulator?.close();
     await swift?.stop();
