@@ -1,5 +1,5 @@
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ArchiverError, ErrorCodes } from '../errors.js';
+import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
 import type { RetryPolicy } from '../retry.js';
 
 /** Small S3 helpers for the orchestrator: existence checks and whole-object JSON writes. */
@@ -91,5 +91,41 @@ export async function getJson(
     } catch {
       return null;
     }
+  }, { signal });
+}
+
+/** The body's chunks; a stream that breaks off becomes a retryable S3_FAILED. */
+async function* guardedBody(body: AsyncIterable<Uint8Array>, key: string): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of body) yield chunk;
+  } catch (err) {
+    if (isAbortError(err)) throw err;
+    throw new ArchiverError(ErrorCodes.S3Failed, `S3 GetObject body broke off for ${key}`, { cause: err, retryable: true, details: { key } });
+  }
+}
+
+/**
+ * Streams one object's body through `consume` (never buffering it here), with the retry
+ * policy around the whole read: a body that breaks off is read again from the start.
+ * Returns undefined when the object does not exist. Errors `consume` throws pass through
+ * unchanged; when it stops early, the body stream is destroyed.
+ */
+export async function readObjectStream<T>(
+  deps: { s3: S3Client; retry: RetryPolicy },
+  bucket: string,
+  key: string,
+  consume: (body: AsyncIterable<Uint8Array>) => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T | undefined> {
+  return deps.retry(async () => {
+    let body: AsyncIterable<Uint8Array>;
+    try {
+      const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+      body = (res.Body as AsyncIterable<Uint8Array> | undefined) ?? (async function* empty() {})();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw s3Error('GetObject', key, err);
+    }
+    return consume(guardedBody(body, key));
   }, { signal });
 }

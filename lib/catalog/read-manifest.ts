@@ -1,9 +1,7 @@
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { archiveManifestSchema, type ArchiveManifest } from '../archive/archive-manifest.js';
 import { ARCHIVE_MANIFEST_NAME } from '../archive/keys.js';
-import { isNotFound, s3Error } from '../archive/s3-objects.js';
+import { readObjectStream } from '../archive/s3-objects.js';
 import { describeIssues } from '../config.js';
-import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
 import type { BackupFolder, StorageDeps } from './types.js';
 
 /** A manifest lists a few entries per file; 16 MiB is far beyond any real backup's. */
@@ -23,34 +21,17 @@ class ManifestTooLarge extends Error {
 
 
 /** Reads the whole (small) manifest object, refusing more than MAX_ARCHIVE_MANIFEST_BYTES. */
-async function fetchManifestText(deps: StorageDeps, key: string, signal?: AbortSignal): Promise<string | undefined> {
-  const bucket = deps.config.archive.bucket;
-  return deps.retry(async () => {
-    let body: AsyncIterable<Uint8Array> | undefined;
-    try {
-      const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-      body = res.Body as AsyncIterable<Uint8Array> | undefined;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw s3Error('GetObject', key, err);
-    }
+function fetchManifestText(deps: StorageDeps, key: string, signal?: AbortSignal): Promise<string | undefined> {
+  return readObjectStream(deps, deps.config.archive.bucket, key, async (body) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    try {
-      // Leaving the loop early (too large, or an error) destroys the body stream.
-      for await (const chunk of body ?? []) {
-        size += chunk.byteLength;
-        if (size > MAX_ARCHIVE_MANIFEST_BYTES) {
-          throw new ManifestTooLarge();
-        }
-        chunks.push(Buffer.from(chunk));
-      }
-    } catch (err) {
-      if (err instanceof ManifestTooLarge || isAbortError(err)) throw err;
-      throw new ArchiverError(ErrorCodes.S3Failed, `S3 GetObject body broke off for ${key}`, { cause: err, retryable: true, details: { key } });
+    for await (const chunk of body) {
+      size += chunk.byteLength;
+      if (size > MAX_ARCHIVE_MANIFEST_BYTES) throw new ManifestTooLarge();
+      chunks.push(Buffer.from(chunk));
     }
     return Buffer.concat(chunks).toString('utf8');
-  }, { signal });
+  }, signal);
 }
 
 /** Checks what the schema cannot: the manifest belongs to its folder and adds up. */
