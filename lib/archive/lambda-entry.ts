@@ -2,11 +2,9 @@ import { publishRunAlert } from '../alerts/index.js';
 import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';
 import { fanOut, type FanOutOptions } from '../fanout/plan-fanout.js';
 import { DEFAULT_INLINE_THROUGHPUT_MIBPS, type FanoutDeps } from '../fanout/types.js';
-import { runReportKey } from './keys.js';
 import { planRun, type RunPlan } from './plan.js';
 import { loadRunManifest, validateRunManifest } from './run-manifest.js';
-import { archiveOne, executePlan, newRunId, orderedReports, runTotals } from './run.js';
-import { putJson } from './s3-objects.js';
+import { archiveOne, executePlan, finishRun, newRunId, orderedReports } from './run.js';
 import type { BackupTarget, RunReport } from './types.js';
 
 /**
@@ -101,23 +99,7 @@ export async function runScheduled(deps: FanoutDeps, options: ScheduledRunOption
     report = await executePlan(deps, plan, { runId, trigger, startedAt, ...(signal ? { signal } : {}) });
   } else {
     const fanned = await fanOut(deps, plan.targets, { runId, ...(signal ? { signal } : {}), ...options.fanOut });
-    const backups = orderedReports(plan, fanned);
-    const finishedAt = now();
-    report = {
-      runId, trigger, dryRun: false,
-      startedAt: new Date(startedAt).toISOString(),
-      finishedAt: new Date(finishedAt).toISOString(),
-      durationMs: finishedAt - startedAt,
-      backups,
-      totals: runTotals(backups),
-    };
-    const key = runReportKey(deps.config.archive.prefix, runId);
-    try {
-      await putJson(deps, deps.config.archive.bucket, key, report);
-      report.reportKey = key;
-    } catch (err) {
-      log.error({ err: toArchiverError(err), key }, 'could not store the run report');
-    }
+    report = await finishRun(deps, { runId, trigger, dryRun: false, startedAt, backups: orderedReports(plan, fanned) });
   }
   await publishRunAlert(alertDeps(deps), report, { source: 'scheduledRun' });
   return { ...report, mode, estimatedBytes: Number.isFinite(estimatedBytes) ? estimatedBytes : -1 };

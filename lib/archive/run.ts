@@ -56,33 +56,41 @@ export async function executePlan(deps: ArchiveDeps, plan: RunPlan, options: Run
 
   const backupLimit = pLimit(deps.config.concurrency.backups);
   const fileLimit = pLimit(deps.config.concurrency.files);
-  const done = new Map<string, BackupReport>();
-  await Promise.all(plan.targets.map((target) => backupLimit(async () => {
-    const report = signal.aborted
-      ? { graphId: target.graphId, backupId: target.backupId, status: 'failed' as const, files: 0, bytes: 0, error: errorSummary(toArchiverError(signal.reason)) }
+  // Promise.all keeps the targets' order, whatever order the backups finish in.
+  const reports = await Promise.all(plan.targets.map((target) => backupLimit(async () => {
+    const report: BackupReport = signal.aborted
+      ? { graphId: target.graphId, backupId: target.backupId, status: 'failed', files: 0, bytes: 0, error: errorSummary(toArchiverError(signal.reason)) }
       : await archiveBackup(deps, target, { signal, dryRun, runId, fileLimit, ...(options.onEvent ? { onEvent: options.onEvent } : {}) });
-    done.set(`${target.graphId}/${target.backupId}`, report);
     options.onEvent?.({ type: 'backup-done', report });
+    return report;
   })));
+  const backups = orderedReports(plan, reports);
+  return finishRun(deps, { runId, trigger: options.trigger ?? 'cli', dryRun, startedAt, backups });
+}
 
-  const backups = orderedReports(plan, plan.targets
-    .map((t) => done.get(`${t.graphId}/${t.backupId}`))
-    .filter((r): r is BackupReport => r !== undefined));
-  const finishedAt = now();
+/**
+ * Builds a run's report and, unless it is a dry run, stores it under `{prefix}_runs/` (even
+ * when the run was cancelled: it says what happened). A report that cannot be stored is
+ * logged; the run's outcome stands.
+ */
+export async function finishRun(
+  deps: Pick<ArchiveDeps, 's3' | 'retry' | 'logger' | 'config' | 'now'>,
+  run: { runId: string; trigger: string; dryRun: boolean; startedAt: number; backups: BackupReport[] },
+): Promise<RunReport> {
+  const finishedAt = (deps.now ?? Date.now)();
   const report: RunReport = {
-    runId,
-    trigger: options.trigger ?? 'cli',
-    dryRun,
-    startedAt: new Date(startedAt).toISOString(),
+    runId: run.runId,
+    trigger: run.trigger,
+    dryRun: run.dryRun,
+    startedAt: new Date(run.startedAt).toISOString(),
     finishedAt: new Date(finishedAt).toISOString(),
-    durationMs: finishedAt - startedAt,
-    backups,
-    totals: runTotals(backups),
+    durationMs: finishedAt - run.startedAt,
+    backups: run.backups,
+    totals: runTotals(run.backups),
   };
-  if (!dryRun) {
-    const key = runReportKey(deps.config.archive.prefix, runId);
+  if (!run.dryRun) {
+    const key = runReportKey(deps.config.archive.prefix, run.runId);
     try {
-      // The report is stored even when the run was cancelled: it says what happened.
       await putJson(deps, deps.config.archive.bucket, key, report);
       report.reportKey = key;
     } catch (err) {
