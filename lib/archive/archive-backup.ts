@@ -6,8 +6,8 @@ import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../err
 import type { GesBackupFile, GesBackupFiles } from '../ges/types.js';
 import { buildArchiveManifest, type ArchivedFile } from './archive-manifest.js';
 import { ARCHIVE_MANIFEST_NAME, fileKey, manifestKey } from './keys.js';
-import { deleteReceipts, listReceiptKeys, readReceipt, receiptKey, writeReceipt } from './receipts.js';
-import { headObject, putJson } from './s3-objects.js';
+import { deleteReceipts, listReceiptKeys, receiptKey, storedFile, writeReceipt } from './receipts.js';
+import { putJson } from './s3-objects.js';
 import type { ArchiveDeps, ArchiveEvent, BackupReport, BackupTarget } from './types.js';
 
 export function toFileLink(file: GesBackupFile, receivedAt: number): FileLink {
@@ -168,16 +168,13 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
       try {
         // A file completed by an earlier, interrupted run: reuse it when the object is there
         // with the receipt's length.
-        const receipt = receipts.has(rKey) ? await readReceipt(deps, bucket, rKey, signal) : undefined;
-        if (receipt && receipt.key === key) {
-          const existing = await headObject(deps, bucket, key, signal);
-          if (existing && existing.bytes === receipt.bytes) {
-            log.info({ file: file.name, bytes: receipt.bytes }, 'file already archived by an earlier run; reusing it');
-            filesDone += 1;
-            bytesDone += receipt.bytes;
-            emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: receipt.bytes, reused: true });
-            return { name: file.name, key, bytes: receipt.bytes, sha256: receipt.sha256 };
-          }
+        const stored = receipts.has(rKey) ? await storedFile(deps, bucket, { name: file.name, key, receiptKey: rKey }, signal) : undefined;
+        if (stored) {
+          log.info({ file: file.name, bytes: stored.bytes }, 'file already archived by an earlier run; reusing it');
+          filesDone += 1;
+          bytesDone += stored.bytes;
+          emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: stored.bytes, reused: true });
+          return stored;
         }
         const result = await deps.copier.copyFile({
           bucket,

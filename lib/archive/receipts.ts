@@ -2,7 +2,8 @@ import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-s
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import type { RetryPolicy } from '../retry.js';
-import { getJson, putJson, s3Error } from './s3-objects.js';
+import type { ArchivedFile } from './archive-manifest.js';
+import { getJson, headObject, putJson, s3Error } from './s3-objects.js';
 
 /**
  * A receipt records that one file of a backup is stored at its final key and verified, with
@@ -39,6 +40,23 @@ export function receiptKey(prefix: string, graphId: string, backupId: string, fi
 export async function readReceipt(deps: Deps, bucket: string, key: string, signal?: AbortSignal): Promise<FileReceipt | undefined> {
   const parsed = receiptSchema.safeParse(await getJson(deps, bucket, key, signal));
   return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * The file, when its receipt is there and names it, and its object is stored with the
+ * receipt's length: then it is archived and need not be copied again.
+ */
+export async function storedFile(
+  deps: Deps,
+  bucket: string,
+  file: { name: string; key: string; receiptKey: string },
+  signal?: AbortSignal,
+): Promise<ArchivedFile | undefined> {
+  const receipt = await readReceipt(deps, bucket, file.receiptKey, signal);
+  if (!receipt || receipt.key !== file.key || receipt.name !== file.name) return undefined;
+  const head = await headObject(deps, bucket, file.key, signal);
+  if (!head || head.bytes !== receipt.bytes) return undefined;
+  return { name: file.name, key: file.key, bytes: receipt.bytes, sha256: receipt.sha256 };
 }
 
 export async function writeReceipt(deps: Deps, bucket: string, key: string, receipt: FileReceipt, signal?: AbortSignal): Promise<void> {

@@ -3,7 +3,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { buildArchiveManifest, type ArchivedFile, type ArchiveManifest } from '../archive/archive-manifest.js';
 import { fileKey, manifestKey } from '../archive/keys.js';
-import { deleteReceipts, listReceiptKeys, readReceipt, receiptKey } from '../archive/receipts.js';
+import { deleteReceipts, listReceiptKeys, receiptKey, storedFile } from '../archive/receipts.js';
 import { headObject, putJson, s3Error } from '../archive/s3-objects.js';
 import { ArchiverError, ErrorCodes } from '../errors.js';
 import { deleteKey, finalizeLockKey, getJson, jobKey, readJob } from './state.js';
@@ -66,13 +66,7 @@ async function completeManifest(deps: FanoutDeps, graphId: string, backupId: str
   const wanted = job.files.map((f) => ({ name: f.name, rKey: receiptKey(prefix, graphId, backupId, f.name), key: fileKey(prefix, graphId, backupId, f.name) }));
   if (wanted.some((w) => !present.has(w.rKey))) return undefined;
   const limit = pLimit(8);
-  const files = await Promise.all(wanted.map((w) => limit(async (): Promise<ArchivedFile | undefined> => {
-    const receipt = await readReceipt(deps, bucket, w.rKey, signal);
-    if (!receipt || receipt.key !== w.key || receipt.name !== w.name) return undefined;
-    const head = await headObject(deps, bucket, w.key, signal);
-    if (!head || head.bytes !== receipt.bytes) return undefined;
-    return { name: w.name, key: w.key, bytes: receipt.bytes, sha256: receipt.sha256 };
-  })));
+  const files = await Promise.all(wanted.map((w) => limit(() => storedFile(deps, bucket, { name: w.name, key: w.key, receiptKey: w.rKey }, signal))));
   if (files.some((f) => f === undefined)) return undefined;
   const now = deps.now ?? Date.now;
   const manifest = buildArchiveManifest({

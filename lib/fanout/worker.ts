@@ -2,7 +2,7 @@ import pLimit from 'p-limit';
 import { z } from 'zod';
 import { toFileLink } from '../archive/archive-backup.js';
 import { fileKey, manifestKey } from '../archive/keys.js';
-import { readReceipt, receiptKey, writeReceipt } from '../archive/receipts.js';
+import { receiptKey, storedFile, writeReceipt } from '../archive/receipts.js';
 import { headObject, putJson } from '../archive/s3-objects.js';
 import type { CopyCheckpoint, CopyFileRequest, CopyFileResult, FileLink } from '../copy/copier.js';
 import { ArchiverError, ErrorCodes, isAbortError, toArchiverError } from '../errors.js';
@@ -173,7 +173,7 @@ class Worker {
       log.info({}, 'backup already archived; nothing to do');
       return 'duplicate';
     }
-    if (await this.stored(key, rKey)) {
+    if (await storedFile(deps, bucket, { name: fileName, key, receiptKey: rKey }, signal)) {
       log.info({}, 'file already archived; nothing to copy');
       await this.finalize(graphId, backupId);
       return 'duplicate';
@@ -208,7 +208,7 @@ class Worker {
       if (!checkpoint || !isNoSuchUpload(err)) throw err;
       // The upload behind the checkpoint is gone: completed by a duplicate of this message, or
       // aborted (a deadline, the bucket's lifecycle rule). Done, or start the file again.
-      if (await this.stored(key, rKey)) {
+      if (await storedFile(deps, bucket, { name: fileName, key, receiptKey: rKey }, signal)) {
         await this.finalize(graphId, backupId);
         return 'duplicate';
       }
@@ -238,14 +238,6 @@ class Worker {
     log.info({ bytes: result.bytes, ...result.stats }, 'file archived');
     await this.finalize(graphId, backupId);
     return 'copied';
-  }
-
-  private async stored(key: string, rKey: string): Promise<boolean> {
-    const { bucket } = this.deps.config.archive;
-    const receipt = await readReceipt(this.deps, bucket, rKey, this.options.signal);
-    if (!receipt || receipt.key !== key) return false;
-    const head = await headObject(this.deps, bucket, key, this.options.signal);
-    return head !== undefined && head.bytes === receipt.bytes;
   }
 
   private async finalize(graphId: string, backupId: string): Promise<void> {
