@@ -3,6 +3,7 @@ import { assertAllowedLink, assertSafeFileName } from '../copy/guard.js';
 import { linkExpiresAt } from '../copy/link-expiry.js';
 import type { FileLink } from '../copy/copier.js';
 import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';
+import type { GesClient } from '../ges/client.js';
 import type { GesBackupFile, GesBackupFiles } from '../ges/types.js';
 import { buildArchiveManifest, type ArchivedFile } from './archive-manifest.js';
 import { ARCHIVE_MANIFEST_NAME, fileKey, manifestKey } from './keys.js';
@@ -53,35 +54,37 @@ export function validateBackupFiles(files: GesBackupFiles, allowedHosts: readonl
  * files that need a new link at the same time share one request, and a file that asks after
  * another file's refresh gets the links that refresh already brought.
  */
-class LinkSource {
-  private current: GesBackupFiles;
+export class LinkSource {
+  private current: GesBackupFiles | undefined;
   private generation = 0;
   private inflight: Promise<void> | undefined;
   private readonly handedOut = new Map<string, number>();
 
+  /**
+   * `initial`: a listing already fetched (the orchestrator has one; a fan-out worker does not).
+   * The copier checks every link against DOWNLOAD_ALLOWED_HOSTS before using it.
+   */
   constructor(
-    private readonly deps: ArchiveDeps,
-    private readonly target: BackupTarget,
-    private readonly allowedHosts: readonly string[],
-    initial: GesBackupFiles,
+    private readonly deps: { ges: GesClient; now?: (() => number) | undefined },
+    private readonly target: { graphId: string; backupId: string },
+    initial?: GesBackupFiles,
   ) {
     this.current = initial;
   }
 
   initial(name: string): FileLink {
     this.handedOut.set(name, this.generation);
-    return toFileLink(this.find(name), this.current.receivedAt);
+    return this.linkOf(name);
   }
 
   async fresh(name: string, signal: AbortSignal): Promise<FileLink> {
     const now = (this.deps.now ?? Date.now)();
-    const usable = this.generation > (this.handedOut.get(name) ?? -1)
-      && toFileLink(this.find(name), this.current.receivedAt).expiresAt > now;
+    const usable = this.current !== undefined
+      && this.generation > (this.handedOut.get(name) ?? -1)
+      && this.linkOf(name).expiresAt > now;
     if (!usable) await this.refresh(signal);
     this.handedOut.set(name, this.generation);
-    const file = this.find(name);
-    assertAllowedLink(file.downloadLink, this.allowedHosts);
-    return toFileLink(file, this.current.receivedAt);
+    return this.linkOf(name);
   }
 
   private refresh(signal: AbortSignal): Promise<void> {
@@ -99,13 +102,13 @@ class LinkSource {
     return pending;
   }
 
-  private find(name: string): GesBackupFile {
-    const file = this.current.files.find((f) => f.name === name);
-    if (!file) {
+  private linkOf(name: string): FileLink {
+    const file = this.current?.files.find((f) => f.name === name);
+    if (!this.current || !file) {
       throw new ArchiverError(ErrorCodes.GesBadResponse,
         `GES no longer lists file "${name}" for graph ${this.target.graphId} backup ${this.target.backupId}`);
     }
-    return file;
+    return toFileLink(file, this.current.receivedAt);
   }
 }
 
@@ -152,7 +155,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
 
     emit({ type: 'backup-start', graphId, backupId, files: listing.files.length, estimatedBytes });
     log.info({ files: listing.files.length, estimatedBytes }, 'archiving backup');
-    const links = new LinkSource(deps, target, deps.config.download.allowedHosts, listing);
+    const links = new LinkSource(deps, target, listing);
     const limit = options.fileLimit ?? pLimit(deps.config.concurrency.files);
     // Once a file has failed the backup cannot complete in this run: files not yet started
     // are left for the next run, but copies in flight finish (their receipts make the next

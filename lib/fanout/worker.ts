@@ -1,10 +1,10 @@
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import { toFileLink } from '../archive/archive-backup.js';
+import { LinkSource } from '../archive/archive-backup.js';
 import { fileKey, manifestKey } from '../archive/keys.js';
 import { receiptKey, storedFile, writeReceipt } from '../archive/receipts.js';
 import { headObject, putJson } from '../archive/s3-objects.js';
-import type { CopyCheckpoint, CopyFileRequest, CopyFileResult, FileLink } from '../copy/copier.js';
+import type { CopyCheckpoint, CopyFileRequest, CopyFileResult } from '../copy/copier.js';
 import { ArchiverError, ErrorCodes, isAbortError, toArchiverError } from '../errors.js';
 import { publishRunAlert, type AlertFailure } from '../alerts/index.js';
 import { finalizeBackup, type FinalizeOptions } from './finalize.js';
@@ -193,9 +193,11 @@ class Worker {
     if (handoverAt !== undefined && this.now() >= handoverAt) {
       throw new ArchiverError(ErrorCodes.DeadlineExceeded, 'Too little time left in this invocation to start the copy', { retryable: true });
     }
+    const links = new LinkSource(deps, { graphId, backupId });
     const request: CopyFileRequest = {
       bucket, key, fileName,
-      getLink: (s) => this.freshLink(graphId, backupId, fileName, s),
+      // The worker asks GES for its own link: messages never carry one.
+      getLink: (s) => links.fresh(fileName, s),
       metadata: { 'ges-graph-id': graphId, 'ges-backup-id': backupId },
       ...(signal ? { signal } : {}),
       ...(handoverAt === undefined ? {} : { handoverAt }),
@@ -245,15 +247,6 @@ class Worker {
     this.deps.logger.debug({ graphId, backupId, outcome: result.outcome }, 'finalize');
   }
 
-  /** The worker asks GES for its own link: messages never carry one. */
-  private async freshLink(graphId: string, backupId: string, fileName: string, signal: AbortSignal): Promise<FileLink> {
-    const listing = await this.deps.ges.getBackupFiles(graphId, backupId, { signal });
-    const file = listing.files.find((f) => f.name === fileName);
-    if (!file) {
-      throw new ArchiverError(ErrorCodes.GesBadResponse, `GES no longer lists file "${fileName}" for graph ${graphId} backup ${backupId}`);
-    }
-    return toFileLink(file, listing.receivedAt);
-  }
 }
 
 /**
