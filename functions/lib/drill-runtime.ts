@@ -1,11 +1,11 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
 import { describeIssues, loadStorageConfig, type StorageConfig } from '../../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { createRetryPolicy, type RetryPolicy } from '../../lib/retry.js';
-import { createSnsClient } from '../../lib/runtime.js';
+import { createS3Client, createSnsClient } from '../../lib/runtime.js';
 import { rootLogger } from './logger.js';
 
 /**
@@ -52,8 +52,7 @@ export function buildDrillRuntime(options: DrillRuntimeOptions = {}): DrillRunti
   const parsed = drillEnvSchema.safeParse(env);
   if (!parsed.success) throw new ArchiverError(ErrorCodes.ConfigInvalid, `Invalid configuration: ${describeIssues(parsed.error)}`);
   const topicArn = parsed.data.ALERT_TOPIC_ARN;
-  // Same client settings as lib/runtime.ts: the SDK's standard variables, one retry policy.
-  const s3 = options.s3 ?? new S3Client({ forcePathStyle: config.s3.forcePathStyle, maxAttempts: 1 });
+  const s3 = options.s3 ?? createS3Client(config);
   const sns = options.sns ?? (topicArn === undefined ? undefined : createSnsClient());
   return {
     config, s3, retry: createRetryPolicy(), logger: options.logger ?? rootLogger,
