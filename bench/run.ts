@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { startSwift } from '../scripts/local-stack/swift.js';
+import { startSwift, swiftAwsEnv } from '../scripts/local-stack/swift.js';
 
 const MiB = 1024 * 1024;
 const GRAPH = 'bench-graph';
@@ -69,14 +69,7 @@ async function main(): Promise<void> {
     }, dir);
     const { gesEndpoint, obsEndpoint, projectId } = emulator.endpoints;
     const bucket = 'ges-bench';
-    const awsEnv = {
-      AWS_ENDPOINT_URL_S3: swift.endpoint,
-      AWS_REGION: swift.region,
-      AWS_ACCESS_KEY_ID: swift.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: swift.secretAccessKey,
-      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-    };
+    const awsEnv = swiftAwsEnv(swift);
     const s3 = new S3Client({ endpoint: swift.endpoint, region: swift.region, forcePathStyle: true, credentials: { accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey } });
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     s3.destroy();
@@ -89,7 +82,6 @@ async function main(): Promise<void> {
       ARCHIVE_BUCKET: bucket,
       ARCHIVE_PREFIX: `run-${Date.now()}/`,
       DOWNLOAD_ALLOWED_HOSTS: new URL(obsEndpoint).hostname,
-      S3_FORCE_PATH_STYLE: 'true',
       ARCHIVE_FILE_CONCURRENCY: String(FILE_CONCURRENCY),
       ARCHIVE_PART_CONCURRENCY: String(PART_CONCURRENCY),
       ARCHIVE_PART_SIZE_MB: String(PART_MB),

@@ -9,7 +9,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { startSwift, type SwiftStack } from './local-stack/swift.js';
+import { startSwift, swiftAwsEnv, type SwiftStack } from './local-stack/swift.js';
 import { DEFAULT_USER, startEmulator, type Emulator } from '../test/emulator/index.js';
 
 const MiB = 1024 * 1024;
@@ -104,13 +104,7 @@ async function main(): Promise<void> {
       HWC_PROJECT: 'cn-north-4',
       ARCHIVE_BUCKET: bucket,
       DOWNLOAD_ALLOWED_HOSTS: new URL(emulator.obsEndpoint).hostname,
-      AWS_ENDPOINT_URL_S3: swift.endpoint,
-      AWS_REGION: swift.region,
-      AWS_ACCESS_KEY_ID: swift.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: swift.secretAccessKey,
-      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-      S3_FORCE_PATH_STYLE: 'true',
+      ...swiftAwsEnv(swift),
     };
 
     console.error('\n== First run: archive everything demo/manifest.yaml names ==');

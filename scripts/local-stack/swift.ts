@@ -48,6 +48,23 @@ const PID_FILE = 'swift.pids.json';
 const ACCESS_KEY_ID = 'test:tester';
 const SECRET_ACCESS_KEY = 'testing';
 
+/**
+ * The AWS SDK environment that points a process (the archiver's CLI, a benchmark baseline) at
+ * this stack: endpoint, tempauth credentials, and checksums only when required (Swift's s3api
+ * rejects aws-chunked bodies).
+ */
+export function swiftAwsEnv(swift: Pick<SwiftStack, 'endpoint' | 'region' | 'accessKeyId' | 'secretAccessKey'>): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL_S3: swift.endpoint,
+    AWS_REGION: swift.region,
+    AWS_ACCESS_KEY_ID: swift.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: swift.secretAccessKey,
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+    S3_FORCE_PATH_STYLE: 'true',
+  };
+}
+
 export function swiftInstalled(): boolean {
   return [
     `${BIN}/swift-proxy-server`, `${BIN}/swift-object-server`, `${BIN}/swift-container-server`,

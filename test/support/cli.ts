@@ -40,14 +40,10 @@ export function useLocalS3(): void {
   process.env.AWS_RESPONSE_CHECKSUM_VALIDATION = 'WHEN_REQUIRED';
 }
 
-export function iamEnv(emulator: Emulator, bucket: string): Record<string, string | undefined> {
+/** What every test run of the CLI shares: the bucket, the emulator's link host, small parts. */
+function commonEnv(emulator: Emulator, bucket: string): Record<string, string> {
   return {
     GES_ENDPOINT: emulator.gesEndpoint,
-    HWC_IAM_ENDPOINT: emulator.iamEndpoint,
-    HWC_USERNAME: DEFAULT_USER.name,
-    HWC_PASSWORD: DEFAULT_USER.password,
-    HWC_DOMAIN: DEFAULT_USER.domain,
-    HWC_PROJECT: emulator.projectName,
     ARCHIVE_BUCKET: bucket,
     DOWNLOAD_ALLOWED_HOSTS: '127.0.0.1',
     S3_FORCE_PATH_STYLE: 'true',
@@ -57,16 +53,21 @@ export function iamEnv(emulator: Emulator, bucket: string): Record<string, strin
   };
 }
 
+export function iamEnv(emulator: Emulator, bucket: string): Record<string, string | undefined> {
+  return {
+    ...commonEnv(emulator, bucket),
+    HWC_IAM_ENDPOINT: emulator.iamEndpoint,
+    HWC_USERNAME: DEFAULT_USER.name,
+    HWC_PASSWORD: DEFAULT_USER.password,
+    HWC_DOMAIN: DEFAULT_USER.domain,
+    HWC_PROJECT: emulator.projectName,
+  };
+}
+
 export function tokenEnv(emulator: Emulator, bucket: string, token: string): Record<string, string | undefined> {
   return {
-    GES_ENDPOINT: emulator.gesEndpoint,
+    ...commonEnv(emulator, bucket),
     GES_PROJECT_ID: emulator.projectId,
     GES_AUTH_TOKEN: token,
-    ARCHIVE_BUCKET: bucket,
-    DOWNLOAD_ALLOWED_HOSTS: '127.0.0.1',
-    S3_FORCE_PATH_STYLE: 'true',
-    ARCHIVE_PART_SIZE_MB: '5',
-    GES_REQUEST_TIMEOUT_MS: '10000',
-    LOG_LEVEL: 'warn',
   };
 }
