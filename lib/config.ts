@@ -41,6 +41,8 @@ export interface Config {
     readonly files: number;
     /** Parts of one file uploaded at once. */
     readonly parts: number;
+    /** Download connections per file, each fetching whole parts as byte ranges. */
+    readonly streams: number;
   };
   /** Minimum multipart part size in bytes (grown as needed for the 10,000-part limit). */
   readonly partSizeBytes: number;
@@ -54,6 +56,11 @@ export interface Config {
 
 export const DEFAULT_ALLOWED_HOSTS = '*.myhuaweicloud.com,*.myhuaweicloud.eu';
 const MiB = 1024 * 1024;
+/**
+ * Download connections per file (ARCHIVE_STREAMS). Chosen by measurement with `npm run bench`:
+ * see the README's Benchmark section for the runs behind it.
+ */
+const DEFAULT_STREAMS = 4;
 
 const httpUrl = (name: string) =>
   z.string({ error: `${name} is required` }).trim().min(1, `${name} is required`).refine((v) => {
@@ -128,6 +135,7 @@ const envSchema = z.object({
   ARCHIVE_BACKUP_CONCURRENCY: intInRange('ARCHIVE_BACKUP_CONCURRENCY', 1, 32, 2),
   ARCHIVE_FILE_CONCURRENCY: intInRange('ARCHIVE_FILE_CONCURRENCY', 1, 64, 4),
   ARCHIVE_PART_CONCURRENCY: intInRange('ARCHIVE_PART_CONCURRENCY', 1, 32, 4),
+  ARCHIVE_STREAMS: intInRange('ARCHIVE_STREAMS', 1, 32, DEFAULT_STREAMS),
   ARCHIVE_PART_SIZE_MB: intInRange('ARCHIVE_PART_SIZE_MB', 5, 512, 8),
   INLINE_THROUGHPUT_MBPS: intInRange('INLINE_THROUGHPUT_MBPS', 1, 100_000, 50),
   MAX_RECEIVE_COUNT: intInRange('MAX_RECEIVE_COUNT', 1, 1000, 5),
@@ -218,6 +226,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       backups: e.ARCHIVE_BACKUP_CONCURRENCY,
       files: e.ARCHIVE_FILE_CONCURRENCY,
       parts: e.ARCHIVE_PART_CONCURRENCY,
+      streams: e.ARCHIVE_STREAMS,
     },
     partSizeBytes: e.ARCHIVE_PART_SIZE_MB * MiB,
     fanout: { inlineThroughputMiBps: e.INLINE_THROUGHPUT_MBPS, maxReceiveCount: e.MAX_RECEIVE_COUNT },

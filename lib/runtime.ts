@@ -75,6 +75,7 @@ export function createRuntime(config: Config, logger: Logger, overrides: Runtime
     allowedHosts: config.download.allowedHosts,
     partSizeBytes: config.partSizeBytes,
     partConcurrency: config.concurrency.parts,
+    streams: config.concurrency.streams,
     ...(overrides.now ? { now: overrides.now } : {}),
   });
   const sqs = overrides.sqs ?? (config.copyQueueUrl === undefined ? undefined : createSqsClient());

@@ -14,6 +14,8 @@ export interface CopyCheckpoint {
   partSize: number;
   totalBytes: number;
   sourceEtag?: string;
+  /** The source's Last-Modified, when it had no strong ETag (ranges then use If-Unmodified-Since). */
+  sourceLastModified?: string;
   /** Bytes stored in `parts` (always a part boundary). */
   offset: number;
   parts: { partNumber: number; etag: string }[];
@@ -32,6 +34,7 @@ export interface CheckpointFields {
   parts: { partNumber: number; etag: string }[];
   hashState: string;
   sourceEtag: string | undefined;
+  sourceLastModified: string | undefined;
 }
 
 export function toCheckpoint(f: CheckpointFields): CopyCheckpoint {
@@ -40,6 +43,7 @@ export function toCheckpoint(f: CheckpointFields): CopyCheckpoint {
     totalBytes: f.totalBytes, offset: f.offset, parts: f.parts, hashState: f.hashState,
   };
   if (f.sourceEtag !== undefined) checkpoint.sourceEtag = f.sourceEtag;
+  if (f.sourceLastModified !== undefined) checkpoint.sourceLastModified = f.sourceLastModified;
   return checkpoint;
 }
 
@@ -60,4 +64,6 @@ export function validateCheckpoint(cp: CopyCheckpoint, target: { bucket: string;
     if (p.partNumber !== i + 1 || typeof p.etag !== 'string' || p.etag === '') bad(`parts[${i}]`);
   });
   if (typeof cp.hashState !== 'string' || cp.hashState === '') bad('hashState');
+  if (cp.sourceEtag !== undefined && typeof cp.sourceEtag !== 'string') bad('sourceEtag');
+  if (cp.sourceLastModified !== undefined && typeof cp.sourceLastModified !== 'string') bad('sourceLastModified');
 }

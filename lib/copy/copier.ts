@@ -1,12 +1,15 @@
 import { ArchiverError, ErrorCodes, isAbortError, toArchiverError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { sleep } from '../retry.js';
 import { toCheckpoint, validateCheckpoint } from './checkpoint.js';
-import { discardBody, openDownload, type BodyStream } from './download.js';
+import { discardBody, openDownload, validatorOf, type OpenResult, type SourceValidator } from './download.js';
 import { assertAllowedLink, assertSafeFileName } from './guard.js';
 import { createFileHasher, restoreFileHasher, type FileHasher } from './hasher.js';
 import { LinkSource } from './link-source.js';
-import { choosePartSize, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, MIN_PART_SIZE, partCount } from './part-size.js';
-import type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyStats } from './types.js';
+import { PartPool } from './part-pool.js';
+import { choosePartSize, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, MiB, MIN_PART_SIZE, partCount } from './part-size.js';
+import { DEFAULT_RATE_FLOOR, RateFloor } from './rate-floor.js';
+import type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyStats, FileLink } from './types.js';
 import { abortMultipart, UploadSession } from './upload.js';
 
 export type { CopyCheckpoint } from './checkpoint.js';
@@ -15,36 +18,49 @@ export type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyStats, Fi
 /**
  * The stream copier: one GES backup file → one S3 object, via a multipart upload straight to the
  * final key. The object appears only at CompleteMultipartUpload, which runs after the length and
- * the SHA-256 are final; it is then checked with HeadObject (deleted if wrong). Any failure
- * waits for in-flight parts and aborts the upload. Every part carries Content-MD5, so the store
- * checks each part's bytes too.
+ * the SHA-256 are final; it is then checked with HeadObject (deleted if wrong). A file that fits
+ * in one part is stored with one PutObject carrying Content-MD5 instead. Every part carries
+ * Content-MD5, so the store checks each part's bytes too.
  *
- * SMALL FILES: a file that fits in one part (and no handover/checkpoint is involved) is received
- * into one buffer and stored with ONE PutObject carrying ContentLength and Content-MD5: the store
- * verifies length and bytes and the object appears only if that PUT succeeds, so no HeadObject
- * follows. Four requests (Create, UploadPart, Complete, Head) become one.
+ * STREAMS: with `streams` > 1 the first request asks for the first part as a byte range. If the
+ * source answers 206 with a safe validator (a strong ETag, else Last-Modified), up to `streams`
+ * connections fetch whole parts as ranges of the same link (`If-Match` / `If-Unmodified-Since`),
+ * taking part numbers in order; each part is uploaded as soon as it is complete. A source that
+ * answers 200 (Range ignored) or offers no validator gets one stream reading the whole body.
+ * The SHA-256 is fed in part order over the stored parts (see PartPool), so it is the digest of
+ * the whole file whatever order the ranges arrive in.
  *
- * MEMORY BOUND: at most (partConcurrency + 1) × partSize bytes of file body are held at once:
- * `partConcurrency` parts being uploaded plus the one being filled (reading from the socket
- * stops while all upload slots are busy). With the defaults (4, 16 MiB) that is 80 MiB for any
- * file up to 156.25 GiB; larger files raise the part size to ceil(size / 10,000) rounded up to
- * 1 MiB (a 200 GiB file: 21 MiB parts, 105 MiB). See `copierMemoryBound`. Undici's socket
- * buffers and the current chunk (tens of KiB) come on top.
+ * MEMORY BOUND: at most (streams + partConcurrency) × partSize bytes of file body at once: one
+ * buffer slot per part from its first byte until it is stored and hashed (PartPool). See
+ * `copierMemoryBound`. Undici's socket buffers and the current chunk (tens of KiB) come on top.
  */
 
-/** Bytes of file body the copier may hold at once for a file of `totalBytes` (default: up to 156.25 GiB with default parts). */
-export function copierMemoryBound(deps: Pick<CopierDeps, 'partSizeBytes' | 'partConcurrency'>, totalBytes = 0): number {
-  const concurrency = deps.partConcurrency ?? DEFAULT_PART_CONCURRENCY;
-  return (concurrency + 1) * choosePartSize(totalBytes, deps.partSizeBytes ?? DEFAULT_PART_SIZE);
+/** Bytes of file body the copier may hold at once for a file of `totalBytes` (default parts: up to 156.25 GiB). */
+export function copierMemoryBound(deps: Pick<CopierDeps, 'partSizeBytes' | 'partConcurrency' | 'streams'>, totalBytes = 0): number {
+  return slotCount(deps) * choosePartSize(totalBytes, deps.partSizeBytes ?? DEFAULT_PART_SIZE);
 }
+
+function slotCount(deps: Pick<CopierDeps, 'partConcurrency' | 'streams'>): number {
+  return Math.max(1, deps.streams ?? 1) + Math.max(1, deps.partConcurrency ?? DEFAULT_PART_CONCURRENCY);
+}
+
+/** An interruption must bring at least this much (or finish its range) to count as progress. */
+const PROGRESS_BYTES = MiB;
+const HANDOVER_DRAIN_MS = 30_000;
 
 interface UploadState {
   /** Undefined: the file fits in one part and is stored with one PutObject at the end (no multipart upload). */
   uploadId: string | undefined;
   partSize: number;
   totalBytes: number;
-  etag: string | undefined;
+  parts: number;
+  /** Undefined: the source offered nothing that makes a range safe, so no range is ever asked for. */
+  validator: SourceValidator | undefined;
+  /** Parts are fetched as ranges, by up to `streams` connections. */
+  parallel: boolean;
 }
+
+type Body = Extract<OpenResult, { kind: 'body' }>;
 
 interface OpenPart {
   partNumber: number;
@@ -52,10 +68,42 @@ interface OpenPart {
   filled: number;
 }
 
-/** Thrown inside the loop for failures that a fresh request from the current offset may cure. */
+/** One stream's work: bytes [pos, end) of the file, and the part it is filling. */
+interface Span {
+  pos: number;
+  end: number;
+  part: OpenPart | undefined;
+  /** The worker already holds the buffer slot for the span's first part. */
+  slotHeld: boolean;
+}
+
+/** The streams of one pass over the file; a restart or a handover ends it. */
+interface Epoch {
+  ac: AbortController;
+  pool: PartPool;
+  nextPart: number;
+  /** Why the epoch stopped (the first reason wins): a Restart, a HandoverDue, or the failure. */
+  stop: Error | undefined;
+}
+
+/** A failure that a fresh request from the current byte may cure. */
 class Interruption extends Error {
   constructor(readonly error: ArchiverError) {
     super(error.message);
+  }
+}
+
+/** Everything received so far must be thrown away: the file starts again at byte 0. */
+class Restart extends Error {
+  constructor(readonly reason: string, readonly code: ArchiverError['code'], readonly opts: { singleStream?: boolean; unsafeResume?: boolean } = {}) {
+    super(reason);
+  }
+}
+
+/** The handover time has come: stop the streams and hand the stored prefix over. */
+class HandoverDue extends Error {
+  constructor() {
+    super('handover due');
   }
 }
 
@@ -63,24 +111,32 @@ class FileCopy {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly minPartSize: number;
+  private readonly streams: number;
   private readonly maxStalled: number;
   private readonly maxRestarts: number;
   private readonly startedAt: number;
   private readonly ac = new AbortController();
-  private readonly stats: CopyStats = { linkRefreshes: 0, resumes: 0, restarts: 0, bytesDownloaded: 0, parts: 0, singlePut: false, durationMs: 0 };
+  private readonly stats: CopyStats = { linkRefreshes: 0, resumes: 0, restarts: 0, bytesDownloaded: 0, parts: 0, singlePut: false, streams: 0, durationMs: 0 };
   private readonly links: LinkSource;
   private readonly session: UploadSession;
 
   private upload: UploadState | undefined;
-  /** Bytes of whole parts handed to the hasher and to S3. */
+  /** Bytes stored and hashed when the current epoch started (a checkpoint's offset, or 0). */
   private committed = 0;
-  private current: OpenPart | undefined;
   private hasher!: FileHasher;
+  private epoch: Epoch | undefined;
+  /** Set once the source ignored a Range: no more ranged requests for this file. */
+  private singleStream = false;
+  private unsafeRestarts = 0;
+  /** Progress reported to the caller, net, and the offset this invocation started from. */
+  private reported = 0;
+  private startOffset = 0;
 
   constructor(private readonly deps: CopierDeps, private readonly req: CopyFileRequest) {
     this.now = deps.now ?? Date.now;
     this.startedAt = this.now();
     this.minPartSize = deps.partSizeBytes ?? DEFAULT_PART_SIZE;
+    this.streams = Math.max(1, deps.streams ?? 1);
     this.maxStalled = deps.maxStalledCycles ?? 20;
     this.maxRestarts = deps.maxRestarts ?? 2;
     this.log = deps.logger.child({ component: 'copier', bucket: req.bucket, key: req.key, fileName: req.fileName });
@@ -91,15 +147,14 @@ class FileCopy {
     this.session = new UploadSession({
       s3: deps.s3, retry: deps.retry, log: this.log, bucket: req.bucket, key: req.key, metadata: req.metadata,
       concurrency: Math.max(1, deps.partConcurrency ?? DEFAULT_PART_CONCURRENCY), signal: this.ac.signal,
+      onPartError: (err) => {
+        if (this.epoch) stopEpoch(this.epoch, err);
+      },
     });
   }
 
   private get signal(): AbortSignal {
     return this.ac.signal;
-  }
-
-  private get offset(): number {
-    return this.committed + (this.current?.filled ?? 0);
   }
 
   async run(): Promise<CopyFileResult> {
@@ -110,14 +165,29 @@ class FileCopy {
     try {
       this.throwIfAborted();
       await this.restoreOrInit();
-      return await this.loop();
+      for (;;) {
+        try {
+          return await this.runEpoch();
+        } catch (err) {
+          if (!(err instanceof Restart)) throw err;
+          await this.restart(err);
+        }
+      }
     } catch (err) {
+      // A copy that can be continued is never thrown away because its time ran out (Lambda):
+      // what is stored stays, named by the checkpoint returned.
+      if (this.keepsUploadOnAbort()) return this.handover();
       if (!this.signal.aborted) this.ac.abort(new Error('copy failed'));
       await this.session.cleanup(this.upload?.uploadId, err);
       throw this.finalError(err);
     } finally {
       outer?.removeEventListener('abort', onAbort);
     }
+  }
+
+  private keepsUploadOnAbort(): boolean {
+    return this.req.signal?.aborted === true && this.req.handoverAt !== undefined
+      && this.upload?.uploadId !== undefined && this.hasher.kind === 'wasm';
   }
 
   private async restoreOrInit(): Promise<void> {
@@ -127,7 +197,11 @@ class FileCopy {
       return;
     }
     validateCheckpoint(cp, this.req);
-    this.upload = { uploadId: cp.uploadId, partSize: cp.partSize, totalBytes: cp.totalBytes, etag: cp.sourceEtag };
+    const validator = validatorOf(cp.sourceEtag, cp.sourceLastModified);
+    this.upload = {
+      uploadId: cp.uploadId, partSize: cp.partSize, totalBytes: cp.totalBytes, parts: partCount(cp.totalBytes, cp.partSize),
+      validator, parallel: this.streams > 1 && validator !== undefined,
+    };
     try {
       this.hasher = await restoreFileHasher(cp.hashState);
     } catch (err) {
@@ -140,240 +214,364 @@ class FileCopy {
     }
     this.session.restoreParts(cp.parts);
     this.committed = cp.offset;
+    this.startOffset = cp.offset;
   }
 
-  private async loop(): Promise<CopyFileResult> {
+  /** One pass: the first request when nothing is known yet, then the streams until done, a restart or a handover. */
+  private async runEpoch(): Promise<CopyFileResult> {
+    this.throwIfAborted();
+    let first: Body | undefined;
+    if (!this.upload) {
+      first = await this.probe();
+      if (!first) return this.finish(undefined);
+    }
+    const upload = this.upload as unknown as UploadState;
+    const pool = new PartPool(slotCount(this.deps), this.hasher, this.committed / upload.partSize + 1, this.committed);
+    const epoch: Epoch = { ac: new AbortController(), pool, nextPart: pool.frontier, stop: undefined };
+    this.epoch = epoch;
+    const onCopyAbort = (): void => stopEpoch(epoch, this.signal.reason);
+    this.signal.addEventListener('abort', onCopyAbort, { once: true });
+    const handoverAt = this.req.handoverAt;
+    const timer = handoverAt === undefined ? undefined : setTimeout(() => stopEpoch(epoch, new HandoverDue()), Math.max(0, handoverAt - this.now()));
+    try {
+      if (this.handoverDue()) stopEpoch(epoch, new HandoverDue());
+      const remainingParts = upload.parts - pool.frontier + 1;
+      const n = upload.parallel ? Math.max(1, Math.min(this.streams, remainingParts)) : 1;
+      this.stats.streams = Math.max(this.stats.streams, n);
+      await Promise.all(Array.from({ length: n }, (_, i) => this.worker(epoch, i === 0 ? first : undefined)));
+    } finally {
+      clearTimeout(timer);
+      this.signal.removeEventListener('abort', onCopyAbort);
+    }
+    if (epoch.stop instanceof HandoverDue) return this.handover();
+    if (epoch.stop !== undefined) throw epoch.stop;
+    return this.finish(pool);
+  }
+
+  /** The first request of a pass: learns the length, the validator and whether ranges work. */
+  private async probe(): Promise<Body | undefined> {
+    const ranged = this.streams > 1 && !this.singleStream;
     let stalled = 0;
     for (;;) {
-      this.throwIfAborted();
-      if (this.upload && this.offset === this.upload.totalBytes) return this.finish();
-      if (this.handoverDue()) return this.handover();
-      const before = this.offset;
+      const link = await this.links.current();
+      let opened: OpenResult;
       try {
-        const outcome = await this.attempt();
-        if (outcome === 'handover') return this.handover();
-        if (outcome === 'done') return this.finish();
+        opened = await this.request(link, 0, ranged ? this.minPartSize : undefined, undefined, this.signal);
+        if (opened.kind === 'refused') throw new Interruption(this.links.refused(link, opened.remoteCode));
+        if (opened.kind === 'bad-range') throw new Interruption(new ArchiverError(ErrorCodes.DownloadFailed, `Download answered ${opened.reason}`));
+        if (opened.kind === 'precondition-failed') throw new Interruption(new ArchiverError(ErrorCodes.DownloadFailed, 'Download answered 412 to a request without a precondition'));
       } catch (err) {
         if (!(err instanceof Interruption)) throw err;
-        const progressed = this.offset - before >= (this.upload?.partSize ?? this.minPartSize);
-        stalled = progressed ? 1 : stalled + 1;
-        if (stalled > this.maxStalled) {
-          throw new ArchiverError(err.error.code, `Gave up on ${this.req.fileName} after ${stalled} interruptions without progress: ${err.error.message}`, {
-            cause: err.error, details: { ...err.error.details, interruptions: stalled, offset: this.offset },
-          });
+        stalled = await this.stalledAttempt(err, stalled + 1, this.signal);
+        continue;
+      }
+      if (opened.kind === 'range-not-satisfiable') {
+        if (opened.total === 0) return undefined; // an empty file: nothing to range over
+        this.singleStream = true; // an odd answer to bytes=0-…: ask for the plain file instead
+        return this.probe();
+      }
+      this.links.markWorked(link);
+      const validator = validatorOf(opened.etag, opened.lastModified);
+      if (opened.status === 206 && validator === undefined) {
+        // Ranges without a validator could mix two versions of the file: one plain stream instead.
+        discardBody(opened.body);
+        this.singleStream = true;
+        return this.probe();
+      }
+      if (opened.total === 0) {
+        discardBody(opened.body);
+        return undefined;
+      }
+      await this.createUpload(opened.total, validator, opened.status === 206);
+      return opened;
+    }
+  }
+
+  /** One stream: whole parts as ranges (parallel), or the rest of the file from one body. */
+  private async worker(epoch: Epoch, first: Body | undefined): Promise<void> {
+    const upload = this.upload as unknown as UploadState;
+    try {
+      if (!upload.parallel) {
+        await this.fetchSpan(epoch, { pos: this.committed, end: upload.totalBytes, part: undefined, slotHeld: false }, first);
+        return;
+      }
+      for (;;) {
+        if (this.handoverDue()) throw new HandoverDue();
+        await epoch.pool.acquire(epoch.ac.signal);
+        const n = epoch.nextPart;
+        if (n > upload.parts) {
+          epoch.pool.release();
+          return;
         }
-        this.log.warn({ err: err.error, offset: this.offset, interruptions: stalled }, 'download interrupted; resuming');
+        epoch.nextPart++;
+        const start = (n - 1) * upload.partSize;
+        await this.fetchSpan(epoch, { pos: start, end: Math.min(start + upload.partSize, upload.totalBytes), part: undefined, slotHeld: true }, first);
+        first = undefined;
+      }
+    } catch (err) {
+      if (first) discardBody(first.body);
+      stopEpoch(epoch, err);
+    }
+  }
+
+  /** Fetches bytes [span.pos, span.end), resuming from the exact byte after every interruption. */
+  private async fetchSpan(epoch: Epoch, span: Span, first: Body | undefined): Promise<void> {
+    const upload = this.upload as unknown as UploadState;
+    let stalled = 0;
+    let opened = first;
+    while (span.pos < span.end) {
+      epoch.ac.signal.throwIfAborted();
+      const before = span.pos;
+      try {
+        opened ??= await this.openSpan(epoch, span.pos, upload.parallel ? span.end : undefined);
+        const body = opened;
+        opened = undefined;
+        await this.pump(epoch, body, span);
+      } catch (err) {
+        if (!(err instanceof Interruption)) throw err;
+        if (span.pos > 0 && upload.validator === undefined) {
+          throw new Restart(`${err.error.message}, and the source gave no ETag or Last-Modified to resume safely`, err.error.code, { unsafeResume: true });
+        }
+        const progressed = span.pos - before >= PROGRESS_BYTES;
+        stalled = await this.stalledAttempt(err, progressed ? 1 : stalled + 1, epoch.ac.signal, span.pos);
       }
     }
   }
 
-  /** One request: returns 'again' to go round the loop (after a restart or link refresh). */
-  private async attempt(): Promise<'again' | 'done' | 'handover'> {
-    const link = await this.links.current();
-    const offset = this.offset;
-    const resuming = offset > 0;
-    if (resuming) this.stats.resumes++;
-    const opened = await this.deps.retry(
-      () => openDownload(link.url, { dispatcher: this.deps.dispatcher, offset, ifMatch: this.upload?.etag, signal: this.signal }),
-      { signal: this.signal, onRetry: (e) => this.log.warn({ err: e.error, attempt: e.attempt, delayMs: e.delayMs }, 'download request failed; retrying') },
+  /** Counts an attempt that brought too little; fails past the bound, else waits a little before the next one. */
+  private async stalledAttempt(err: Interruption, stalled: number, signal: AbortSignal, offset = 0): Promise<number> {
+    if (stalled > this.maxStalled) {
+      throw new ArchiverError(err.error.code, `Gave up on ${this.req.fileName} after ${stalled} interruptions without progress: ${err.error.message}`, {
+        cause: err.error, details: { ...err.error.details, interruptions: stalled, offset },
+      });
+    }
+    this.log.warn({ err: err.error, offset, interruptions: stalled }, 'download interrupted; resuming');
+    // Attempts that bring nothing (a refused or empty answer) back off, so a bad source is not hammered.
+    if (stalled > 1) await sleep(Math.min(5_000, 50 * 2 ** (stalled - 2)) * (0.5 + Math.random() / 2), signal);
+    return stalled;
+  }
+
+  private async request(link: FileLink, offset: number, end: number | undefined, validator: SourceValidator | undefined, signal: AbortSignal): Promise<OpenResult> {
+    return this.deps.retry(
+      () => openDownload(link.url, { dispatcher: this.deps.dispatcher, offset, end, validator, signal }),
+      { signal, onRetry: (e) => this.log.warn({ err: e.error, attempt: e.attempt, delayMs: e.delayMs }, 'download request failed; retrying') },
     );
+  }
+
+  /** Opens bytes [pos, end) (end undefined: to the end of the file) and checks the answer continues this file. */
+  private async openSpan(epoch: Epoch, pos: number, end: number | undefined): Promise<Body> {
+    const upload = this.upload as unknown as UploadState;
+    const link = await this.links.current();
+    // A part's first range is not a resume; a request from inside a part, or past byte 0 of one whole body, is.
+    const resuming = end === undefined ? pos > 0 : pos % upload.partSize !== 0;
+    if (resuming) this.stats.resumes++;
+    const opened = await this.request(link, pos, end, upload.validator, epoch.ac.signal);
     switch (opened.kind) {
       case 'refused':
         throw new Interruption(this.links.refused(link, opened.remoteCode));
+      case 'bad-range':
+        throw new Interruption(new ArchiverError(ErrorCodes.DownloadFailed, `Download answered ${opened.reason}`, { details: { offset: pos } }));
       case 'precondition-failed':
-        await this.restart('the source ETag changed (412 Precondition Failed)', ErrorCodes.SourceChanged);
-        return 'again';
+        throw new Restart('the source changed (412 Precondition Failed)', ErrorCodes.SourceChanged);
       case 'range-not-satisfiable':
-        if (this.upload && offset === this.upload.totalBytes) return 'done';
-        await this.restart('the source is shorter than before (416)', ErrorCodes.SourceChanged);
-        return 'again';
+        throw new Restart('the source is shorter than before (416)', ErrorCodes.SourceChanged);
       case 'body':
         break;
     }
-    this.links.markWorked();
-    const { body } = opened;
-    try {
-      if (opened.status === 200) {
-        if (offset > 0) {
-          await this.restart('the server ignored the Range request (200 instead of 206)', ErrorCodes.DownloadFailed);
-        }
-        if (this.upload && (this.upload.totalBytes !== opened.total)) {
-          await this.restart('the source length changed', ErrorCodes.SourceChanged);
-        }
-        // Nothing received yet: this answer's ETag is the one later ranges must match.
-        if (this.upload) this.upload.etag = opened.etag;
-        if (!this.upload) {
-          if (opened.total === 0) {
-            discardBody(body);
-            return 'done';
-          }
-          await this.createUpload(opened.total, opened.etag);
-        }
-      } else {
-        const upload = this.upload;
-        if (!upload) {
-          discardBody(body);
-          throw new ArchiverError(ErrorCodes.DownloadFailed, 'Download answered 206 to a request without Range', { details: { status: 206 } });
-        }
-        const etagChanged = upload.etag !== undefined && opened.etag !== undefined && opened.etag !== upload.etag;
-        if (opened.start !== offset || opened.total !== upload.totalBytes || etagChanged) {
-          discardBody(body);
-          await this.restart(`the 206 answer does not continue the file (Content-Range start ${opened.start}, total ${opened.total})`, ErrorCodes.SourceChanged);
-          return 'again';
-        }
+    this.links.markWorked(link);
+    const changed = (why: string): Restart => {
+      discardBody(opened.body);
+      return new Restart(why, ErrorCodes.SourceChanged);
+    };
+    if (opened.status === 200) {
+      if (pos > 0 || upload.parallel) {
+        discardBody(opened.body);
+        throw new Restart('the server ignored the Range request (200 instead of 206)', ErrorCodes.DownloadFailed, { singleStream: true });
       }
-    } catch (err) {
-      discardBody(body);
-      throw err;
+      if (opened.total !== upload.totalBytes) throw changed('the source length changed');
+      // Nothing of this pass received yet: this answer's validator is the one later ranges must match.
+      upload.validator = validatorOf(opened.etag, opened.lastModified);
+      return opened;
     }
-    return this.pump(body, opened.length);
+    if (pos === 0 && end === undefined) {
+      discardBody(opened.body);
+      throw new ArchiverError(ErrorCodes.DownloadFailed, 'Download answered 206 to a request without Range', { details: { status: 206 } });
+    }
+    if (opened.total !== upload.totalBytes) throw changed(`the source length changed (${upload.totalBytes} → ${opened.total})`);
+    const etag = upload.validator?.etag;
+    if (etag !== undefined && opened.etag !== undefined && opened.etag !== etag) throw changed('the source ETag changed');
+    return opened;
   }
 
-  /** Reads the body into parts; stops at a part boundary when the handover time has come. */
-  private async pump(body: BodyStream, expected: number): Promise<'done' | 'handover' | 'again'> {
-    const upload = this.upload;
-    if (!upload) throw new Error('pump without an upload');
-    let received = 0;
+  /** Reads one response into parts; each full part goes to S3 at once. */
+  private async pump(epoch: Epoch, opened: Body, span: Span): Promise<void> {
+    const upload = this.upload as unknown as UploadState;
+    const { body } = opened;
+    const responseEnd = opened.start + opened.length;
+    const floor = new RateFloor(this.deps.rateFloor ?? DEFAULT_RATE_FLOOR, this.now);
     try {
       for await (const raw of body) {
         const chunk = raw as Buffer;
-        let pos = 0;
-        while (pos < chunk.length) {
-          const part = this.current ?? this.openPart(upload);
-          const n = Math.min(chunk.length - pos, part.buf.length - part.filled);
-          if (n === 0) {
-            throw new Interruption(new ArchiverError(ErrorCodes.DownloadLengthMismatch, 'Download sent more bytes than the file has', {
-              details: { expected, offset: this.offset },
+        let i = 0;
+        while (i < chunk.length) {
+          const room = Math.min(responseEnd, span.end) - span.pos;
+          if (room <= 0) {
+            throw new Interruption(new ArchiverError(ErrorCodes.DownloadLengthMismatch, 'Download sent more bytes than it announced', {
+              details: { expected: opened.length, offset: span.pos },
             }));
           }
-          chunk.copy(part.buf, part.filled, pos, pos + n);
-          part.filled += n;
-          pos += n;
-          received += n;
-          this.stats.bytesDownloaded += n;
-          this.req.onProgress?.(n);
-          if (part.filled === part.buf.length) {
-            await this.commitPart();
-            if (this.offset < upload.totalBytes && this.handoverDue()) {
-              discardBody(body);
-              return 'handover';
-            }
+          if (!span.part) {
+            if (!span.slotHeld) await epoch.pool.acquire(epoch.ac.signal);
+            span.slotHeld = false;
+            span.part = this.openPart(upload, span.pos);
           }
+          const part = span.part;
+          const n = Math.min(chunk.length - i, part.buf.length - part.filled, room);
+          chunk.copy(part.buf, part.filled, i, i + n);
+          part.filled += n;
+          i += n;
+          span.pos += n;
+          this.stats.bytesDownloaded += n;
+          this.progress(n);
+          if (part.filled === part.buf.length) {
+            span.part = undefined;
+            await this.commitPart(epoch, part);
+            if (span.pos < upload.totalBytes && this.handoverDue()) throw new HandoverDue();
+          }
+        }
+        const slow = floor.add(chunk.length);
+        if (slow !== undefined) {
+          throw new Interruption(new ArchiverError(ErrorCodes.DownloadFailed, `Download slowed to ${Math.round(slow / 1024)} KiB/s, under the floor; reconnecting`, {
+            retryable: true, details: { offset: span.pos, bytesPerSecond: Math.round(slow) },
+          }));
         }
       }
     } catch (err) {
       discardBody(body);
-      if (err instanceof Interruption || this.signal.aborted || isAbortError(err) || err instanceof ArchiverError) throw err;
+      if (err instanceof Interruption || err instanceof Restart || err instanceof HandoverDue || err instanceof ArchiverError) throw err;
+      epoch.ac.signal.throwIfAborted();
+      if (isAbortError(err)) throw err;
       throw new Interruption(new ArchiverError(ErrorCodes.DownloadFailed, 'Download broke off mid-file', {
-        retryable: true, cause: err, details: { offset: this.offset, errorCode: (err as { code?: unknown }).code },
+        retryable: true, cause: err, details: { offset: span.pos, errorCode: (err as { code?: unknown }).code },
       }));
     }
-    if (received !== expected) {
-      throw new Interruption(new ArchiverError(ErrorCodes.DownloadLengthMismatch, `Download ended after ${received} of ${expected} bytes`, {
-        retryable: true, details: { received, expected, offset: this.offset },
+    if (span.pos !== responseEnd && span.pos < span.end) {
+      throw new Interruption(new ArchiverError(ErrorCodes.DownloadLengthMismatch, `Download ended after ${span.pos - opened.start} of ${opened.length} bytes`, {
+        retryable: true, details: { received: span.pos - opened.start, expected: opened.length, offset: span.pos },
       }));
     }
-    return this.offset === upload.totalBytes ? 'done' : 'again';
   }
 
-  private openPart(upload: UploadState): OpenPart {
-    const partNumber = Math.floor(this.committed / upload.partSize) + 1;
-    const size = Math.min(upload.partSize, upload.totalBytes - this.committed);
-    this.current = { partNumber, buf: Buffer.allocUnsafe(size), filled: 0 };
-    return this.current;
+  private openPart(upload: UploadState, offset: number): OpenPart {
+    const partNumber = Math.floor(offset / upload.partSize) + 1;
+    const start = (partNumber - 1) * upload.partSize;
+    const size = Math.min(upload.partSize, upload.totalBytes - start);
+    return { partNumber, buf: Buffer.allocUnsafe(size), filled: offset - start };
   }
 
-  /** Hashes the full current part and starts its upload once a slot is free (the memory bound). */
-  private async commitPart(): Promise<void> {
-    const part = this.current;
-    const upload = this.upload;
-    if (!part || !upload || part.filled !== part.buf.length) return;
-    this.current = undefined;
-    this.hasher.update(part.buf);
-    this.committed += part.buf.length;
+  /** A full part: into the pool (hashed in order once stored) and to S3 once an upload slot is free (the memory bound). */
+  private async commitPart(epoch: Epoch, part: OpenPart): Promise<void> {
+    const upload = this.upload as unknown as UploadState;
+    epoch.pool.markFilled(part.partNumber, part.buf);
     if (upload.uploadId === undefined) {
       this.session.keepSingleBody(part.buf);
+      epoch.pool.markStored(part.partNumber);
       return;
     }
-    await this.session.queuePart(upload.uploadId, part.partNumber, part.buf);
+    await this.session.queuePart(upload.uploadId, part.partNumber, part.buf, () => epoch.pool.markStored(part.partNumber));
   }
 
-  private async createUpload(totalBytes: number, etag: string | undefined): Promise<void> {
+  private async createUpload(totalBytes: number, validator: SourceValidator | undefined, ranged: boolean): Promise<void> {
     const partSize = choosePartSize(totalBytes, this.minPartSize);
+    const parts = partCount(totalBytes, partSize);
+    const parallel = ranged && this.streams > 1 && validator !== undefined && parts > 1;
     if (totalBytes <= partSize && this.req.handoverAt === undefined && this.req.checkpoint === undefined) {
       // Fits in one part and will not be handed over: one PutObject at the end, no multipart upload.
-      this.upload = { uploadId: undefined, partSize, totalBytes, etag };
+      this.upload = { uploadId: undefined, partSize, totalBytes, parts, validator, parallel: false };
       this.log.debug({ totalBytes, partSize }, 'single PutObject');
       return;
     }
     const uploadId = await this.session.createMultipart();
-    this.upload = { uploadId, partSize, totalBytes, etag };
-    this.log.debug({ totalBytes, partSize, parts: partCount(totalBytes, partSize) }, 'multipart upload created');
+    this.upload = { uploadId, partSize, totalBytes, parts, validator, parallel };
+    this.log.debug({ totalBytes, partSize, parts, parallel }, 'multipart upload created');
   }
 
-  /** Throws away everything received so far and aborts the upload; the next request starts at byte 0. */
-  private async restart(reason: string, code: ArchiverError['code']): Promise<void> {
-    this.stats.restarts++;
-    if (this.stats.restarts > this.maxRestarts) {
-      throw new ArchiverError(code, `Gave up on ${this.req.fileName}: ${reason}, after ${this.maxRestarts} restarts`, {
-        details: { restarts: this.stats.restarts - 1 },
-      });
+  /** Throws away everything received so far and aborts the upload; the next pass starts at byte 0. */
+  private async restart(r: Restart): Promise<void> {
+    if (r.opts.unsafeResume) {
+      this.unsafeRestarts++;
+      if (this.unsafeRestarts > this.maxStalled) {
+        throw new ArchiverError(r.code, `Gave up on ${this.req.fileName}: ${r.reason}, after ${this.maxStalled} restarts`);
+      }
+    } else {
+      this.stats.restarts++;
+      if (this.stats.restarts > this.maxRestarts) {
+        throw new ArchiverError(r.code, `Gave up on ${this.req.fileName}: ${r.reason}, after ${this.maxRestarts} restarts`, {
+          details: { restarts: this.stats.restarts - 1 },
+        });
+      }
     }
-    this.log.warn({ reason, offset: this.offset, restarts: this.stats.restarts }, 'restarting the file from byte 0');
-    const dropped = this.offset;
-    await this.session.drain();
+    this.log.warn({ reason: r.reason, restarts: this.stats.restarts }, 'restarting the file from byte 0');
+    if (r.opts.singleStream) this.singleStream = true;
+    await this.session.settle();
     await this.session.abort(this.upload?.uploadId);
     this.upload = undefined;
+    this.epoch = undefined;
     this.session.reset();
     this.committed = 0;
-    this.current = undefined;
+    this.startOffset = 0;
     this.hasher = await createFileHasher(this.hasher.kind === 'wasm');
-    if (dropped > 0) this.req.onProgress?.(-dropped);
+    this.progress(-this.reported);
   }
 
   private handoverDue(): boolean {
     return this.req.handoverAt !== undefined && this.now() >= this.req.handoverAt;
   }
 
+  /** Hands the stored prefix over: parts already on their way to S3 may land (within a bound); the rest is fetched again later. */
   private async handover(): Promise<CopyFileResult> {
-    if (this.current && this.current.filled > 0) {
-      // Bytes of an unfinished part are not in the hash yet; the next invocation fetches them again.
-      this.req.onProgress?.(-this.current.filled);
-    }
-    this.current = undefined;
     const upload = this.upload;
     if (!upload) {
       throw new ArchiverError(ErrorCodes.DeadlineExceeded, `Handover time reached before ${this.req.fileName} was started`, { retryable: true });
     }
     if (upload.uploadId === undefined) throw new ArchiverError(ErrorCodes.Internal, 'Handover of a single-PUT copy');
-    await this.session.drain();
+    const drain = setTimeout(() => this.ac.abort(new ArchiverError(ErrorCodes.DeadlineExceeded, 'Part uploads did not land in time for the handover')),
+      this.deps.handoverDrainMs ?? HANDOVER_DRAIN_MS);
+    try {
+      await this.session.settle();
+    } finally {
+      clearTimeout(drain);
+    }
+    const frontier = this.epoch?.pool.frontier ?? this.committed / upload.partSize + 1;
+    const offset = this.epoch?.pool.hashedBytes ?? this.committed;
     const checkpoint = toCheckpoint({
       bucket: this.req.bucket, key: this.req.key, uploadId: upload.uploadId, partSize: upload.partSize,
-      totalBytes: upload.totalBytes, offset: this.committed, parts: this.session.partList(),
-      hashState: this.hasher.save(), sourceEtag: upload.etag,
+      totalBytes: upload.totalBytes, offset, parts: this.session.partList(frontier),
+      hashState: this.hasher.save(), sourceEtag: upload.validator?.etag, sourceLastModified: upload.validator?.lastModified,
     });
-    this.log.info({ offset: checkpoint.offset, totalBytes: checkpoint.totalBytes, parts: checkpoint.parts.length }, 'handing the file over');
+    // Bytes received beyond the stored prefix are fetched again by the next invocation.
+    this.progress(offset - this.startOffset - this.reported);
+    this.log.info({ offset, totalBytes: upload.totalBytes, parts: checkpoint.parts.length }, 'handing the file over');
     return { status: 'handover', checkpoint, stats: this.finishStats() };
   }
 
-  private async finish(): Promise<CopyFileResult> {
+  private async finish(pool: PartPool | undefined): Promise<CopyFileResult> {
     const upload = this.upload;
     if (upload) {
-      await this.commitPart();
       await this.session.drain();
+      const hashed = pool?.hashedBytes ?? this.committed;
       const single = upload.uploadId === undefined;
-      const singleBody = this.session.singleBody;
-      const expectedParts = single ? 1 : partCount(upload.totalBytes, upload.partSize);
-      const stored = single ? (singleBody ? 1 : 0) : this.session.partsStored;
-      const bodyBytes = single ? (singleBody?.length ?? 0) : this.committed;
-      if (this.committed !== upload.totalBytes || bodyBytes !== upload.totalBytes || stored !== expectedParts) {
-        throw new ArchiverError(ErrorCodes.DownloadLengthMismatch, `Received ${this.committed} of ${upload.totalBytes} bytes`, {
-          details: { committed: this.committed, totalBytes: upload.totalBytes, parts: stored, expectedParts },
+      const stored = single ? (this.session.singleBody ? 1 : 0) : this.session.partsStored;
+      const bodyBytes = single ? (this.session.singleBody?.length ?? 0) : hashed;
+      if (hashed !== upload.totalBytes || bodyBytes !== upload.totalBytes || stored !== (single ? 1 : upload.parts)) {
+        throw new ArchiverError(ErrorCodes.DownloadLengthMismatch, `Received ${hashed} of ${upload.totalBytes} bytes`, {
+          details: { hashed, totalBytes: upload.totalBytes, parts: stored, expectedParts: upload.parts },
         });
       }
     }
     const totalBytes = upload?.totalBytes ?? 0;
     const sha256 = this.hasher.digestHex();
+    await this.req.beforeCommit?.({ bytes: totalBytes, sha256 }, this.signal);
     if (upload?.uploadId !== undefined) {
       await this.session.complete(upload.uploadId);
       await this.session.verify(totalBytes);
@@ -385,13 +583,23 @@ class FileCopy {
     return { status: 'complete', key: this.req.key, bytes: totalBytes, sha256, stats: this.finishStats() };
   }
 
+  private progress(delta: number): void {
+    if (delta === 0) return;
+    this.reported += delta;
+    this.req.onProgress?.(delta);
+  }
+
   private throwIfAborted(): void {
     if (this.signal.aborted) throw this.abortError();
   }
 
   private abortError(): ArchiverError {
     const reason: unknown = this.req.signal?.reason;
-    const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
+    if (reason instanceof ArchiverError && (reason.code === ErrorCodes.DeadlineExceeded || reason.code === ErrorCodes.Aborted)) {
+      return new ArchiverError(reason.code, `Copy of ${this.req.fileName} stopped: ${reason.message}`, { cause: reason });
+    }
+    // Duck-typed: AbortSignal.timeout's DOMException is not `instanceof Error` in every realm.
+    const timedOut = (reason as { name?: unknown } | undefined)?.name === 'TimeoutError';
     return new ArchiverError(timedOut ? ErrorCodes.DeadlineExceeded : ErrorCodes.Aborted,
       timedOut ? `Copy of ${this.req.fileName} ran out of time` : `Copy of ${this.req.fileName} was cancelled`, { cause: reason });
   }
@@ -399,6 +607,7 @@ class FileCopy {
   private finalError(err: unknown): ArchiverError {
     if (this.req.signal?.aborted) return this.abortError();
     if (err instanceof Interruption) return err.error;
+    if (err instanceof Restart) return new ArchiverError(err.code, err.reason);
     return toArchiverError(err);
   }
 
@@ -408,9 +617,19 @@ class FileCopy {
   }
 }
 
+/** Stops every stream of a pass; the first reason given is the one that counts. */
+function stopEpoch(epoch: Epoch, reason: unknown): void {
+  if (epoch.stop !== undefined) return;
+  epoch.stop = reason instanceof Error ? reason : toArchiverError(reason);
+  epoch.ac.abort(epoch.stop);
+}
+
 export function createCopier(deps: CopierDeps): Copier {
   if (deps.partSizeBytes !== undefined && (!Number.isSafeInteger(deps.partSizeBytes) || deps.partSizeBytes < MIN_PART_SIZE)) {
     throw new ArchiverError(ErrorCodes.ConfigInvalid, `partSizeBytes must be a whole number of at least ${MIN_PART_SIZE} (S3's minimum part size)`);
+  }
+  if (deps.streams !== undefined && (!Number.isSafeInteger(deps.streams) || deps.streams < 1)) {
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, 'streams must be a whole number of at least 1');
   }
   return {
     async copyFile(req) {

@@ -15,14 +15,21 @@ export type OpenResult =
     kind: 'body';
     status: 200 | 206;
     body: BodyStream;
-    /** Bytes this response will carry. */
+    /** Bytes this response will carry (at least 1 for a 206). */
     length: number;
     /** First byte's offset in the file (0 for a 200). */
     start: number;
     /** The file's whole length. */
     total: number;
     etag: string | undefined;
+    lastModified: string | undefined;
   }
+  /**
+   * A 206 that cannot be used: empty, without a Content-Range, or whose Content-Range disagrees
+   * with its length or with the range asked for. The body is already discarded. Not a reason to
+   * trust the source less, nor to start again: the caller counts it as an attempt that made no progress.
+   */
+  | { kind: 'bad-range'; reason: string }
   /** 403: expired or refused link; a fresh one may work. */
   | { kind: 'refused'; remoteCode: string | undefined }
   /** 412: the If-Match ETag no longer matches. */
@@ -30,11 +37,37 @@ export type OpenResult =
   /** 416: the offset is at or past the end. */
   | { kind: 'range-not-satisfiable'; total: number | undefined };
 
+/**
+ * What makes a ranged request safe: the bytes of a range may be mixed with bytes fetched earlier
+ * only if the server promises they come from the same version of the file. A strong ETag
+ * (`If-Match`) does; failing that `Last-Modified` (`If-Unmodified-Since`). A weak ETag does not.
+ */
+export interface SourceValidator {
+  etag?: string | undefined;
+  lastModified?: string | undefined;
+}
+
 export interface OpenOptions {
   dispatcher?: Dispatcher | undefined;
+  /** First byte wanted. 0 with no `end` sends no Range header at all (the whole file). */
   offset: number;
-  ifMatch?: string | undefined;
+  /** Last byte wanted + 1; undefined for "to the end". */
+  end?: number | undefined;
+  /** Sent as If-Match / If-Unmodified-Since with every ranged request. */
+  validator?: SourceValidator | undefined;
   signal: AbortSignal;
+}
+
+/** True for an ETag that may be used with If-Match (RFC 9110: strong comparison). */
+export function isStrongEtag(etag: string | undefined): etag is string {
+  return etag !== undefined && etag !== '' && !etag.startsWith('W/');
+}
+
+/** The validator a response offers for later ranges, or undefined when none is safe. */
+export function validatorOf(etag: string | undefined, lastModified: string | undefined): SourceValidator | undefined {
+  if (isStrongEtag(etag)) return { etag };
+  if (lastModified !== undefined && !Number.isNaN(Date.parse(lastModified))) return { lastModified };
+  return undefined;
 }
 
 /**
@@ -104,16 +137,19 @@ function downloadError(message: string, retryable: boolean, details: Record<stri
 }
 
 /**
- * Sends one GET (with `Range: bytes=offset-` when offset > 0, and `If-Match`) and classifies the
- * answer. Throws DOWNLOAD_FAILED, retryable for network errors, 408, 429 and 5xx (with the
- * server's Retry-After), not retryable for redirects and other statuses.
+ * Sends one GET (with `Range: bytes=offset-[end-1]` unless the whole file is wanted, and the
+ * validator's precondition) and classifies the answer. Throws DOWNLOAD_FAILED, retryable for
+ * network errors, 408, 429 and 5xx (with the server's Retry-After), not retryable for redirects
+ * and other statuses.
  */
 export async function openDownload(url: string, opts: OpenOptions): Promise<OpenResult> {
   const { origin, path } = splitRawUrl(url);
   const host = new URL(origin).host;
   const headers: Record<string, string> = { 'accept-encoding': 'identity' };
-  if (opts.offset > 0) headers['range'] = `bytes=${opts.offset}-`;
-  if (opts.offset > 0 && opts.ifMatch !== undefined) headers['if-match'] = opts.ifMatch;
+  const ranged = opts.offset > 0 || opts.end !== undefined;
+  if (ranged) headers['range'] = `bytes=${opts.offset}-${opts.end === undefined ? '' : opts.end - 1}`;
+  if (ranged && opts.validator?.etag !== undefined) headers['if-match'] = opts.validator.etag;
+  else if (ranged && opts.validator?.lastModified !== undefined) headers['if-unmodified-since'] = opts.validator.lastModified;
   const dispatcher = opts.dispatcher ?? getGlobalDispatcher();
   let res: Dispatcher.ResponseData;
   try {
@@ -128,17 +164,25 @@ export async function openDownload(url: string, opts: OpenOptions): Promise<Open
   if (status === 200 || status === 206) {
     const length = Number(header(h, 'content-length'));
     const etag = header(h, 'etag');
+    const lastModified = header(h, 'last-modified');
     if (header(h, 'content-length') === undefined || !Number.isSafeInteger(length) || length < 0) {
       discardBody(res.body);
       throw downloadError(`Download from ${host} answered ${status} without a valid Content-Length`, false, { host, status });
     }
-    if (status === 200) return { kind: 'body', status, body: res.body, length, start: 0, total: length, etag };
+    if (status === 200) return { kind: 'body', status, body: res.body, length, start: 0, total: length, etag, lastModified };
     const range = parseContentRange(header(h, 'content-range'));
-    if (!range || range.total === undefined || range.start < 0 || range.end - range.start + 1 !== length) {
+    const wantedEnd = opts.end === undefined ? undefined : opts.end - 1;
+    const reason = length === 0 ? 'an empty 206'
+      : !range || range.total === undefined || range.start < 0 ? 'a 206 without a usable Content-Range'
+        : range.end - range.start + 1 !== length ? 'a 206 whose Content-Range disagrees with its Content-Length'
+          : range.start !== opts.offset ? `a 206 that starts at byte ${range.start} instead of ${opts.offset}`
+            : range.end >= range.total || (wantedEnd !== undefined && range.end > wantedEnd) ? 'a 206 that runs past the range asked for'
+              : undefined;
+    if (reason !== undefined || !range || range.total === undefined) {
       discardBody(res.body);
-      throw downloadError(`Download from ${host} answered 206 with a missing or inconsistent Content-Range`, false, { host, status });
+      return { kind: 'bad-range', reason: reason ?? 'a 206 without a usable Content-Range' };
     }
-    return { kind: 'body', status, body: res.body, length, start: range.start, total: range.total, etag };
+    return { kind: 'body', status, body: res.body, length, start: range.start, total: range.total, etag, lastModified };
   }
   const remoteCode = await errorCode(res.body);
   const details = { host, status, remoteCode };

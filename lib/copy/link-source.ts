@@ -16,11 +16,14 @@ export interface LinkSourceOptions {
 }
 
 /**
- * The download link of one copy: replaced before it expires and after a 403, and told apart
- * from a link that will never work (a fresh one refused twice in a row).
+ * The download link of one copy, shared by all its streams: replaced before it expires and
+ * after a 403, and told apart from a link that will never work (a fresh one refused twice in a
+ * row). Several streams asking at once share one GES request; a 403 on a link that has already
+ * been replaced only sends that stream round again with the new one.
  */
 export class LinkSource {
   private link: FileLink | undefined;
+  private refreshing: Promise<FileLink> | undefined;
   private worked = false;
   private freshRefusals = 0;
 
@@ -32,21 +35,31 @@ export class LinkSource {
   async current(): Promise<FileLink> {
     let link = this.link;
     if (!link || this.o.now() >= link.expiresAt - this.o.marginMs) {
-      if (link) this.o.stats.linkRefreshes++;
-      link = await this.o.getLink(this.o.signal);
-      this.link = link;
-      this.worked = false;
-      if (this.o.now() >= link.expiresAt - this.o.marginMs) {
-        this.o.log.warn({ expiresAt: new Date(link.expiresAt).toISOString() }, 'fresh link is already within its safety margin; using it anyway');
-      }
+      if (link && !this.refreshing) this.o.stats.linkRefreshes++;
+      link = await this.refresh();
     }
     // Every link, the refreshed ones too, is checked before any request is made to it.
     assertAllowedLink(link.url, this.o.allowedHosts);
     return link;
   }
 
+  private refresh(): Promise<FileLink> {
+    this.refreshing ??= this.o.getLink(this.o.signal).then((link) => {
+      this.link = link;
+      this.worked = false;
+      if (this.o.now() >= link.expiresAt - this.o.marginMs) {
+        this.o.log.warn({ expiresAt: new Date(link.expiresAt).toISOString() }, 'fresh link is already within its safety margin; using it anyway');
+      }
+      return link;
+    }).finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
   /** The link answered with a body. */
-  markWorked(): void {
+  markWorked(link: FileLink): void {
+    if (link !== this.link) return;
     this.worked = true;
     this.freshRefusals = 0;
   }
@@ -60,7 +73,9 @@ export class LinkSource {
     const error = new ArchiverError(ErrorCodes.LinkExpired, `Download link to ${host} was refused (403${remoteCode ? ` ${remoteCode}` : ''})`, {
       details: { host, status: 403, remoteCode },
     });
-    // A 403 on a link that worked, or past its expiry, means "get a fresh link" (ges-api.md §7.3).
+    // Another stream already replaced this link (or is replacing it): just use the new one.
+    if (link !== this.link) return error;
+    // A 403 on a link that worked, or past its expiry, means "get a fresh link": OBS refuses an expired signature with 403.
     // A fresh link refused twice in a row never will work.
     if (!this.worked && this.o.now() < link.expiresAt) {
       this.freshRefusals++;

@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from '../log.js';
 import type { RetryPolicy } from '../retry.js';
 import type { CopyCheckpoint } from './checkpoint.js';
+import type { RateFloorOptions } from './rate-floor.js';
 
 // The copier's public types live apart from the loop so callers and the modules it is built
 // from can share them without importing the loop; copier.ts re-exports them.
@@ -30,6 +31,12 @@ export interface CopyFileRequest {
   handoverAt?: number;
   /** User metadata for the object (S3 fixes it when the multipart upload is created). */
   metadata?: Record<string, string>;
+  /**
+   * Awaited right before the object is committed (CompleteMultipartUpload, or the single
+   * PutObject), once every byte is stored and the SHA-256 is final. Throwing refuses the
+   * commit: the copy fails with that error and leaves no upload and no object.
+   */
+  beforeCommit?(result: { bytes: number; sha256: string }, signal: AbortSignal): Promise<void>;
 }
 
 export interface CopyStats {
@@ -41,6 +48,8 @@ export interface CopyStats {
   parts: number;
   /** True when the file was stored with one PutObject (it fitted in one part, or was empty) instead of a multipart upload. */
   singlePut: boolean;
+  /** Most download connections used at once for this file (1 when the source or the file size allowed no more). */
+  streams: number;
   durationMs: number;
 }
 
@@ -58,6 +67,15 @@ export interface CopierDeps {
   partSizeBytes?: number;
   /** Parts uploaded at once; default 4. */
   partConcurrency?: number;
+  /**
+   * Download connections per file, each fetching whole parts as byte ranges of the same link;
+   * default 1. A file of one part, or a source without Range support or a safe validator, gets one.
+   */
+  streams?: number;
+  /** A response slower than this over a whole window is dropped and resumed; default 64 KiB/s over 60 s. */
+  rateFloor?: RateFloorOptions;
+  /** After a handover is due, how long part uploads already in flight may take to land; default 30 s. */
+  handoverDrainMs?: number;
   now?: () => number;
   /** A link is refreshed this long before it expires; default 60 s. */
   linkSafetyMarginMs?: number;

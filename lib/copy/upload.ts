@@ -35,6 +35,8 @@ export interface UploadOptions extends UploadTarget {
   concurrency: number;
   /** The copy's signal: aborting it stops in-flight requests. Cleanup does not use it. */
   signal: AbortSignal;
+  /** Told of the first part upload that failed (after its retries), so the copy can stop at once. */
+  onPartError?: (err: Error) => void;
 }
 
 export class UploadSession {
@@ -58,19 +60,25 @@ export class UploadSession {
     return this.single;
   }
 
-  /** Sorted by part number, as CompleteMultipartUpload and a checkpoint need them. */
-  partList(): { partNumber: number; etag: string }[] {
-    return [...this.parts].sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
+  /** Sorted by part number, as CompleteMultipartUpload and a checkpoint need them; only parts below `before` when given. */
+  partList(before = Number.POSITIVE_INFINITY): { partNumber: number; etag: string }[] {
+    return [...this.parts].filter(([n]) => n < before).sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
   }
 
   restoreParts(parts: readonly { partNumber: number; etag: string }[]): void {
     for (const p of parts) this.parts.set(p.partNumber, p.etag);
   }
 
-  /** Forgets parts and the single body after a restart; call after drain() and abort(). */
+  /** Forgets parts, the single body and a part failure after a restart; call after settle() and abort(). */
   reset(): void {
     this.parts.clear();
     this.single = undefined;
+    this.uploadError = undefined;
+  }
+
+  /** Waits for every part upload in flight to end, successful or not; never throws. */
+  async settle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
   async createMultipart(): Promise<string> {
@@ -86,16 +94,23 @@ export class UploadSession {
     this.single = body;
   }
 
-  /** Starts a part's upload once a slot is free: waiting here is what pauses reading from the socket. */
-  async queuePart(uploadId: string, partNumber: number, body: Buffer): Promise<void> {
+  /**
+   * Starts a part's upload once an upload slot is free (waiting here pauses reading from that
+   * socket); `onStored` runs when S3 has it. Safe to call from several streams at once: the slot
+   * check and the start happen in one synchronous step.
+   */
+  async queuePart(uploadId: string, partNumber: number, body: Buffer, onStored?: () => void): Promise<void> {
     while (this.inflight.size >= this.o.concurrency) await Promise.race(this.inflight);
     this.throwUploadError();
     const task = this.uploadPart(uploadId, partNumber, body).then(
       (etag) => {
         this.parts.set(partNumber, etag);
+        onStored?.();
       },
       (err: unknown) => {
+        const first = this.uploadError === undefined;
         this.uploadError ??= err instanceof Error ? err : toArchiverError(err, ErrorCodes.S3Failed);
+        if (first) this.o.onPartError?.(this.uploadError);
       },
     );
     const tracked: Promise<void> = task.finally(() => this.inflight.delete(tracked));

@@ -9,7 +9,7 @@ import type { ArchivedBackupSummary } from '../../lib/catalog/types.js';
 const MiB = 1024 * 1024;
 
 function stats(over: Partial<CopyStats> = {}): CopyStats {
-  return { linkRefreshes: 0, resumes: 0, restarts: 0, bytesDownloaded: 0, parts: 1, singlePut: false, durationMs: 1000, ...over };
+  return { linkRefreshes: 0, resumes: 0, restarts: 0, bytesDownloaded: 0, parts: 1, singlePut: false, streams: 1, durationMs: 1000, ...over };
 }
 
 function report(statuses: RunReport['backups'][number]['status'][], over: Partial<RunReport> = {}): RunReport {

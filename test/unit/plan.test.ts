@@ -42,7 +42,7 @@ describe('planRun', () => {
 
   function deps(ges: GesClient): ArchiveDeps {
     return {
-      config: { archive: { bucket, prefix: 'p/' }, concurrency: { backups: 1, files: 1, parts: 1 }, download: { allowedHosts: [] } },
+      config: { archive: { bucket, prefix: 'p/' }, concurrency: { backups: 1, files: 1, parts: 1, streams: 1 }, download: { allowedHosts: [] } },
       s3,
       ges,
       copier: {} as ArchiveDeps['copier'],

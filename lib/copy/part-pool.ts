@@ -1,0 +1,116 @@
+import type { FileHasher } from './hasher.js';
+
+/**
+ * The parts of one file between the sockets and S3, and the memory they may take.
+ *
+ * MEMORY BOUND: a part takes one of `capacity` buffer slots before its first byte is read and
+ * gives it back only once it is both stored in S3 and hashed, so at most `capacity` part
+ * buffers exist at once (the copier sets capacity = streams + partConcurrency; see
+ * `copierMemoryBound`). Slots are handed out in the order they are asked for and a part number
+ * is taken only after its slot, so the lowest unfinished part always holds one: the pool can
+ * fill up with later parts waiting for it, but never deadlock.
+ *
+ * ORDER: the whole-file SHA-256 is fed strictly in part order, and only with parts S3 has
+ * stored. So the hash state always describes the contiguous stored prefix `1 .. frontier-1`,
+ * and a checkpoint can be taken at any moment (a deadline, a handover) without waiting for or
+ * rewinding anything. Parts that arrive ahead of the frontier wait in their slots; that wait is
+ * the reorder window, bounded by the same capacity.
+ */
+export class PartPool {
+  private held = 0;
+  private readonly waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  /** Filled (received and hash-ready) part buffers not hashed yet, by part number. */
+  private readonly filled = new Map<number, Buffer>();
+  private readonly stored = new Set<number>();
+  private next: number;
+  private bytes: number;
+
+  /** `frontier`: the first part not in the hash yet (1, or the part after a checkpoint's offset). */
+  constructor(readonly capacity: number, private readonly hasher: FileHasher, frontier: number, hashedBytes: number) {
+    this.next = frontier;
+    this.bytes = hashedBytes;
+  }
+
+  /** The first part not yet stored and hashed; parts before it are in S3 and in the hash. */
+  get frontier(): number {
+    return this.next;
+  }
+
+  /** Bytes fed to the hash: the file offset the frontier stands at. */
+  get hashedBytes(): number {
+    return this.bytes;
+  }
+
+  get slotsHeld(): number {
+    return this.held;
+  }
+
+  /** Waits for a free buffer slot (first come, first served); rejects when `signal` aborts. */
+  acquire(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(reasonOf(signal));
+    if (this.held < this.capacity && this.waiters.length === 0) {
+      this.held++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject,
+      };
+      const onAbort = (): void => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(reasonOf(signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Gives a slot back unused (a worker that found no part left to take). */
+  release(): void {
+    this.held--;
+    this.wake();
+  }
+
+  /** Part `n` is fully received. */
+  markFilled(n: number, buf: Buffer): void {
+    this.filled.set(n, buf);
+    this.advance();
+  }
+
+  /** Part `n` is stored (its UploadPart succeeded, or it is the kept body of a single PutObject). */
+  markStored(n: number): void {
+    this.stored.add(n);
+    this.advance();
+  }
+
+  private advance(): void {
+    for (;;) {
+      const buf = this.filled.get(this.next);
+      if (buf === undefined || !this.stored.has(this.next)) return;
+      this.hasher.update(buf);
+      this.bytes += buf.length;
+      this.filled.delete(this.next);
+      this.stored.delete(this.next);
+      this.next++;
+      this.held--;
+      this.wake();
+    }
+  }
+
+  private wake(): void {
+    while (this.held < this.capacity && this.waiters.length > 0) {
+      this.held++;
+      this.waiters.shift()?.resolve();
+    }
+  }
+}
+
+function reasonOf(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error(String(reason));
+}
