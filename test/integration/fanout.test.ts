@@ -320,10 +320,10 @@ describe('fan-out over SQS', () => {
   });
 
   it('a worker short of time hands the file over (checkpoint + continuation message) and the file still completes', async () => {
-    // Prepare: ~6 MiB/s per connection, 5 MiB parts, about 1.2 s per invocation
+    // Prepare: ~6 MiB/s per connection, one stream, 5 MiB parts, about 1.2 s per invocation
     const bucket = await createTestBucket('fanout-handover');
     const queue = await createQueue('copy-handover');
-    const rt = runtime(bucket, { COPY_QUEUE_URL: queue.url, MANIFEST_URI: `s3://${bucket}/m.json` });
+    const rt = runtime(bucket, { COPY_QUEUE_URL: queue.url, MANIFEST_URI: `s3://${bucket}/m.json`, ARCHIVE_STREAMS: '1' });
     await putJson(rt, bucket, 'm.json', { version: 1, graphs: [{ graphId: G, backups: [BIG] }] });
     const scheduled = await runScheduled(rt, { deadline: Date.now() });
     expect(scheduled.backups.map((b) => b.status)).toEqual(['queued']);

@@ -27,9 +27,9 @@ describe('loadConfig', () => {
     expect(config.download.allowedHosts).toEqual(['*.myhuaweicloud.com', '*.myhuaweicloud.eu']);
     expect(config.ges.auth).toEqual({ mode: 'token', token: 'tok-secret' });
     expect(config.s3.forcePathStyle).toBe(false);
-    // The copy memory bound depends on these: (parts + 1) x part size per file, times files.
+    // The copy memory bound depends on these: (streams + parts) x part size per file, times files.
     expect(config.partSizeBytes).toBe(8 * 1024 * 1024);
-    expect(config.concurrency).toEqual({ backups: 2, files: 4, parts: 4 });
+    expect(config.concurrency).toEqual({ backups: 2, files: 4, parts: 4, streams: 4 });
     expect(Object.isFrozen(config.ges)).toBe(true);
   });
 
