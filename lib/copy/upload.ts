@@ -122,10 +122,10 @@ export class UploadSession {
     const signal = this.o.signal;
     return this.o.retry(async () => {
       try {
-        const out = await this.o.s3.send(new UploadPartCommand({
+        const out = await this.o.s3.send(unsignedPayload(new UploadPartCommand({
           Bucket: this.o.bucket, Key: this.o.key, UploadId: uploadId, PartNumber: partNumber,
           Body: body, ContentLength: body.length, ContentMD5: md5,
-        }), { abortSignal: signal });
+        })), { abortSignal: signal });
         if (!out.ETag) throw new ArchiverError(ErrorCodes.S3Failed, 'S3 UploadPart returned no ETag', { details: { partNumber } });
         return out.ETag;
       } catch (err) {
@@ -190,10 +190,10 @@ export class UploadSession {
     try {
       await this.send('PutObject', async (abortSignal) => {
         try {
-          return await this.o.s3.send(new PutObjectCommand({
+          return await this.o.s3.send(unsignedPayload(new PutObjectCommand({
             Bucket: this.o.bucket, Key: this.o.key, Body: body, ContentLength: body.length, ContentMD5: md5,
             ContentType: 'application/octet-stream', Metadata: metadata,
-          }), { abortSignal });
+          })), { abortSignal });
         } catch (err) {
           // A 4xx is a definite refusal (BadDigest among them); anything else may have stored the object.
           if (!isClientError(err)) uncertain = true;
@@ -236,6 +236,31 @@ export class UploadSession {
       }
     }, { signal });
   }
+}
+
+/**
+ * Signs a body-carrying request with `x-amz-content-sha256: UNSIGNED-PAYLOAD` instead of the
+ * SHA-256 of the body. The SDK would otherwise hash every part once more just to sign it (a
+ * third pass over every byte, next to the file's SHA-256 and the part's MD5); the bytes are
+ * protected by Content-MD5, which the store verifies, and TLS on the way.
+ */
+function unsignedPayload<C extends UploadPartCommand | PutObjectCommand>(command: C): C {
+  (command.middlewareStack as unknown as BuildStack).add((next) => async (args) => {
+    if (args.request.headers) args.request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+    return next(args);
+  }, { step: 'build', name: 'gesArchiverUnsignedPayload' });
+  return command;
+}
+
+/** The one middleware-stack signature used above (the SDK's own types are a union per step). */
+interface BuildStack {
+  add(
+    middleware: (next: (args: BuildArgs) => Promise<unknown>) => (args: BuildArgs) => Promise<unknown>,
+    options: { step: 'build'; name: string },
+  ): void;
+}
+interface BuildArgs {
+  request: { headers?: Record<string, string> };
 }
 
 function isClientError(err: unknown): boolean {

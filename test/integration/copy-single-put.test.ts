@@ -261,7 +261,7 @@ describe('multipart upload with Content-MD5 on every part', () => {
 });
 
 describe('with the SDK default requestChecksumCalculation WHEN_SUPPORTED (as on AWS)', () => {
-  it.each([FILES.mid, FILES.big])('sends $name with one Content-MD5 per request and no aws-chunked body, and Swift takes it', async (file) => {
+  it.each([FILES.mid, FILES.big])('sends $name with one Content-MD5 per request, no aws-chunked body and an unsigned payload (no third hash of every byte), and Swift takes it', async (file) => {
     // Prepare
     const { s3, sent } = recordingS3({ checksums: 'WHEN_SUPPORTED' });
     const key = freshKey(file.name);
@@ -275,6 +275,8 @@ describe('with the SDK default requestChecksumCalculation WHEN_SUPPORTED (as on 
       expect(Object.keys(s.headers).filter((k) => k.toLowerCase() === 'content-md5')).toHaveLength(1);
       expect(header(s, 'content-encoding')).toBeUndefined();
       expect(header(s, 'x-amz-checksum-crc32')).toMatch(/=$/); // the SDK's own checksum, alongside
+      expect(header(s, 'x-amz-content-sha256')).toBe('UNSIGNED-PAYLOAD');
+      expect(header(s, 'authorization')).toContain('x-amz-content-sha256');
     }
     expect(sha256(await getObjectBytes(bucket, key))).toBe(emu.fileSha256(G, B, file.name));
   });
