@@ -14,6 +14,9 @@ const id = (what: string) => z.string({ error: `${what} must be a string` })
   .max(128, `${what} must be at most 128 characters`)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, `${what} must contain only letters, digits, '.', '_' and '-'`);
 
+const count = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`)
+  .min(0, `${what} must not be negative`).max(100_000, `${what} must be at most 100000`);
+
 const fileName = z.string({ error: 'fileName must be a string' }).superRefine((name, ctx) => {
   try {
     assertSafeFileName(name);
@@ -35,6 +38,12 @@ export const copyMessageSchema = z.strictObject({
     .nonnegative('expectedBytes must not be negative').optional(),
   /** Set on a continuation: where the previous invocation left its copy checkpoint. */
   checkpointKey: z.string({ error: 'checkpointKey must be a string' }).min(1).max(1024).optional(),
+  /** Set on a continuation: how many invocations handed this file over so far. */
+  hop: count('hop').optional(),
+  /** Set on a continuation: restarts from byte 0 (a changed source) over the whole chain. */
+  restarts: count('restarts').optional(),
+  /** Set on a continuation: hops in a row that stored no new part. */
+  stalledHops: count('stalledHops').optional(),
 });
 
 export type CopyMessage = z.infer<typeof copyMessageSchema>;
