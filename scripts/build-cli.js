@@ -7,7 +7,10 @@
 //   dist/chunks/*.js              what a command imports when it runs (AWS SDK, undici, zod...)
 //   dist/THIRD-PARTY-LICENSES.txt the licenses of the bundled packages
 //   dist/meta.json                esbuild's metafile (which input went where); not packed
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+//
+// `--if-stale` builds only when dist/cli.js is missing or older than a file it is built from
+// (scripts/setup.sh and the built-CLI tests use it; a checkout edited after `npm ci` rebuilds).
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +50,22 @@ function thirdPartyLicenses(metafile) {
   }
   const sections = [...byText].map(([text, names]) => `${names.sort().join(', ')}\n\n${text}`);
   return `ges-archiver ${pkg.version} bundles the following packages.\n\n${sections.sort().join(`\n\n${'-'.repeat(72)}\n\n`)}\n`;
+}
+
+/** The newest modification time among the files the bundle is built from. */
+function newestSourceTime() {
+  const files = ['package.json', 'package-lock.json', 'scripts/build-cli.js'].map((f) => join(root, f));
+  for (const dir of ['cli', 'lib']) {
+    for (const entry of readdirSync(join(root, dir), { recursive: true, withFileTypes: true })) {
+      if (entry.isFile()) files.push(join(entry.parentPath, entry.name));
+    }
+  }
+  return Math.max(...files.filter((f) => existsSync(f)).map((f) => statSync(f).mtimeMs));
+}
+
+if (process.argv.includes('--if-stale')) {
+  const entry = join(outDir, 'cli.js');
+  if (existsSync(entry) && statSync(entry).mtimeMs >= newestSourceTime()) process.exit(0);
 }
 
 rmSync(outDir, { recursive: true, force: true });
