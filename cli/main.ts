@@ -9,7 +9,7 @@ import type { Logger } from '../lib/log.js';
 import type { Runtime } from '../lib/runtime.js';
 import { formatRunSummary, jsonReport } from './format.js';
 import { registerListCommand } from './list.js';
-import { createProgress, type Progress } from './progress.js';
+import type { Progress } from './progress.js';
 import { registerVerifyCommand } from './verify.js';
 
 /**
@@ -78,8 +78,8 @@ interface Session {
 }
 
 async function openSession(io: CliIo, opts: CommonOptions): Promise<Session> {
-  const [{ loadConfig }, { createRuntime }, { onInterrupt }] = await Promise.all([
-    import('../lib/config.js'), import('../lib/runtime.js'), import('./plumbing.js'),
+  const [{ loadConfig }, { createRuntime }, { onInterrupt }, { createProgress }] = await Promise.all([
+    import('../lib/config.js'), import('../lib/runtime.js'), import('./plumbing.js'), import('./progress.js'),
   ]);
   const config = loadConfig(io.env);
   const progress = createProgress(io.stderr, opts.progress !== false);
