@@ -1,9 +1,33 @@
 #!/usr/bin/env node
-// Entry point of `npx ges-archiver`: runs the TypeScript CLI through tsx, so `npm ci` is the
-// only setup step (no separate build).
-import { register } from 'tsx/esm/api';
+// The `ges-archiver` command (npx, a global install, `node bin/ges-archiver.js`). Plain
+// JavaScript that old Node.js versions still parse, so they get one line naming the version
+// needed instead of a crash inside a dependency; then it loads the bundle that
+// scripts/build-cli.js writes to dist/ (built by `npm ci`, shipped in the packed tarball).
+import { existsSync } from 'fs';
+import module from 'module';
+import { fileURLToPath } from 'url';
 
-register();
-const { main } = await import('../cli/main.ts');
-const code = await main({ argv: process.argv.slice(2), env: process.env, stdout: process.stdout, stderr: process.stderr });
-process.exitCode = code;
+// package.json "engines" says the same. undici 8 (every GES and IAM request, every download)
+// declares >=22.19.0; below 22.15 it cannot even load (it needs zlib's zstd support).
+const NEED = [22, 19, 0];
+const found = process.versions.node;
+const have = found.split('.').map((part) => parseInt(part, 10));
+const cmp = have[0] - NEED[0] || have[1] - NEED[1] || have[2] - NEED[2];
+if (!(cmp >= 0)) {
+  process.stderr.write(`ges-archiver: needs Node.js >= ${NEED.join('.')}, but found Node.js ${found} (${process.execPath}); put Node.js ${NEED.join('.')} or later first on PATH and run it again\n`);
+  process.exit(2);
+}
+
+const bundle = new URL('../dist/cli.js', import.meta.url);
+if (!existsSync(bundle)) {
+  const dir = fileURLToPath(new URL('..', import.meta.url));
+  process.stderr.write(`ges-archiver: the built command ${fileURLToPath(bundle)} is missing; run \`npm ci\` (or \`npm run build\`) in ${dir}\n`);
+  process.exit(2);
+}
+
+// Later starts reuse V8's compiled code for the bundle (cached in the OS temp directory;
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off).
+module.enableCompileCache();
+import(bundle.href)
+  .then(({ main }) => main({ argv: process.argv.slice(2), env: process.env, stdout: process.stdout, stderr: process.stderr }))
+  .then((code) => { process.exitCode = code; });

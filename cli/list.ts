@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
-import { listArchivedBackups } from '../lib/catalog/list.js';
 import type { ArchivedBackupSummary } from '../lib/catalog/types.js';
 import { formatBytes } from './format.js';
 import type { CliIo } from './main.js';
-import { checkId, openStorageSession } from './storage-session.js';
 
 interface ListCliOptions {
   graph?: string;
@@ -40,6 +38,8 @@ export function formatBackupList(backups: ArchivedBackupSummary[], bucket: strin
 }
 
 async function listCommand(io: CliIo, opts: ListCliOptions): Promise<number> {
+  // Imported here, not at the top: `ges-archiver --help` does not load the AWS SDK (cli/main.ts).
+  const [{ checkId, openStorageSession }, { listArchivedBackups }] = await Promise.all([import('./storage-session.js'), import('../lib/catalog/list.js')]);
   const graphId = checkId(opts.graph, '--graph');
   const session = openStorageSession(io, opts);
   try {

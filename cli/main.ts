@@ -1,17 +1,15 @@
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
-import { publishRunAlert } from '../lib/alerts/index.js';
-import { exitCodeOf, runManifest } from '../lib/archive/run.js';
-import { loadRunManifest, validateRunManifest, type RunManifest } from '../lib/archive/run-manifest.js';
+import type { RunManifest } from '../lib/archive/run-manifest.js';
 import type { RunReport } from '../lib/archive/types.js';
-import { loadConfig, type Config } from '../lib/config.js';
+import type { Config } from '../lib/config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
-import { redactString, type Logger } from '../lib/log.js';
-import { createRuntime, type Runtime } from '../lib/runtime.js';
+import type { Logger } from '../lib/log.js';
+import type { Runtime } from '../lib/runtime.js';
 import { formatRunSummary, jsonReport } from './format.js';
-import { createCliLogger, onInterrupt } from './plumbing.js';
 import { registerListCommand } from './list.js';
-import { createProgress, type Progress } from './progress.js';
+import type { Progress } from './progress.js';
 import { registerVerifyCommand } from './verify.js';
 
 /**
@@ -19,6 +17,10 @@ import { registerVerifyCommand } from './verify.js';
  * result (the summary, or exactly one JSON document with --json); logs and progress go to
  * stderr. Exit status: 0 all archived or skipped, 1 a backup failed, 2 invalid
  * configuration, arguments or manifest.
+ *
+ * Start-up time: `--help` and `--version` load only this file, commander and the command
+ * definitions. Everything heavy (the AWS SDK, undici, zod, pino) is imported inside the
+ * command that uses it; a test checks that the built entry chunk holds none of it.
  */
 export interface CliIo {
   argv: string[];
@@ -52,7 +54,17 @@ function progressSink(progress: Progress): Writable {
   });
 }
 
-function makeLogger(io: CliIo, progress: Progress, opts: CommonOptions): Logger {
+/** Set to the package version by scripts/build-cli.js; not defined when the sources run (tests). */
+declare const GES_ARCHIVER_VERSION: string | undefined;
+
+function packageVersion(): string {
+  if (typeof GES_ARCHIVER_VERSION === 'string') return GES_ARCHIVER_VERSION;
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function makeLogger(io: CliIo, progress: Progress, opts: CommonOptions): Promise<Logger> {
+  const { createCliLogger } = await import('./plumbing.js');
   const level = opts.verbose ? 'debug' : io.stderr.isTTY && opts.progress !== false ? 'warn' : 'info';
   return createCliLogger(io.env, level, progressSink(progress), io.stderr.isTTY === true);
 }
@@ -65,10 +77,13 @@ interface Session {
   dispose(): Promise<void>;
 }
 
-function openSession(io: CliIo, opts: CommonOptions): Session {
+async function openSession(io: CliIo, opts: CommonOptions): Promise<Session> {
+  const [{ loadConfig }, { createRuntime }, { onInterrupt }, { createProgress }] = await Promise.all([
+    import('../lib/config.js'), import('../lib/runtime.js'), import('./plumbing.js'), import('./progress.js'),
+  ]);
   const config = loadConfig(io.env);
   const progress = createProgress(io.stderr, opts.progress !== false);
-  const logger = makeLogger(io, progress, opts);
+  const logger = await makeLogger(io, progress, opts);
   const runtime = createRuntime(config, logger);
   const interrupt = onInterrupt(logger, 'cancelling copies and cleaning up');
   return {
@@ -87,6 +102,7 @@ function openSession(io: CliIo, opts: CommonOptions): Session {
 /** With ALERT_TOPIC_ARN set, a failed backup alerts from the CLI too (never for a dry run). */
 async function alertOnFailure(session: Session, report: RunReport): Promise<void> {
   if (report.dryRun) return;
+  const { publishRunAlert } = await import('../lib/alerts/index.js');
   await publishRunAlert({ sns: session.runtime.sns, topicArn: session.config.alertTopicArn, logger: session.runtime.logger, retry: session.runtime.retry }, report, { source: 'cli' });
 }
 
@@ -97,8 +113,9 @@ function printReport(io: CliIo, report: RunReport, config: Config, opts: CommonO
 
 /** Runs one manifest in a session and prints its report; `run` and `archive` differ only in the manifest. */
 async function runAndReport(io: CliIo, opts: CommonOptions, trigger: string, manifestOf: (session: Session) => Promise<RunManifest>): Promise<number> {
-  const session = openSession(io, opts);
+  const session = await openSession(io, opts);
   try {
+    const { exitCodeOf, runManifest } = await import('../lib/archive/run.js');
     const manifest = await manifestOf(session);
     const report = await runManifest(session.runtime, manifest, {
       dryRun: opts.dryRun ?? false,
@@ -118,11 +135,13 @@ async function runAndReport(io: CliIo, opts: CommonOptions, trigger: string, man
 async function runCommand(io: CliIo, opts: CommonOptions & { manifest?: string }): Promise<number> {
   const location = opts.manifest ?? io.env['MANIFEST_URI'];
   if (!location) throw new UsageError('No manifest: pass --manifest <path|s3://bucket/key> or set MANIFEST_URI');
+  const { loadRunManifest } = await import('../lib/archive/run-manifest.js');
   return runAndReport(io, opts, 'cli', (session) => loadRunManifest(location, session.runtime, { signal: session.signal }));
 }
 
 async function archiveCommand(io: CliIo, opts: CommonOptions & { graph: string; backup: string }): Promise<number> {
   // The same validation as a manifest entry (ids become key segments), before any session opens.
+  const { validateRunManifest } = await import('../lib/archive/run-manifest.js');
   const manifest = validateRunManifest({ version: 1, graphs: [{ graphId: opts.graph, backups: [opts.backup] }] }, 'from --graph/--backup');
   return runAndReport(io, opts, 'manual', () => Promise.resolve(manifest));
 }
@@ -139,6 +158,7 @@ export async function main(io: CliIo): Promise<number> {
   let exitCode = 0;
   const program = new Command('ges-archiver')
     .description('Archive Huawei Cloud GES graph backups into S3, verified to the byte.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
@@ -178,6 +198,7 @@ export async function main(io: CliIo): Promise<number> {
       return 2;
     }
     const e = toArchiverError(err);
+    const { redactString } = await import('../lib/log.js');
     const json = io.argv.includes('--json');
     if (json) {
       io.stdout.write(`${JSON.stringify({ backups: [], error: { code: e.code, message: redactString(e.message) } }, null, 2)}\n`);

@@ -2,10 +2,8 @@ import type { Command } from 'commander';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { seededRandom } from '../lib/verify/sample.js';
 import type { VerifyProblem, VerifyReport } from '../lib/verify/types.js';
-import { verifyArchive } from '../lib/verify/verify.js';
 import { formatBytes } from './format.js';
 import type { CliIo } from './main.js';
-import { checkId, openStorageSession } from './storage-session.js';
 
 interface VerifyCliOptions {
   graph?: string;
@@ -80,6 +78,8 @@ export function formatVerifyReport(report: VerifyReport): string {
 }
 
 async function verifyCommand(io: CliIo, opts: VerifyCliOptions): Promise<number> {
+  // Imported here, not at the top: `ges-archiver --help` does not load the AWS SDK (cli/main.ts).
+  const [{ checkId, openStorageSession }, { verifyArchive }] = await Promise.all([import('./storage-session.js'), import('../lib/verify/verify.js')]);
   const graphId = checkId(opts.graph, '--graph');
   const backupId = checkId(opts.backup, '--backup');
   const samplePercent = parseSamplePercent(opts.sample);

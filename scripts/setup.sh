@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Installs what the archiver, its demo and its tests need on a fresh machine of this kind:
-# the npm dependencies (Node 22 comes with them) and, as root, OpenStack Swift for the local
-# S3 store. Safe to run again: it skips what is already there.
+# the npm dependencies (Node 22 comes with them), the bundled command (dist/) and, as root,
+# OpenStack Swift for the local S3 store. Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that links to another checkout's install is used as it is: `npm ci` here
+# would empty that install through the link.
+if [ ! -L node_modules ] && { [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
   echo "Installing npm dependencies (npm ci)..." >&2
   npm ci --no-audit --no-fund >&2
 fi
+
+# The command runs from a bundle in dist/: `npm ci` builds it (prepare); a checkout whose
+# sources changed since is rebuilt here.
+node_modules/.bin/node scripts/build-cli.js --if-stale >&2
 
 if [ ! -x /usr/bin/swift-proxy-server ] || [ ! -x /usr/bin/memcached ]; then
   if [ "$(id -u)" -eq 0 ]; then
