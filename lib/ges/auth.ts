@@ -181,7 +181,7 @@ export function iamTokenSource(deps: IamTokenSourceDeps): TokenSource {
         // Only a refusal of the credentials is remembered; IAM being unavailable is not.
         if (err instanceof ArchiverError && err.code === ErrorCodes.GesAuthFailed) {
           refused = { error: err, until: deps.now() + holdMs };
-          deps.logger.warn({ service: 'IAM', holdMs }, 'iam refused the credentials; not asking again until the hold ends');
+          deps.logger.warn({ holdMs }, 'iam refused the credentials; not asking again until the hold ends');
         }
         throw err;
       },
