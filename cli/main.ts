@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
 import { publishRunAlert } from '../lib/alerts/index.js';
 import { exitCodeOf, runManifest } from '../lib/archive/run.js';
@@ -6,12 +5,12 @@ import { loadRunManifest, validateRunManifest, type RunManifest } from '../lib/a
 import type { RunReport } from '../lib/archive/types.js';
 import { loadConfig, type Config } from '../lib/config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
-import { redactString, type Logger } from '../lib/log.js';
+import { redactString } from '../lib/log.js';
 import { createRuntime, type Runtime } from '../lib/runtime.js';
 import { formatRunSummary, jsonReport } from './format.js';
-import { createCliLogger, onInterrupt } from './plumbing.js';
+import { createCliOutput, onInterrupt } from './plumbing.js';
 import { registerListCommand } from './list.js';
-import { createProgress, type Progress } from './progress.js';
+import type { Progress } from './progress.js';
 import { registerVerifyCommand } from './verify.js';
 
 /**
@@ -42,21 +41,6 @@ class UsageError extends ArchiverError {
 
 const USAGE_CODES = new Set<string>([ErrorCodes.ArgsInvalid, ErrorCodes.ConfigInvalid, ErrorCodes.ManifestInvalid]);
 
-/** A stream that hands every log line to the progress display (which keeps its bar intact). */
-function progressSink(progress: Progress): Writable {
-  return new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      progress.log(chunk.toString());
-      callback();
-    },
-  });
-}
-
-function makeLogger(io: CliIo, progress: Progress, opts: CommonOptions): Logger {
-  const level = opts.verbose ? 'debug' : io.stderr.isTTY && opts.progress !== false ? 'warn' : 'info';
-  return createCliLogger(io.env, level, progressSink(progress), io.stderr.isTTY === true);
-}
-
 interface Session {
   config: Config;
   runtime: Runtime;
@@ -67,8 +51,7 @@ interface Session {
 
 function openSession(io: CliIo, opts: CommonOptions): Session {
   const config = loadConfig(io.env);
-  const progress = createProgress(io.stderr, opts.progress !== false);
-  const logger = makeLogger(io, progress, opts);
+  const { logger, progress } = createCliOutput(io, { verbose: opts.verbose, progress: opts.progress !== false, defaultLevel: 'info' });
   const runtime = createRuntime(config, logger);
   const interrupt = onInterrupt(logger, 'cancelling copies and cleaning up');
   return {
