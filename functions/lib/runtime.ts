@@ -1,9 +1,8 @@
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { loadConfig } from '../../lib/config.js';
 import type { Logger } from '../../lib/log.js';
-import { createRuntime as createCoreRuntime, createSnsClient, createSqsClient, type Runtime as CoreRuntime, type RuntimeOverrides } from '../../lib/runtime.js';
+import { createRuntime as createCoreRuntime, createSnsClient, createSqsClient, type Runtime as CoreRuntime } from '../../lib/runtime.js';
 import { rootLogger } from './logger.js';
 import { forgetHuaweiSecret, loadHuaweiSecret } from './secrets.js';
 
@@ -18,36 +17,17 @@ export interface Runtime extends CoreRuntime {
   readonly sns: SNSClient;
 }
 
-export interface RuntimeOptions {
-  /** Default: process.env. */
-  env?: Record<string, string | undefined>;
-  /** Default: the container's root logger. */
-  logger?: Logger;
-  /** Default: created by secrets.ts for the Lambda's region. */
-  secretsClient?: SecretsManagerClient;
-  /** Passed to lib/runtime.ts (tests hand in local servers' clients). */
-  overrides?: RuntimeOverrides;
-  sqs?: SQSClient;
-  sns?: SNSClient;
-}
-
-/** Builds a Runtime (no caching). Throws ArchiverError CONFIG_INVALID naming the bad variable or secret field. */
-export async function buildRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
-  const env = options.env ?? process.env;
-  const secret = await loadHuaweiSecret(env, options.secretsClient ? { client: options.secretsClient } : {});
-  return buildWithSecret(env, secret, options);
-}
-
-function buildWithSecret(env: Record<string, string | undefined>, secret: Readonly<Record<string, string>>, options: RuntimeOptions): Runtime {
+/**
+ * Builds a Runtime from the environment with the credentials secret merged over it. Throws
+ * ArchiverError CONFIG_INVALID naming the bad variable.
+ */
+function buildRuntime(env: Record<string, string | undefined>, secret: Readonly<Record<string, string>>): Runtime {
   const config = loadConfig({ ...env, ...secret });
-  const core = createCoreRuntime(config, options.logger ?? rootLogger, {
-    // Refused credentials may have been rotated: read the secret again on the next invocation.
-    onGesAuthFailure: () => forgetHuaweiSecret(env),
-    ...options.overrides,
-  });
+  // Refused credentials may have been rotated: read the secret again on the next invocation.
+  const core = createCoreRuntime(config, rootLogger, { onGesAuthFailure: () => forgetHuaweiSecret(env) });
   // Region, credentials and AWS_ENDPOINT_URL_SQS / _SNS come from the SDK's standard environment;
   // the core's factories keep lib/retry.ts the only retry policy (SDK maxAttempts 1).
-  return { ...core, sqs: options.sqs ?? core.sqs ?? createSqsClient(), sns: options.sns ?? core.sns ?? createSnsClient() };
+  return { ...core, sqs: core.sqs ?? createSqsClient(), sns: core.sns ?? createSnsClient() };
 }
 
 /** Same keys and values: the secret did not change (a fresh read of it is a new object). */
@@ -76,7 +56,7 @@ let cached: { runtime: Runtime; secret: Readonly<Record<string, string>> } | und
 export async function getRuntime(options: { logger?: Logger } = {}): Promise<Runtime> {
   const secret = await loadHuaweiSecret(process.env);
   if (cached === undefined || !sameSecret(cached.secret, secret)) {
-    const runtime = buildWithSecret(process.env, secret, {});
+    const runtime = buildRuntime(process.env, secret);
     const previous = cached;
     cached = { runtime, secret };
     // Lambda runs one invocation per container at a time: nobody is using the old one.
