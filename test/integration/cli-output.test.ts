@@ -1,12 +1,9 @@
 // What the CLI prints on stderr and stdout: log lines on a real terminal (a pseudo-terminal,
 // with the progress bar drawn), JSON-only stderr with LOG_FORMAT=json, LOG_* validated like
 // every other setting, and reports (stdout and _runs/) redacted like the logs.
-import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import { createTestBucket, getObjectBytes, listKeys, s3Endpoint, sqsEndpoint } from '../support/aws.js';
-import { runCli, tokenEnv, useLocalS3 } from '../support/cli.js';
+import { runCli, tokenEnv, useLocalS3, writeManifest } from '../support/cli.js';
 import { startS3Proxy } from '../support/s3-proxy.js';
 import { runCliInTerminal } from '../support/terminal.js';
 
@@ -17,12 +14,6 @@ const B2 = '604bfb46-04dd-45fc-a9ae-df24a0705b9d';
 const TOKEN = 'static-token-output';
 // A backup name that quotes a signed link: what a log line would redact, a report must too.
 const LEAKY_NAME = 'nightly from https://obs.example.com/b/k?AccessKeyId=AKIDLEAK&Signature=SIGLEAK';
-
-async function writeManifest(doc: unknown): Promise<string> {
-  const path = join(tmpdir(), `manifest-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
-  await writeFile(path, JSON.stringify(doc));
-  return path;
-}
 
 describe('CLI output: terminal, log format and level, redacted reports', () => {
   let emulator: Emulator;

@@ -1,11 +1,8 @@
 // The CLI against a misbehaving GES and IAM (the emulator's fault switches) and Swift: a backup
 // list that cannot be trusted fails its graph, and a wrong password costs one IAM login per run.
-import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startEmulator, type Emulator, type EmulatorGraphSpec } from '../emulator/index.js';
 import { createTestBucket, listKeys } from '../support/aws.js';
-import { iamEnv, runCli, tokenEnv, useLocalS3 } from '../support/cli.js';
+import { iamEnv, runCli, tokenEnv, useLocalS3, writeManifest } from '../support/cli.js';
 
 interface JsonReport {
   backups: { graphId: string; backupId: string; status: string; error?: { code: string; message: string } }[];
@@ -16,12 +13,6 @@ const backupId = (g: number, b: number): string => `0000${String(g).padStart(4, 
 
 function graph(i: number, backups: number): EmulatorGraphSpec {
   return { id: graphId(i), backups: Array.from({ length: backups }, (_, b) => ({ id: backupId(i, b), files: [{ name: 'data.bin', bytes: 10 }] })) };
-}
-
-async function writeManifest(doc: unknown): Promise<string> {
-  const path = join(tmpdir(), `manifest-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
-  await writeFile(path, JSON.stringify(doc));
-  return path;
 }
 
 describe('the CLI against an untrustworthy GES listing and a wrong IAM password', () => {
