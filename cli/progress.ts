@@ -36,9 +36,10 @@ export type ProgressMode = { kind: 'off' } | { kind: 'bar' } | { kind: 'lines' }
 export interface ProgressOptions {
   /** Totals are estimates (shown as `~`). Default true. */
   estimated?: boolean;
-  /** Seconds between `lines`/`records` reports. Default 5. */
-  intervalSeconds?: number;
 }
+
+/** Time between two `lines`/`records` reports (a finished file reports at once). */
+const REPORT_INTERVAL_MS = 5000;
 
 /** Counts what a run's events say: files and estimated bytes as backups start, bytes as they arrive. */
 function archiveDelta(event: ArchiveEvent): { delta: Partial<ProgressCounts>; milestone: boolean } | undefined {
@@ -59,47 +60,43 @@ function archiveDelta(event: ArchiveEvent): { delta: Partial<ProgressCounts>; mi
 
 const line = (text: string): string => (text.endsWith('\n') ? text : `${text}\n`);
 
-export function createProgress(stream: NodeJS.WritableStream, mode: ProgressMode, options: ProgressOptions = {}): Progress {
-  const c: ProgressCounts = { bytes: 0, totalBytes: 0, files: 0, totalFiles: 0 };
-  const startedAt = Date.now();
-  const approx = options.estimated === false ? '' : '~';
-  const intervalMs = (options.intervalSeconds ?? 5) * 1000;
-  const bytesPerSecond = (): number => {
-    const seconds = (Date.now() - startedAt) / 1000;
-    return seconds > 0 ? Math.round(c.bytes / seconds) : 0;
-  };
-  const rate = (): string => (Date.now() > startedAt ? `${formatBytes(bytesPerSecond())}/s` : '-');
-  const addCounts = (delta: Partial<ProgressCounts>): void => {
-    c.bytes += delta.bytes ?? 0;
-    c.totalBytes += delta.totalBytes ?? 0;
-    c.files += delta.files ?? 0;
-    c.totalFiles += delta.totalFiles ?? 0;
-  };
+/** One way of showing the counts. */
+interface Display {
+  /** The counts changed; `force`: report now, not at the next interval. */
+  report(force: boolean): void;
+  write(text: string): void;
+  finish(): void;
+}
 
-  let report: (force: boolean) => void;
-  let write: (text: string) => void = (t) => stream.write(line(t));
-  let finish: () => void = () => report(true);
+interface Counter {
+  counts: ProgressCounts;
+  /** `12.3 MiB/s` since the start. */
+  rate(): string;
+  bytesPerSecond(): number;
+  approx: string;
+}
 
-  if (mode.kind === 'off') {
-    report = () => undefined;
-  } else if (mode.kind === 'bar') {
-    const multi = new cliProgress.MultiBar({
-      stream,
-      format: ` {bar} {percentage}% | {done} of ${approx}{total_h} | {rate} | files {files}`,
-      barCompleteChar: '\u2588',
-      barIncompleteChar: '\u2591',
-      hideCursor: true,
-      clearOnComplete: false,
-      etaBuffer: 50,
-      fps: 5,
-    });
-    const bar = multi.create(1, 0, { done: '0 B', total_h: '?', rate: '-', files: '0/0' });
-    let active = true;
-    report = () => {
-      bar.setTotal(Math.max(c.totalBytes, c.bytes, 1));
-      bar.update(c.bytes, { done: formatBytes(c.bytes), total_h: formatBytes(c.totalBytes), rate: rate(), files: `${c.files}/${c.totalFiles}` });
-    };
-    write = (t) => {
+function barDisplay(stream: NodeJS.WritableStream, k: Counter): Display {
+  const c = k.counts;
+  const multi = new cliProgress.MultiBar({
+    stream,
+    format: ` {bar} {percentage}% | {done} of ${k.approx}{total_h} | {rate} | files {files}`,
+    barCompleteChar: '\u2588',
+    barIncompleteChar: '\u2591',
+    hideCursor: true,
+    clearOnComplete: false,
+    etaBuffer: 50,
+    fps: 5,
+  });
+  const bar = multi.create(1, 0, { done: '0 B', total_h: '?', rate: '-', files: '0/0' });
+  let active = true;
+  const report = (): void => {
+    bar.setTotal(Math.max(c.totalBytes, c.bytes, 1));
+    bar.update(c.bytes, { done: formatBytes(c.bytes), total_h: formatBytes(c.totalBytes), rate: k.rate(), files: `${c.files}/${c.totalFiles}` });
+  };
+  return {
+    report,
+    write(t) {
       if (!active) {
         stream.write(line(t));
         return;
@@ -108,9 +105,9 @@ export function createProgress(stream: NodeJS.WritableStream, mode: ProgressMode
       // stopped): redraw at once, so the line is on the terminal before anything else happens.
       multi.log(line(t));
       multi.update();
-    };
-    finish = () => {
-      report(true);
+    },
+    finish() {
+      report();
       // GES's sizes are estimates: once every file is done, the true total is what arrived.
       if (c.totalFiles > 0 && c.files === c.totalFiles) {
         bar.setTotal(Math.max(c.bytes, 1));
@@ -118,23 +115,51 @@ export function createProgress(stream: NodeJS.WritableStream, mode: ProgressMode
       }
       multi.stop();
       active = false;
-    };
-  } else {
-    let lastReport = 0;
-    const emit = mode.kind === 'records'
-      ? () => mode.logger.info({ bytes: c.bytes, totalBytes: c.totalBytes, bytesPerSecond: bytesPerSecond(), files: c.files, totalFiles: c.totalFiles }, 'progress')
-      : () => stream.write(`progress: ${formatBytes(c.bytes)} of ${approx}${formatBytes(c.totalBytes)}, ${rate()}, files ${c.files}/${c.totalFiles}\n`);
-    report = (force) => {
-      if (c.totalFiles === 0 || (!force && Date.now() - lastReport < intervalMs)) return;
-      lastReport = Date.now();
-      emit();
-    };
-  }
+    },
+  };
+}
+
+/** `lines` and `records`: a report every few seconds and at each milestone. */
+function periodicDisplay(stream: NodeJS.WritableStream, k: Counter, logger: Logger | undefined): Display {
+  const c = k.counts;
+  let lastReport = 0;
+  const emit = logger
+    ? () => logger.info({ bytes: c.bytes, totalBytes: c.totalBytes, bytesPerSecond: k.bytesPerSecond(), files: c.files, totalFiles: c.totalFiles }, 'progress')
+    : () => stream.write(`progress: ${formatBytes(c.bytes)} of ${k.approx}${formatBytes(c.totalBytes)}, ${k.rate()}, files ${c.files}/${c.totalFiles}\n`);
+  const report = (force: boolean): void => {
+    if (c.totalFiles === 0 || (!force && Date.now() - lastReport < REPORT_INTERVAL_MS)) return;
+    lastReport = Date.now();
+    emit();
+  };
+  return { report, write: (t) => stream.write(line(t)), finish: () => report(true) };
+}
+
+export function createProgress(stream: NodeJS.WritableStream, mode: ProgressMode, options: ProgressOptions = {}): Progress {
+  const counts: ProgressCounts = { bytes: 0, totalBytes: 0, files: 0, totalFiles: 0 };
+  const startedAt = Date.now();
+  const bytesPerSecond = (): number => {
+    const seconds = (Date.now() - startedAt) / 1000;
+    return seconds > 0 ? Math.round(counts.bytes / seconds) : 0;
+  };
+  const k: Counter = {
+    counts,
+    bytesPerSecond,
+    rate: () => (Date.now() > startedAt ? `${formatBytes(bytesPerSecond())}/s` : '-'),
+    approx: options.estimated === false ? '' : '~',
+  };
+  const display: Display = mode.kind === 'bar'
+    ? barDisplay(stream, k)
+    : mode.kind === 'off'
+      ? { report: () => undefined, write: (t) => stream.write(line(t)), finish: () => undefined }
+      : periodicDisplay(stream, k, mode.kind === 'records' ? mode.logger : undefined);
 
   let stopped = false;
   const add = (delta: Partial<ProgressCounts>, milestone = false): void => {
-    addCounts(delta);
-    if (!stopped) report(milestone);
+    counts.bytes += delta.bytes ?? 0;
+    counts.totalBytes += delta.totalBytes ?? 0;
+    counts.files += delta.files ?? 0;
+    counts.totalFiles += delta.totalFiles ?? 0;
+    if (!stopped) display.report(milestone);
   };
   return {
     add,
@@ -142,11 +167,11 @@ export function createProgress(stream: NodeJS.WritableStream, mode: ProgressMode
       const d = archiveDelta(event);
       if (d) add(d.delta, d.milestone);
     },
-    log: (t) => write(t),
+    log: (t) => display.write(t),
     stop() {
       if (stopped) return;
       stopped = true;
-      finish();
+      display.finish();
     },
   };
 }
