@@ -1,6 +1,11 @@
 import type { BackupReport, RunReport } from '../lib/archive/types.js';
+import { redactString, redactValue } from '../lib/redact.js';
 
-/** Human-readable sizes, rates and the run summary printed by the CLI. */
+/**
+ * Human-readable sizes, rates and the run summary printed by the CLI. Everything printed
+ * passes through the logger's redaction (lib/log.ts): error messages may quote what GES or
+ * S3 said, and nothing secret may reach stdout either.
+ */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
@@ -44,12 +49,18 @@ export function formatRunSummary(report: RunReport, bucket: string): string {
     for (const b of archived) out.push(`  s3://${bucket}/${b.manifestKey!.replace(/manifest\.json$/, '')}`);
   }
   if (report.reportKey) out.push(`Run report: s3://${bucket}/${report.reportKey}`);
-  return `${out.join('\n')}\n`;
+  else if (!report.dryRun) out.push(`Run report: NOT stored in s3://${bucket}/ (the error is logged above); this summary is the only record of the run.`);
+  return redactString(`${out.join('\n')}\n`);
 }
 
-/** The `--json` document (CONTRACT.md): `backups[]` plus run metadata. */
+/** Prints one JSON document (the `--json` output), redacted like the logs. */
+export function writeJson(stream: NodeJS.WritableStream, doc: unknown): void {
+  stream.write(`${JSON.stringify(redactValue(doc), null, 2)}\n`);
+}
+
+/** The `--json` document (CONTRACT.md): `backups[]` plus run metadata, redacted like the logs. */
 export function jsonReport(report: RunReport): Record<string, unknown> {
-  return {
+  return redactValue({
     runId: report.runId,
     dryRun: report.dryRun,
     startedAt: report.startedAt,
@@ -67,5 +78,5 @@ export function jsonReport(report: RunReport): Record<string, unknown> {
       ...(b.manifestKey === undefined ? {} : { manifestKey: b.manifestKey }),
       ...(b.error ? { error: { code: b.error.code, message: b.error.message } } : {}),
     })),
-  };
+  }) as Record<string, unknown>;
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { ArchivedBackupSummary } from '../lib/catalog/types.js';
-import { formatBytes } from './format.js';
+import { formatBytes, writeJson } from './format.js';
 import type { CliIo } from './main.js';
 
 interface ListCliOptions {
@@ -45,7 +45,7 @@ async function listCommand(io: CliIo, opts: ListCliOptions): Promise<number> {
   try {
     const backups = await listArchivedBackups(session.deps, { graphId, signal: session.signal });
     const { bucket, prefix } = session.config.archive;
-    if (opts.json) io.stdout.write(`${JSON.stringify({ bucket, prefix, backups }, null, 2)}\n`);
+    if (opts.json) writeJson(io.stdout, { bucket, prefix, backups });
     else io.stdout.write(formatBackupList(backups, bucket, prefix));
     return backups.some((b) => !b.valid) ? 1 : 0;
   } finally {

@@ -1,11 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
 import type { RunManifest } from '../lib/archive/run-manifest.js';
 import type { RunReport } from '../lib/archive/types.js';
 import type { Config } from '../lib/config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
-import type { Logger } from '../lib/log.js';
 import type { Runtime } from '../lib/runtime.js';
 import { formatRunSummary, jsonReport } from './format.js';
 import { registerListCommand } from './list.js';
@@ -44,16 +42,6 @@ class UsageError extends ArchiverError {
 
 const USAGE_CODES = new Set<string>([ErrorCodes.ArgsInvalid, ErrorCodes.ConfigInvalid, ErrorCodes.ManifestInvalid]);
 
-/** A stream that hands every log line to the progress display (which keeps its bar intact). */
-function progressSink(progress: Progress): Writable {
-  return new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      progress.log(chunk.toString());
-      callback();
-    },
-  });
-}
-
 /** Set to the package version by scripts/build-cli.js; not defined when the sources run (tests). */
 declare const GES_ARCHIVER_VERSION: string | undefined;
 
@@ -61,12 +49,6 @@ function packageVersion(): string {
   if (typeof GES_ARCHIVER_VERSION === 'string') return GES_ARCHIVER_VERSION;
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
-}
-
-async function makeLogger(io: CliIo, progress: Progress, opts: CommonOptions): Promise<Logger> {
-  const { createCliLogger } = await import('./plumbing.js');
-  const level = opts.verbose ? 'debug' : io.stderr.isTTY && opts.progress !== false ? 'warn' : 'info';
-  return createCliLogger(io.env, level, progressSink(progress), io.stderr.isTTY === true);
 }
 
 interface Session {
@@ -78,12 +60,11 @@ interface Session {
 }
 
 async function openSession(io: CliIo, opts: CommonOptions): Promise<Session> {
-  const [{ loadConfig }, { createRuntime }, { onInterrupt }, { createProgress }] = await Promise.all([
-    import('../lib/config.js'), import('../lib/runtime.js'), import('./plumbing.js'), import('./progress.js'),
+  const [{ loadConfig }, { createRuntime }, { onInterrupt, createCliOutput }] = await Promise.all([
+    import('../lib/config.js'), import('../lib/runtime.js'), import('./plumbing.js'),
   ]);
   const config = loadConfig(io.env);
-  const progress = createProgress(io.stderr, opts.progress !== false);
-  const logger = await makeLogger(io, progress, opts);
+  const { logger, progress } = createCliOutput(io, { verbose: opts.verbose, progress: opts.progress !== false, defaultLevel: 'info' });
   const runtime = createRuntime(config, logger);
   const interrupt = onInterrupt(logger, 'cancelling copies and cleaning up');
   return {

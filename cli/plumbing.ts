@@ -1,15 +1,20 @@
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import pretty from 'pino-pretty';
+import { loadLogSettings, type LogLevel } from '../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
+import { createProgress, type Progress, type ProgressMode, type ProgressOptions } from './progress.js';
 
 /**
  * What every CLI command shares: the stderr logger (readable single lines, or JSON with
- * LOG_FORMAT=json; secrets removed by lib/log.ts either way) and Ctrl-C handling.
+ * LOG_FORMAT=json; secrets removed by lib/log.ts either way), the progress display, and
+ * Ctrl-C handling. LOG_LEVEL and LOG_FORMAT are validated first: a bad value is
+ * CONFIG_INVALID (exit 2) naming the variable and its allowed values.
  */
-export function createCliLogger(env: Record<string, string | undefined>, level: string, destination: Writable, colorize: boolean): Logger {
-  const chosen = env['LOG_LEVEL'] ?? level;
-  if (env['LOG_FORMAT'] === 'json') return createLogger({ level: chosen, destination });
+export function createCliLogger(env: Record<string, string | undefined>, level: LogLevel, destination: Writable | NodeJS.WritableStream, colorize: boolean): Logger {
+  const settings = loadLogSettings(env);
+  const chosen = settings.level ?? level;
+  if (settings.format === 'json') return createLogger({ level: chosen, destination });
   const stream = pretty({
     colorize,
     ignore: 'pid,hostname',
@@ -19,6 +24,52 @@ export function createCliLogger(env: Record<string, string | undefined>, level: 
     destination,
   });
   return createLogger({ level: chosen, destination: stream });
+}
+
+export interface CliOutputOptions {
+  /** -v: debug logs. */
+  verbose?: boolean | undefined;
+  /** False with --no-progress. */
+  progress: boolean;
+  /** The command's level without -v and LOG_LEVEL: `info` for a run, `warn` for quiet commands. */
+  defaultLevel: LogLevel;
+  progressOptions?: ProgressOptions;
+}
+
+export interface CliOutput {
+  logger: Logger;
+  progress: Progress;
+}
+
+/** A stream that hands every log line to the progress bar (which prints it above itself at once). */
+function progressSink(progress: Progress): Writable {
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      progress.log(chunk.toString());
+      callback();
+    },
+  });
+}
+
+/**
+ * The logger and the progress display of one command, both on stderr: a bar on a terminal
+ * (info lines give way to it: the level is at least `warn`), plain `progress:` lines
+ * otherwise, JSON progress records with LOG_FORMAT=json, nothing with --no-progress.
+ */
+export function createCliOutput(io: { env: Record<string, string | undefined>; stderr: NodeJS.WriteStream }, options: CliOutputOptions): CliOutput {
+  const { format } = loadLogSettings(io.env);
+  const tty = io.stderr.isTTY === true;
+  const bar = options.progress && tty && format === 'pretty';
+  const level: LogLevel = options.verbose === true ? 'debug' : bar && options.defaultLevel === 'info' ? 'warn' : options.defaultLevel;
+  if (bar) {
+    const progress = createProgress(io.stderr, { kind: 'bar' }, options.progressOptions);
+    return { progress, logger: createCliLogger(io.env, level, progressSink(progress), true) };
+  }
+  const logger = createCliLogger(io.env, level, io.stderr, tty);
+  let mode: ProgressMode = { kind: 'off' };
+  // Progress shows unless --no-progress, whatever the level (a quiet command's is `warn`).
+  if (options.progress) mode = format === 'json' ? { kind: 'records', logger: logger.child({}, { level: 'info' }) } : { kind: 'lines' };
+  return { logger, progress: createProgress(io.stderr, mode, options.progressOptions) };
 }
 
 /**

@@ -3,7 +3,8 @@ import { loadStorageConfig, type StorageConfig } from '../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { createRetryPolicy } from '../lib/retry.js';
 import { createS3Client } from '../lib/runtime.js';
-import { createCliLogger, onInterrupt } from './plumbing.js';
+import { createCliOutput, onInterrupt } from './plumbing.js';
+import type { Progress } from './progress.js';
 import type { CliIo } from './main.js';
 
 /**
@@ -15,20 +16,24 @@ export interface StorageSession {
   config: StorageConfig;
   deps: StorageDeps;
   signal: AbortSignal;
+  /** Off unless the command asked for it (`verify`), and with --no-progress. */
+  progress: Progress;
   dispose(): void;
 }
 
-export function openStorageSession(io: CliIo, opts: { verbose?: boolean }): StorageSession {
+export function openStorageSession(io: CliIo, opts: { verbose?: boolean; progress?: boolean }): StorageSession {
   const config = loadStorageConfig(io.env);
   // Quiet by default: the result goes to stdout; warnings and, with -v, details to stderr.
-  const logger = createCliLogger(io.env, opts.verbose === true ? 'debug' : 'warn', io.stderr, io.stderr.isTTY === true);
+  const { logger, progress } = createCliOutput(io, { verbose: opts.verbose, progress: opts.progress === true, defaultLevel: 'warn', progressOptions: { estimated: false } });
   const s3 = createS3Client(config);
   const interrupt = onInterrupt(logger, 'stopping');
   return {
     config,
     deps: { s3, config, logger, retry: createRetryPolicy() },
     signal: interrupt.signal,
+    progress,
     dispose() {
+      progress.stop();
       interrupt.dispose();
       s3.destroy();
     },

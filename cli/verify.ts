@@ -1,8 +1,9 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { seededRandom } from '../lib/verify/sample.js';
 import type { VerifyProblem, VerifyReport } from '../lib/verify/types.js';
-import { formatBytes } from './format.js';
+import { redactString } from '../lib/redact.js';
+import { formatBytes, writeJson } from './format.js';
 import type { CliIo } from './main.js';
 
 interface VerifyCliOptions {
@@ -13,6 +14,7 @@ interface VerifyCliOptions {
   concurrency?: string;
   json?: boolean;
   verbose?: boolean;
+  progress?: boolean;
 }
 
 function argsError(message: string): ArchiverError {
@@ -46,7 +48,8 @@ function problemLine(p: VerifyProblem): string {
   const label = p.kind.toUpperCase().padEnd(16);
   switch (p.kind) {
     case 'missing':
-      return `${label} ${p.key}${p.message ? `: ${p.message}` : `: not in the bucket; manifest.json records ${size(p.expected?.bytes)}`}`;
+      // An empty key: nothing is archived under an empty ARCHIVE_PREFIX (the message names the bucket).
+      return `${label} ${p.key === '' ? '' : `${p.key}: `}${p.message ?? `not in the bucket; manifest.json records ${size(p.expected?.bytes)}`}`;
     case 'extra':
       return `${label} ${p.key}: ${size(p.actual?.bytes)}, not listed in manifest.json`;
     case 'truncated':
@@ -85,8 +88,9 @@ async function verifyCommand(io: CliIo, opts: VerifyCliOptions): Promise<number>
   const samplePercent = parseSamplePercent(opts.sample);
   const seed = parseWhole(opts.seed, '--seed', 0, 2 ** 32 - 1);
   const concurrency = parseWhole(opts.concurrency, '--concurrency', 1, 64);
-  const session = openStorageSession(io, opts);
+  const session = openStorageSession(io, { verbose: opts.verbose, progress: opts.progress !== false });
   try {
+    const { progress } = session;
     const report = await verifyArchive(session.deps, {
       graphId,
       backupId,
@@ -94,9 +98,15 @@ async function verifyCommand(io: CliIo, opts: VerifyCliOptions): Promise<number>
       signal: session.signal,
       ...(seed === undefined ? {} : { random: seededRandom(seed) }),
       ...(concurrency === undefined ? {} : { concurrency }),
+      onEvent: (e) => {
+        if (e.type === 'plan') progress.add({ totalFiles: e.files, totalBytes: e.bytes });
+        else if (e.type === 'bytes') progress.add({ bytes: e.delta });
+        else progress.add({ files: 1 }, true);
+      },
     });
-    if (opts.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    else io.stdout.write(formatVerifyReport(report));
+    progress.stop();
+    if (opts.json) writeJson(io.stdout, report);
+    else io.stdout.write(redactString(formatVerifyReport(report)));
     return report.problems.length === 0 ? 0 : 1;
   } finally {
     session.dispose();
@@ -114,13 +124,17 @@ export function registerVerifyCommand(program: Command, io: CliIo, setExitCode: 
     .option('--concurrency <n>', 'objects read at once (default 4)')
     .option('--json', 'print exactly one JSON document on stdout: { files, checked, matched, problems: [...], backups: [...] }')
     .option('-v, --verbose', 'debug logging on stderr')
+    .addOption(new Option('--no-progress', 'no progress bar or progress lines'))
     .addHelpText('after', `
 Every file listed in a manifest.json is checked against the bucket listing (missing,
 truncated = shorter, size-mismatch = longer) and every object in a backup folder that the
 manifest does not list is reported as extra. The file's bytes are then streamed through
 SHA-256 and compared (altered = same length, other hash): for all files, or with --sample
 for a random share of them (rounded up, at least one), so a scheduled drill stays cheap.
-An unreadable or invalid manifest.json is reported as manifest-invalid.
+An unreadable or invalid manifest.json is reported as manifest-invalid; the file entries it
+still holds are checked all the same. Nothing archived under the prefix (or the graph or
+backup asked for) is a problem too, so a mistyped prefix never passes.
+Progress (bytes and files re-read) goes to stderr like run's; --no-progress silences it.
 Needs only ARCHIVE_BUCKET (and ARCHIVE_PREFIX, S3_FORCE_PATH_STYLE, the AWS SDK variables).
 Exit status: 0 everything checked matches; 1 any problem (or S3 failed); 2 invalid
 configuration or arguments.`)

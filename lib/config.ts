@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ArchiverError, ErrorCodes } from './errors.js';
+import { formatHostEntry, isLoopbackHost, parseHostEntry } from './hosts.js';
 
 /**
  * The archiver's configuration, parsed once from the environment (CONTRACT.md,
@@ -25,7 +26,7 @@ export interface Config {
     readonly prefix: string;
   };
   readonly download: {
-    /** Host names or `*.suffix` patterns a download link may point to. */
+    /** `host`, `host:port`, `*.suffix` or `*.suffix:port` entries a download link may point to (lib/hosts.ts). */
     readonly allowedHosts: readonly string[];
   };
   readonly s3: {
@@ -62,15 +63,27 @@ const MiB = 1024 * 1024;
  */
 const DEFAULT_STREAMS = 4;
 
-const httpUrl = (name: string) =>
-  z.string({ error: `${name} is required` }).trim().min(1, `${name} is required`).refine((v) => {
+/**
+ * A GES or IAM endpoint: https, because the IAM password and the tokens travel to it; plain
+ * http only to a loopback host (a local emulator or tunnel), as for download links.
+ */
+const serviceUrl = (name: string) =>
+  z.string({ error: `${name} is required` }).trim().min(1, `${name} is required`).superRefine((v, ctx) => {
+    let u: URL;
     try {
-      const u = new URL(v);
-      return u.protocol === 'https:' || u.protocol === 'http:';
+      u = new URL(v);
     } catch {
-      return false;
+      ctx.addIssue({ code: 'custom', message: `${name} must be an https URL` });
+      return;
     }
-  }, `${name} must be an http(s) URL`);
+    if (u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname))) return;
+    ctx.addIssue({
+      code: 'custom',
+      message: u.protocol === 'http:'
+        ? `${name} must be an https URL: plain http would send the password and tokens in clear text (http is allowed only to a loopback host such as localhost or 127.0.0.1)`
+        : `${name} must be an https URL`,
+    });
+  });
 
 const optionalString = z.string().trim().optional().transform((v) => (v === '' ? undefined : v));
 
@@ -94,10 +107,24 @@ const booleanFlag = (name: string) =>
     return z.NEVER;
   });
 
-const HOST_PATTERN = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$/i;
+/** Log levels the CLI's LOG_LEVEL accepts (pino's). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+/** LOG_FORMAT: readable lines (the default) or one JSON object per line. */
+export const LOG_FORMATS = ['pretty', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+const oneOf = <T extends string>(name: string, allowed: readonly T[]) =>
+  z.string().optional().transform((v, ctx): T | undefined => {
+    const value = v?.trim().toLowerCase();
+    if (value === undefined || value === '') return undefined;
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    ctx.addIssue({ code: 'custom', message: `${name} must be one of ${allowed.join(', ')}` });
+    return z.NEVER;
+  });
 
 const envSchema = z.object({
-  GES_ENDPOINT: httpUrl('GES_ENDPOINT'),
+  GES_ENDPOINT: serviceUrl('GES_ENDPOINT'),
   GES_PROJECT_ID: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9]{1,64}$/.test(v), 'GES_PROJECT_ID must be 1-64 letters and digits'),
   GES_AUTH_TOKEN: optionalString,
   HWC_IAM_ENDPOINT: optionalString,
@@ -119,13 +146,16 @@ const envSchema = z.object({
   }),
   DOWNLOAD_ALLOWED_HOSTS: z.string().optional().transform((v, ctx) => {
     const raw = v === undefined || v.trim() === '' ? DEFAULT_ALLOWED_HOSTS : v;
-    const hosts = raw.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== '');
-    const bad = hosts.filter((h) => !HOST_PATTERN.test(h));
+    const entries = raw.split(',').map((h) => h.trim()).filter((h) => h !== '');
+    const bad = entries.filter((h) => parseHostEntry(h) === undefined);
     if (bad.length > 0) {
-      ctx.addIssue({ code: 'custom', message: `DOWNLOAD_ALLOWED_HOSTS has invalid entries: ${bad.join(', ')}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `DOWNLOAD_ALLOWED_HOSTS has invalid entries: ${bad.join(', ')} (each must be host, host:port, *.suffix or *.suffix:port)`,
+      });
       return z.NEVER;
     }
-    return hosts;
+    return entries.map((h) => formatHostEntry(parseHostEntry(h)!));
   }),
   S3_FORCE_PATH_STYLE: booleanFlag('S3_FORCE_PATH_STYLE'),
   MANIFEST_URI: optionalString,
@@ -139,6 +169,8 @@ const envSchema = z.object({
   ARCHIVE_PART_SIZE_MB: intInRange('ARCHIVE_PART_SIZE_MB', 5, 512, 8),
   INLINE_THROUGHPUT_MBPS: intInRange('INLINE_THROUGHPUT_MBPS', 1, 100_000, 50),
   MAX_RECEIVE_COUNT: intInRange('MAX_RECEIVE_COUNT', 1, 1000, 5),
+  LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
+  LOG_FORMAT: oneOf('LOG_FORMAT', LOG_FORMATS),
 });
 
 /** Formats zod issues as "FIELD: message" lines. */
@@ -175,7 +207,7 @@ function resolveAuth(env: z.infer<typeof envSchema>): GesAuth {
   if (missing.length > 0) {
     throw new ArchiverError(ErrorCodes.ConfigInvalid, `IAM auth is incomplete: ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} required`);
   }
-  const iamEndpoint = httpUrl('HWC_IAM_ENDPOINT').safeParse(env.HWC_IAM_ENDPOINT);
+  const iamEndpoint = serviceUrl('HWC_IAM_ENDPOINT').safeParse(env.HWC_IAM_ENDPOINT);
   if (!iamEndpoint.success) throw new ArchiverError(ErrorCodes.ConfigInvalid, describeIssues(iamEndpoint.error));
   return {
     mode: 'iam',
@@ -236,12 +268,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 /** The storage part of the configuration: all that `verify` and `list` need. */
 export type StorageConfig = Pick<Config, 'archive' | 's3'>;
 
-const storageEnvSchema = envSchema.pick({ ARCHIVE_BUCKET: true, ARCHIVE_PREFIX: true, S3_FORCE_PATH_STYLE: true });
+const storageEnvSchema = envSchema.pick({ ARCHIVE_BUCKET: true, ARCHIVE_PREFIX: true, S3_FORCE_PATH_STYLE: true, LOG_LEVEL: true, LOG_FORMAT: true });
 
 /**
- * Validates only ARCHIVE_BUCKET, ARCHIVE_PREFIX and S3_FORCE_PATH_STYLE (plus the AWS SDK's
- * own variables, which the SDK reads), so an auditor without Huawei credentials can run
- * `verify` and `list`. Same rules and messages as `loadConfig`.
+ * Validates only ARCHIVE_BUCKET, ARCHIVE_PREFIX, S3_FORCE_PATH_STYLE and the LOG_* settings
+ * (plus the AWS SDK's own variables, which the SDK reads), so an auditor without Huawei
+ * credentials can run `verify` and `list`. Same rules and messages as `loadConfig`.
  */
 export function loadStorageConfig(env: Record<string, string | undefined>): StorageConfig {
   const parsed = storageEnvSchema.safeParse(env);
@@ -253,4 +285,21 @@ export function loadStorageConfig(env: Record<string, string | undefined>): Stor
     archive: { bucket: e.ARCHIVE_BUCKET, prefix: e.ARCHIVE_PREFIX },
     s3: { forcePathStyle: e.S3_FORCE_PATH_STYLE },
   });
+}
+
+export interface LogSettings {
+  /** LOG_LEVEL, when set; the command's own default otherwise. */
+  readonly level: LogLevel | undefined;
+  readonly format: LogFormat;
+}
+
+const logEnvSchema = envSchema.pick({ LOG_LEVEL: true, LOG_FORMAT: true });
+
+/** LOG_LEVEL and LOG_FORMAT, validated like every other setting (CONFIG_INVALID naming them). */
+export function loadLogSettings(env: Record<string, string | undefined>): LogSettings {
+  const parsed = logEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, `Invalid configuration: ${describeIssues(parsed.error)}`);
+  }
+  return { level: parsed.data.LOG_LEVEL, format: parsed.data.LOG_FORMAT ?? 'pretty' };
 }

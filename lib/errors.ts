@@ -27,6 +27,8 @@ export const ErrorCodes = {
   NoBackup: 'NO_BACKUP',
   /** GES answered with a body that does not match the documented shapes. */
   GesBadResponse: 'GES_BAD_RESPONSE',
+  /** GES's backup list stopped short of its own backup_count: only a subset could be listed. */
+  ListingIncomplete: 'LISTING_INCOMPLETE',
   /** GES listed no downloadable files for a backup. */
   NoFiles: 'NO_FILES',
   /** A download link points to a host that is not allowed, or is not https. */

@@ -5,7 +5,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { ArchiveDeps } from './archive/types.js';
 import type { Config } from './config.js';
 import { createCopier } from './copy/copier.js';
-import { createGesClient } from './ges/client.js';
+import { createGesClient, type GesClientDeps } from './ges/client.js';
 import type { Logger } from './log.js';
 import { createRetryPolicy, type RetryPolicy } from './retry.js';
 
@@ -30,6 +30,8 @@ export interface RuntimeOverrides {
   now?: () => number;
   sqs?: SQSClient;
   sns?: SNSClient;
+  /** Told about every GES_AUTH_FAILED (the Lambda runtime re-reads its credentials secret). */
+  onGesAuthFailure?: GesClientDeps['onAuthFailure'];
 }
 
 /**
@@ -66,7 +68,7 @@ export function createRuntime(config: Config, logger: Logger, overrides: Runtime
     keepAliveTimeout: 10_000,
   });
   const retry = overrides.retry ?? createRetryPolicy();
-  const ges = createGesClient({ config: config.ges, logger: logger.child({ component: 'ges' }), retry, dispatcher, ...(overrides.now ? { now: overrides.now } : {}) });
+  const ges = createGesClient({ config: config.ges, logger: logger.child({ component: 'ges' }), retry, dispatcher, ...(overrides.now ? { now: overrides.now } : {}), onAuthFailure: overrides.onGesAuthFailure });
   const copier = createCopier({
     s3,
     logger: logger.child({ component: 'copy' }),

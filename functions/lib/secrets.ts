@@ -45,23 +45,49 @@ export const HuaweiSecretSchema = z
 export type HuaweiSecret = z.infer<typeof HuaweiSecretSchema>;
 
 export interface SecretsOptions {
-  /** Default: a client for the Lambda's own region. */
+  /** Default: a client for the Lambda's own region, made for the read and destroyed after it. */
   client?: SecretsManagerClient;
   signal?: AbortSignal;
+  /** Clock for the cache's TTL. Default Date.now. */
+  now?: () => number;
+  /** Default SECRET_CACHE_TTL_MS. */
+  ttlMs?: number;
 }
 
-// One fetch per container and secret id; concurrent callers share the same promise. A failed
-// fetch is forgotten so the next invocation tries again.
-const cache = new Map<string, Promise<Readonly<Record<string, string>>>>();
+/**
+ * How long a warm container reuses a secret it read: a rotated password is picked up within
+ * this time even when nothing failed. After an auth failure it is read again at once
+ * (forgetHuaweiSecret).
+ */
+export const SECRET_CACHE_TTL_MS = 5 * 60_000;
 
-/** Forgets cached secrets (tests, or after a credential rotation). */
+interface CacheEntry {
+  value: Promise<Readonly<Record<string, string>>>;
+  /** Epoch ms after which the next call reads the secret again. */
+  expiresAt: number;
+}
+
+// One read per container, secret id and TTL; concurrent callers share the same promise. A
+// failed read is forgotten so the next invocation tries again.
+const cache = new Map<string, CacheEntry>();
+
+/** Forgets every cached secret (tests). */
 export function clearSecretCache(): void {
   cache.clear();
 }
 
 /**
+ * Forgets the secret named by HWC_SECRET_ID, so the next `loadHuaweiSecret` reads it again:
+ * called after GES or IAM refused the credentials (the password may have been rotated).
+ */
+export function forgetHuaweiSecret(env: Record<string, string | undefined>): void {
+  const secretId = env[SECRET_ID_ENV_VAR]?.trim();
+  if (secretId !== undefined) cache.delete(secretId);
+}
+
+/**
  * Returns the environment overlay from the secret named by HWC_SECRET_ID, or `{}` when it is
- * unset (local runs use the plain variables).
+ * unset (local runs use the plain variables). Cached for SECRET_CACHE_TTL_MS.
  */
 export async function loadHuaweiSecret(
   env: Record<string, string | undefined>,
@@ -69,21 +95,17 @@ export async function loadHuaweiSecret(
 ): Promise<Readonly<Record<string, string>>> {
   const secretId = env[SECRET_ID_ENV_VAR]?.trim();
   if (secretId === undefined || secretId === '') return {};
-  let pending = cache.get(secretId);
-  if (pending === undefined) {
-    pending = fetchSecret(secretId, options);
-    cache.set(secretId, pending);
-    pending.catch(() => cache.delete(secretId));
+  const now = options.now ?? Date.now;
+  let entry = cache.get(secretId);
+  if (entry === undefined || now() >= entry.expiresAt) {
+    const fresh: CacheEntry = { value: fetchSecret(secretId, options), expiresAt: now() + (options.ttlMs ?? SECRET_CACHE_TTL_MS) };
+    cache.set(secretId, fresh);
+    fresh.value.catch(() => {
+      if (cache.get(secretId) === fresh) cache.delete(secretId);
+    });
+    entry = fresh;
   }
-  return pending;
-}
-
-/** Merges the secret over `env`: what `loadConfig` should read in Lambda. */
-export async function resolveEnvironment(
-  env: Record<string, string | undefined>,
-  options: SecretsOptions = {},
-): Promise<Record<string, string | undefined>> {
-  return { ...env, ...(await loadHuaweiSecret(env, options)) };
+  return entry.value;
 }
 
 const NOT_RETRYABLE = new Set(['ResourceNotFoundException', 'AccessDeniedException', 'DecryptionFailure', 'InvalidRequestException', 'InvalidParameterException']);
@@ -102,6 +124,9 @@ async function fetchSecret(secretId: string, options: SecretsOptions): Promise<R
       `Could not read the Huawei credentials secret ${secretId} (${name})`,
       { cause: err, retryable: !permanent, details: { secretId } },
     );
+  } finally {
+    // A client made for this read only (the secret is read every few minutes at most).
+    if (options.client === undefined) client.destroy();
   }
   if (secretString === undefined) {
     throw new ArchiverError(ErrorCodes.ConfigInvalid, `Secret ${secretId} has no SecretString (binary secrets are not supported)`, { details: { secretId } });

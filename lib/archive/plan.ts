@@ -1,4 +1,5 @@
 import { ArchiverError, ErrorCodes, errorSummary } from '../errors.js';
+import { ListingIncompleteError } from '../ges/client.js';
 import type { GesBackup } from '../ges/types.js';
 import { manifestKey } from './keys.js';
 import type { RunManifest } from './run-manifest.js';
@@ -63,12 +64,20 @@ async function planGraph(
   }
 
   let backups: GesBackup[];
+  // Set when GES's list fell short of its backup_count: explicit ids it did list can still be
+  // archived, anything else fails with LISTING_INCOMPLETE (never `latest`/`all` from a subset).
+  let incomplete: ListingIncompleteError | undefined;
   try {
     backups = await deps.ges.listBackups(graphId, { signal });
   } catch (err) {
-    const ids = wanted ?? [selector as string];
-    plan.settled.push(...ids.map((id) => failed(graphId, id, err)));
-    return plan;
+    if (err instanceof ListingIncompleteError && wanted !== undefined) {
+      incomplete = err;
+      backups = [...err.partial];
+    } else {
+      const ids = wanted ?? [selector as string];
+      plan.settled.push(...ids.map((id) => failed(graphId, id, err)));
+      return plan;
+    }
   }
 
   let chosen: GesBackup[] = [];
@@ -76,7 +85,7 @@ async function planGraph(
     for (const id of wanted) {
       const backup = backups.find((b) => b.id === id);
       if (!backup) {
-        plan.settled.push(failed(graphId, id, new ArchiverError(ErrorCodes.BackupNotFound,
+        plan.settled.push(failed(graphId, id, incomplete ?? new ArchiverError(ErrorCodes.BackupNotFound,
           `Backup ${id} is not among the backups of graph ${graphId}`)));
       } else if (backup.status !== 'success') {
         plan.settled.push(failed(graphId, id, new ArchiverError(ErrorCodes.BackupNotReady,

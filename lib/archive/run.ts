@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
 import { errorSummary, toArchiverError } from '../errors.js';
+import { redactValue } from '../log.js';
 import { archiveBackup } from './archive-backup.js';
 import { runReportKey } from './keys.js';
 import { planRun, type RunPlan } from './plan.js';
@@ -91,7 +92,8 @@ export async function finishRun(
   if (!run.dryRun) {
     const key = runReportKey(deps.config.archive.prefix, run.runId);
     try {
-      await putJson(deps, deps.config.archive.bucket, key, report);
+      // The same redaction as the logs: error messages may quote what GES or S3 answered.
+      await putJson(deps, deps.config.archive.bucket, key, redactValue(report));
       report.reportKey = key;
     } catch (err) {
       deps.logger.error({ err: toArchiverError(err), key }, 'could not store the run report');

@@ -9,7 +9,8 @@ export const MAX_ARCHIVE_MANIFEST_BYTES = 16 * 1024 * 1024;
 
 export type ManifestReadResult =
   | { ok: true; manifest: ArchiveManifest }
-  | { ok: false; problem: string };
+  /** `data`: the parsed JSON, when it was JSON (verify still checks the entries it can read). */
+  | { ok: false; problem: string; data?: unknown };
 
 /** Not an S3 failure but a property of the object: reported as a problem, never retried. */
 class ManifestTooLarge extends Error {
@@ -72,7 +73,7 @@ export async function readArchiveManifest(deps: StorageDeps, folder: BackupFolde
     return { ok: false, problem: `manifest.json is not valid JSON (${err instanceof Error ? err.message : String(err)})` };
   }
   const parsed = archiveManifestSchema.safeParse(data);
-  if (!parsed.success) return { ok: false, problem: `manifest.json does not match the schema: ${describeIssues(parsed.error)}` };
+  if (!parsed.success) return { ok: false, problem: `manifest.json does not match the schema: ${describeIssues(parsed.error)}`, data };
   const problem = consistencyProblem(parsed.data, folder);
-  return problem === undefined ? { ok: true, manifest: parsed.data } : { ok: false, problem: `manifest.json: ${problem}` };
+  return problem === undefined ? { ok: true, manifest: parsed.data } : { ok: false, problem: `manifest.json: ${problem}`, data };
 }

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { ArchiverError, ErrorCodes } from '../errors.js';
+import { formatHostEntry, isLoopbackHost, normaliseHost, parseHostEntry, type HostEntry } from '../hosts.js';
 
 /**
  * The two checks that stand between GES's answer and our requests / S3 keys. GES is trusted to
@@ -35,47 +36,25 @@ export function assertSafeFileName(name: string): void {
   if (bytes > MAX_NAME_BYTES) refuseName(`the name is ${bytes} bytes long (at most ${MAX_NAME_BYTES} allowed)`);
 }
 
-/** Host as matched: lower case, no IPv6 brackets, no trailing dot. */
-function normaliseHost(host: string): string {
-  let h = host.trim().toLowerCase();
-  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  return h;
+/** The default port of the scheme when the URL names none. */
+function portOf(url: URL): number {
+  if (url.port !== '') return Number(url.port);
+  return url.protocol === 'https:' ? 443 : 80;
 }
 
-/** An allow-list entry without scheme or port ("host", "host:port", "[::1]:9000", "*.suffix"). */
-function normaliseEntry(entry: string): string {
-  let e = entry.trim().toLowerCase();
-  if (e.startsWith('[')) {
-    const end = e.indexOf(']');
-    return end > 0 ? e.slice(1, end) : e;
-  }
-  // One colon: host:port. More than one: a bare IPv6 literal, which has no port.
-  const colons = e.split(':').length - 1;
-  if (colons === 1) e = e.slice(0, e.indexOf(':'));
-  return normaliseHost(e);
+function hostMatches(host: string, entry: HostEntry): boolean {
+  if (!entry.wildcard) return entry.host === host;
+  // Subdomains only, never the suffix itself, never an IP literal.
+  return isIP(host) === 0 && host.length > entry.host.length + 1 && host.endsWith(`.${entry.host}`);
 }
 
-export function isLoopbackHost(host: string): boolean {
-  const h = normaliseHost(host);
-  if (h === 'localhost') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || h === '0:0:0:0:0:0:0:1';
-  return false;
-}
-
-function hostMatches(host: string, entries: readonly string[], exactOnly: boolean): boolean {
-  for (const entry of entries) {
-    if (entry.startsWith('*.')) {
-      // Subdomains only, never the suffix itself, never an IP literal.
-      if (exactOnly || isIP(host) !== 0) continue;
-      const suffix = entry.slice(1); // ".suffix"
-      if (suffix.length > 1 && host.endsWith(suffix) && host.length > suffix.length) return true;
-    } else if (entry === host) {
-      return true;
-    }
-  }
-  return false;
+/**
+ * The entry's port rule: the port it names; without one, https on 443 only, except for a
+ * loopback host, where any port goes (local stacks pick their ports at start).
+ */
+function portMatches(host: string, port: number, scheme: string, entry: HostEntry): boolean {
+  if (entry.port !== undefined) return port === entry.port;
+  return isLoopbackHost(host) || (scheme === 'https' && port === 443);
 }
 
 function refuseLink(message: string, details: Record<string, unknown>): never {
@@ -84,9 +63,10 @@ function refuseLink(message: string, details: Record<string, unknown>): never {
 
 /**
  * Throws LINK_REFUSED unless `url` may be downloaded: https to a host in `allowedHosts`
- * (`*.suffix` matches subdomains only; ports are ignored), or http to a loopback host named
- * exactly in the list. Userinfo is refused. The message names the host, never the query string.
- * Returns the parsed URL for reading only: requests must use the original string.
+ * (`*.suffix` matches subdomains only; an entry with a port allows that port only, one
+ * without allows 443 only, or any port of a loopback host), or http to a loopback host named
+ * exactly in the list. Userinfo is refused. The message names the host and port, never the
+ * query string. Returns the parsed URL for reading only: requests must use the original string.
  */
 export function assertAllowedLink(url: string, allowedHosts: readonly string[]): URL {
   let parsed: URL;
@@ -107,15 +87,18 @@ export function assertAllowedLink(url: string, allowedHosts: readonly string[]):
     refuseLink(`Download link to host "${host}" carries user credentials in the URL; refused`, { host, scheme });
   }
   if (host === '') refuseLink('Download link has no host', { scheme });
-  const entries = allowedHosts.map(normaliseEntry).filter((e) => e !== '' && e !== '*.');
-  if (scheme === 'http') {
-    if (!isLoopbackHost(host) || !hostMatches(host, entries, true)) {
-      refuseLink(`Download link to host "${host}" is plain http; only https is allowed (http only to loopback hosts named in DOWNLOAD_ALLOWED_HOSTS)`, { host, scheme });
-    }
-    return parsed;
+  const port = portOf(parsed);
+  const entries = allowedHosts.map(parseHostEntry).filter((e): e is HostEntry => e !== undefined);
+  // http only to loopback hosts named exactly, never through a wildcard.
+  const named = entries.filter((e) => hostMatches(host, e) && (scheme === 'https' || (!e.wildcard && isLoopbackHost(host))));
+  if (named.length === 0) {
+    refuseLink(scheme === 'http'
+      ? `Download link to host "${host}" is plain http; only https is allowed (http only to loopback hosts named in DOWNLOAD_ALLOWED_HOSTS)`
+      : `Download link host "${host}" is not in DOWNLOAD_ALLOWED_HOSTS`, { host, scheme });
   }
-  if (!hostMatches(host, entries, false)) {
-    refuseLink(`Download link host "${host}" is not in DOWNLOAD_ALLOWED_HOSTS`, { host, scheme });
+  if (!named.some((e) => portMatches(host, port, scheme, e))) {
+    refuseLink(`Download link to host "${host}" uses port ${port}, which DOWNLOAD_ALLOWED_HOSTS does not allow `
+      + `(an entry without a port allows https on 443 only): add "${formatHostEntry({ host, wildcard: false, port })}" if this port is genuine`, { host, scheme, port });
   }
   return parsed;
 }

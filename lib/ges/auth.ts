@@ -7,7 +7,9 @@ import { iamTokenBodySchema, parseIamTime } from './wire.js';
 /**
  * Where the X-Auth-Token comes from: a static GES_AUTH_TOKEN, or an IAM password token
  * (ges-api.md §2.1) that is cached, renewed ahead of its expiry, fetched once for all
- * concurrent callers, and dropped when GES rejects it.
+ * concurrent callers, and dropped when GES rejects it. When IAM refuses the credentials, the
+ * refusal is remembered (AUTH_REFUSAL_HOLD_MS): IAM locks a user after repeated failed logins,
+ * so one wrong password must cost one attempt per run, not one per graph or file.
  */
 export interface TokenSource {
   /** True when a rejected token can be replaced by a fresh one (IAM mode). */
@@ -24,6 +26,13 @@ export const TOKEN_RENEW_MARGIN_MS = 5 * 60_000;
 /** Assumed lifetime when IAM's `expires_at` is missing or unreadable. */
 export const TOKEN_FALLBACK_LIFETIME_MS = 60 * 60_000;
 const MAX_IAM_BODY_BYTES = 4 * 1024 * 1024;
+/**
+ * How long IAM's refusal of the credentials is remembered: every caller in that time gets the
+ * same GES_AUTH_FAILED at once, without a login attempt. Longer than a Lambda invocation can
+ * last (15 min), so a run asks IAM at most once; a warm Lambda container asks again after it,
+ * or at once when its credentials secret changes (a new token source).
+ */
+export const AUTH_REFUSAL_HOLD_MS = 15 * 60_000;
 
 export function staticTokenSource(token: string): TokenSource {
   return {
@@ -45,6 +54,8 @@ export interface IamTokenSourceDeps extends HttpDeps {
   auth: Extract<GesAuth, { mode: 'iam' }>;
   timeoutMs: number;
   now: () => number;
+  /** Default AUTH_REFUSAL_HOLD_MS. */
+  refusalHoldMs?: number;
 }
 
 /** Waits for `promise`, or rejects as soon as the caller's own signal fires. */
@@ -87,6 +98,9 @@ export function iamTokenSource(deps: IamTokenSourceDeps): TokenSource {
   const { auth } = deps;
   let cached: CachedToken | undefined;
   let inFlight: Promise<CachedToken> | undefined;
+  /** IAM refused these credentials: the error every caller gets until `until`. */
+  let refused: { error: ArchiverError; until: number } | undefined;
+  const holdMs = deps.refusalHoldMs ?? AUTH_REFUSAL_HOLD_MS;
   const who = `user ${auth.username} in domain ${auth.domain} (project ${auth.project})`;
   const op = `the token request for ${who}`;
 
@@ -123,7 +137,8 @@ export function iamTokenSource(deps: IamTokenSourceDeps): TokenSource {
       // 4xx from IAM: wrong user, password, domain or project name. Never the password itself.
       throw new ArchiverError(
         ErrorCodes.GesAuthFailed,
-        `IAM refused ${op}: ${describeRemote(err, answer.status)} Check HWC_USERNAME, HWC_PASSWORD, HWC_DOMAIN and HWC_PROJECT.`,
+        `IAM refused ${op}: ${describeRemote(err, answer.status)} Check HWC_USERNAME, HWC_PASSWORD, HWC_DOMAIN and HWC_PROJECT. `
+        + `IAM is not asked again with these credentials for ${Math.round(holdMs / 60_000)} minutes (repeated failed logins lock the IAM user).`,
         { details: { ...err.details, service: 'IAM' } },
       );
     }
@@ -150,6 +165,10 @@ export function iamTokenSource(deps: IamTokenSourceDeps): TokenSource {
 
   function current(): Promise<CachedToken> {
     if (cached !== undefined && deps.now() < cached.renewAt) return Promise.resolve(cached);
+    if (refused !== undefined) {
+      if (deps.now() < refused.until) return Promise.reject(refused.error);
+      refused = undefined;
+    }
     // Single flight: every caller that finds the cache stale shares one IAM request.
     inFlight ??= fetchToken().then(
       (fresh) => {
@@ -159,6 +178,11 @@ export function iamTokenSource(deps: IamTokenSourceDeps): TokenSource {
       },
       (err: unknown) => {
         inFlight = undefined;
+        // Only a refusal of the credentials is remembered; IAM being unavailable is not.
+        if (err instanceof ArchiverError && err.code === ErrorCodes.GesAuthFailed) {
+          refused = { error: err, until: deps.now() + holdMs };
+          deps.logger.warn({ holdMs }, 'iam refused the credentials; not asking again until the hold ends');
+        }
         throw err;
       },
     );

@@ -27,14 +27,42 @@ export interface GesClientDeps {
   dispatcher?: Dispatcher;
   /** Clock for token expiry and `receivedAt`. Default `Date.now`. */
   now?: () => number;
+  /**
+   * Told about every GES_AUTH_FAILED the client throws: the Lambda runtime then reads its
+   * credentials secret again, so a rotated password is used by the next invocation.
+   */
+  onAuthFailure?: (err: ArchiverError) => void;
 }
 
 /** Asked per page; a server that caps it lower is followed by offset (ges-api.md §9.10). */
 export const BACKUP_PAGE_LIMIT = 100;
-/** Guard against a server that never stops producing new ids. */
+/** Guard against a server that never stops producing new ids (across all passes of one listing). */
 const MAX_PAGES = 1000;
+/** Passes over the pages before a listing short of its backup_count fails (LISTING_INCOMPLETE). */
+export const MAX_LIST_PASSES = 3;
 /** A page of 100 backups is a few tens of KB; this bounds what one answer may hold in memory. */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * GES's backup list stayed short of its own `backup_count` after MAX_LIST_PASSES passes (a
+ * server that ignores `offset`, or pages that keep shifting). `latest` and `all` must not be
+ * decided on a subset; `partial` still serves to find an explicitly named backup.
+ */
+export class ListingIncompleteError extends ArchiverError {
+  /** The backups GES did list. Not logged (only `details` are). */
+  readonly partial: readonly GesBackup[];
+
+  constructor(graphId: string, partial: readonly GesBackup[], backupCount: number, stoppedAt: number) {
+    super(
+      ErrorCodes.ListingIncomplete,
+      `GES listed only ${partial.length} distinct backups of graph ${graphId} although its backup_count is ${backupCount} `
+      + `(${MAX_LIST_PASSES} passes over the pages; none brought anything new past offset ${stoppedAt}). `
+      + 'Nothing of this graph is decided on a partial list: run again later; if it persists, GES is not honouring the offset parameter.',
+      { details: { graphId, listed: partial.length, backupCount, stoppedAt, passes: MAX_LIST_PASSES } },
+    );
+    this.partial = partial;
+  }
+}
 
 function checkId(kind: 'graph' | 'backup', id: string): void {
   // encodeURIComponent leaves "." and ".." alone, and the URL parser would resolve them.
@@ -63,6 +91,12 @@ export function createGesClient(deps: GesClientDeps): GesClient {
     config.auth.mode === 'iam'
       ? iamTokenSource({ ...http, auth: config.auth, timeoutMs: config.requestTimeoutMs, now })
       : staticTokenSource(config.auth.token);
+
+  function failed(err: unknown, op: string, signal: AbortSignal | undefined): ArchiverError {
+    const e = finalError(err, op, signal);
+    if (e.code === ErrorCodes.GesAuthFailed) deps.onAuthFailure?.(e);
+    return e;
+  }
 
   const onRetry = (op: string) => (event: RetryEvent): void => {
     const err = event.error instanceof ArchiverError ? event.error : undefined;
@@ -147,17 +181,21 @@ export function createGesClient(deps: GesClientDeps): GesClient {
     try {
       return await retry(attempt, { signal, onRetry: onRetry(op) });
     } catch (err) {
-      throw finalError(err, op, signal);
+      throw failed(err, op, signal);
     }
   }
 
-  async function listBackups(graphId: string, options: { signal?: AbortSignal } = {}): Promise<GesBackup[]> {
-    checkId('graph', graphId);
-    const byId = new Map<string, GesBackup>();
+  /**
+   * One pass over the pages from offset 0, adding what it finds to `byId`. Returns the last
+   * `backup_count` GES gave (undefined when it gives none) and the requests it made.
+   */
+  async function listPass(graphId: string, byId: Map<string, GesBackup>, pagesLeft: number, signal: AbortSignal | undefined): Promise<{ total: number | undefined; pages: number; offset: number }> {
     let offset = 0;
     let largestPage = 0;
-    for (let pageNo = 0; ; pageNo++) {
-      if (pageNo >= MAX_PAGES) {
+    let total: number | undefined;
+    let pageNo = 0;
+    for (; ; pageNo++) {
+      if (pageNo >= pagesLeft) {
         throw new ArchiverError(ErrorCodes.GesBadResponse, `GES kept returning new backups of graph ${graphId} after ${MAX_PAGES} pages`, {
           details: { graphId, pages: MAX_PAGES },
         });
@@ -167,7 +205,7 @@ export function createGesClient(deps: GesClientDeps): GesClient {
         (p) => `/v2/${encodeURIComponent(p)}/graphs/${encodeURIComponent(graphId)}/backups`,
         { offset: String(offset), limit: String(BACKUP_PAGE_LIMIT) },
         op,
-        options.signal,
+        signal,
       );
       const page = normalizeBackupPage(validateBody(backupPageSchema, json, op), graphId);
       let fresh = 0;
@@ -177,9 +215,11 @@ export function createGesClient(deps: GesClientDeps): GesClient {
         fresh++;
       }
       const size = page.backups.length;
+      total = page.total ?? total;
       logger.debug({ graphId, offset, size, fresh, total: page.total }, 'ges backup page');
-      // A page with nothing new ends it: pages shifted by new backups repeat ids, a broken
-      // server could repeat a page forever.
+      // A page with nothing new ends the pass: pages shifted by new backups repeat ids, and a
+      // server that ignores `offset` repeats its first page forever. The caller checks the
+      // count against backup_count.
       if (size === 0 || fresh === 0) break;
       offset += size;
       if (page.total !== undefined) {
@@ -191,7 +231,25 @@ export function createGesClient(deps: GesClientDeps): GesClient {
       }
       largestPage = Math.max(largestPage, size);
     }
-    return [...byId.values()];
+    return { total, pages: pageNo + 1, offset };
+  }
+
+  async function listBackups(graphId: string, options: { signal?: AbortSignal } = {}): Promise<GesBackup[]> {
+    checkId('graph', graphId);
+    const byId = new Map<string, GesBackup>();
+    let pages = 0;
+    let last = { total: 0, offset: 0 };
+    // A listing is complete when it holds as many ids as backup_count says. New backups
+    // arriving mid-listing shift the pages and hide a few: another pass from offset 0 finds
+    // them. Without backup_count, completeness cannot be checked and one pass is all there is.
+    for (let pass = 1; pass <= MAX_LIST_PASSES; pass++) {
+      const result = await listPass(graphId, byId, MAX_PAGES - pages, options.signal);
+      pages += result.pages;
+      if (result.total === undefined || byId.size >= result.total) return [...byId.values()];
+      last = { total: result.total, offset: Math.max(last.offset, result.offset) };
+      logger.warn({ graphId, pass, listed: byId.size, backupCount: result.total, offset: result.offset }, 'ges backup list shorter than its backup_count');
+    }
+    throw new ListingIncompleteError(graphId, [...byId.values()], last.total, last.offset);
   }
 
   async function getBackupFiles(graphId: string, backupId: string, options: { signal?: AbortSignal } = {}): Promise<GesBackupFiles> {
@@ -214,7 +272,7 @@ export function createGesClient(deps: GesClientDeps): GesClient {
     try {
       return await retry(() => resolveProjectId(signal), { signal, onRetry: onRetry('the project id') });
     } catch (err) {
-      throw finalError(err, 'the project id', signal);
+      throw failed(err, 'the project id', signal);
     }
   }
 

@@ -12,13 +12,21 @@ export function hashObject(
   deps: Pick<StorageDeps, 's3' | 'retry' | 'config'>,
   key: string,
   signal?: AbortSignal,
+  /** Told about every chunk hashed (progress); negative after a read that broke off and starts again. */
+  onBytes?: (delta: number) => void,
 ): Promise<{ bytes: number; sha256: string } | undefined> {
   return readObjectStream(deps, deps.config.archive.bucket, key, async (body) => {
     const hash = createHash('sha256');
     let bytes = 0;
-    for await (const chunk of body) {
-      hash.update(chunk);
-      bytes += chunk.byteLength;
+    try {
+      for await (const chunk of body) {
+        hash.update(chunk);
+        bytes += chunk.byteLength;
+        onBytes?.(chunk.byteLength);
+      }
+    } catch (err) {
+      onBytes?.(-bytes);
+      throw err;
     }
     return { bytes, sha256: hash.digest('hex') };
   }, signal);

@@ -1,5 +1,5 @@
 export type VerifyProblemKind =
-  /** A file the manifest lists is not in the bucket (or the backup asked for is not archived). */
+  /** A file the manifest lists is not in the bucket (or nothing is archived where verify was asked to look). */
   | 'missing'
   /** An object in the backup's folder that its manifest.json does not list. */
   | 'extra'
@@ -32,7 +32,7 @@ export interface VerifiedBackup {
   graphId: string;
   backupId: string;
   manifestKey: string;
-  /** Files its manifest.json lists (0 when it is invalid). */
+  /** Files its manifest.json lists (for an invalid one, the entries that could still be read). */
   files: number;
   /** Files whose bytes were re-read and hashed. */
   checked: number;
@@ -69,4 +69,13 @@ export interface VerifyOptions {
   concurrency?: number | undefined;
   /** Keys per ListObjectsV2 page (default S3's 1000). */
   pageSize?: number | undefined;
+  /** Progress: what will be re-read, then bytes as they are hashed and each file as it is done. */
+  onEvent?: ((event: VerifyEvent) => void) | undefined;
 }
+
+export type VerifyEvent =
+  /** Files (and their bytes, as recorded) that will be re-read and hashed. */
+  | { type: 'plan'; files: number; bytes: number }
+  /** Bytes hashed; negative when a read broke off and starts again. */
+  | { type: 'bytes'; delta: number }
+  | { type: 'file-done'; key: string };

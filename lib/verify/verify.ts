@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import type { ArchiveManifest, ArchivedFile } from '../archive/archive-manifest.js';
+import type { ArchivedFile } from '../archive/archive-manifest.js';
 import { manifestKey } from '../archive/keys.js';
 import { readArchiveManifest } from '../catalog/read-manifest.js';
 import { scanArchive } from '../catalog/scan.js';
@@ -7,6 +7,7 @@ import type { BackupFolder, StorageDeps } from '../catalog/types.js';
 import { errorSummary, isAbortError } from '../errors.js';
 import { compareObject } from './compare.js';
 import { hashObject } from './hash-object.js';
+import { salvageEntries } from './salvage.js';
 import { chooseSample } from './sample.js';
 import type { VerifiedBackup, VerifyOptions, VerifyProblem, VerifyReport } from './types.js';
 
@@ -18,11 +19,15 @@ interface FileCheck {
   file: ArchivedFile;
 }
 
-/** Problems the request itself reveals: a backup or graph asked for that is not archived. */
+/**
+ * Problems the request itself reveals: nothing archived where the caller looked (the whole
+ * prefix, a graph, or a backup). A mistyped prefix must not make a scheduled drill pass.
+ */
 function notArchived(deps: StorageDeps, options: VerifyOptions, folders: BackupFolder[]): VerifyProblem[] {
-  const { prefix } = deps.config.archive;
+  const { bucket, prefix } = deps.config.archive;
   const { graphId, backupId } = options;
   if (folders.some((f) => f.archived)) return [];
+  const under = `under s3://${bucket}/${prefix}`;
   if (backupId !== undefined) {
     const folder = folders[0];
     if (folder) {
@@ -30,12 +35,15 @@ function notArchived(deps: StorageDeps, options: VerifyOptions, folders: BackupF
       return [{ kind: 'missing', key: folder.manifestKey, graphId: folder.graphId, backupId, message }];
     }
     const key = graphId === undefined ? `${prefix}*/${backupId}/manifest.json` : manifestKey(prefix, graphId, backupId);
-    return [{ kind: 'missing', key, ...(graphId === undefined ? {} : { graphId }), backupId, message: 'no archived backup with this id' }];
+    return [{ kind: 'missing', key, ...(graphId === undefined ? {} : { graphId }), backupId, message: `no archived backup with this id ${under}` }];
   }
   if (graphId !== undefined) {
-    return [{ kind: 'missing', key: `${prefix}${graphId}/`, graphId, message: 'no archived backup of this graph' }];
+    return [{ kind: 'missing', key: `${prefix}${graphId}/`, graphId, message: `no archived backup of this graph ${under}` }];
   }
-  return [];
+  return [{
+    kind: 'missing', key: prefix,
+    message: `nothing is archived ${under}: no backup folder holds a manifest.json (check ARCHIVE_BUCKET and ARCHIVE_PREFIX)`,
+  }];
 }
 
 /** Listing checks, for every file: present, and of the recorded length. */
@@ -49,12 +57,14 @@ function listingProblem(check: FileCheck): VerifyProblem | undefined {
 }
 
 /** Re-reads one file and compares its length and SHA-256 with the manifest. */
-async function contentProblem(deps: StorageDeps, check: FileCheck, signal?: AbortSignal): Promise<VerifyProblem | undefined> {
+async function contentProblem(deps: StorageDeps, check: FileCheck, options: VerifyOptions): Promise<VerifyProblem | undefined> {
   const { folder, file } = check;
+  const { signal } = options;
   const where = { key: file.key, graphId: folder.graphId, backupId: folder.backupId };
   const expected = { bytes: file.bytes, sha256: file.sha256 };
+  const onBytes = options.onEvent === undefined ? undefined : (delta: number) => options.onEvent?.({ type: 'bytes', delta });
   try {
-    const actual = await hashObject(deps, file.key, signal);
+    const actual = await hashObject(deps, file.key, signal, onBytes);
     if (actual === undefined) return { kind: 'missing', ...where, expected };
     const kind = compareObject(file, actual);
     return kind ? { kind, ...where, expected, actual } : undefined;
@@ -73,8 +83,10 @@ async function contentProblem(deps: StorageDeps, check: FileCheck, signal?: Abor
  * recorded length; every object in a backup folder that its manifest does not list is
  * `extra`. The expensive check (stream the object through SHA-256) covers all files, or
  * with `samplePercent` a random share of them. Objects are streamed, never buffered, at
- * most `concurrency` at once. A problem is reported, never thrown; S3 failures of the
- * listing and cancellation still throw.
+ * most `concurrency` at once. An unusable manifest.json is `manifest-invalid`, and every entry
+ * it still holds that reads as a file of the backup is checked all the same. Nothing archived
+ * where the caller looked (the prefix, a graph, a backup) is a `missing` problem. A problem is
+ * reported, never thrown; S3 failures of the listing and cancellation still throw.
  */
 export async function verifyArchive(deps: StorageDeps, options: VerifyOptions = {}): Promise<VerifyReport> {
   const { signal } = options;
@@ -91,29 +103,44 @@ export async function verifyArchive(deps: StorageDeps, options: VerifyOptions = 
   const checks: FileCheck[] = [];
   archived.forEach((folder, i) => {
     const read = manifests[i]!;
-    const manifest: ArchiveManifest | undefined = read.ok ? read.manifest : undefined;
     const backup: VerifiedBackup = {
       graphId: folder.graphId, backupId: folder.backupId, manifestKey: folder.manifestKey,
-      files: manifest?.files.length ?? 0, checked: 0, matched: 0, problems: 0,
+      files: 0, checked: 0, matched: 0, problems: 0,
     };
     backups.push(backup);
-    if (!read.ok) {
+    let files: readonly ArchivedFile[];
+    let listed: ReadonlySet<string>;
+    if (read.ok) {
+      files = read.manifest.files;
+      listed = new Set(files.map((f) => f.key));
+    } else {
       problems.push({ kind: 'manifest-invalid', key: folder.manifestKey, graphId: folder.graphId, backupId: folder.backupId, message: read.problem });
-      return;
+      // The entries that can still be read are still checked, one bad entry does not hide the rest.
+      const salvaged = salvageEntries(read.data, folder);
+      if (salvaged === undefined) return;
+      files = salvaged.files;
+      listed = salvaged.listedKeys;
     }
-    const listed = new Set(read.manifest.files.map((f) => f.key));
+    backup.files = files.length;
     for (const [key, bytes] of folder.objects) {
       if (!listed.has(key)) problems.push({ kind: 'extra', key, graphId: folder.graphId, backupId: folder.backupId, actual: { bytes } });
     }
-    for (const file of read.manifest.files) checks.push({ folder, backup, file });
+    for (const file of files) checks.push({ folder, backup, file });
   });
 
   const sample = chooseSample(checks.length, options.samplePercent ?? 100, options.random ?? Math.random);
+  const listing = checks.map(listingProblem);
+  // A file the listing already condemns is not read: its problem is known.
+  const toRead = checks.filter((check, i) => sample.has(i) && listing[i] === undefined);
+  options.onEvent?.({ type: 'plan', files: toRead.length, bytes: toRead.reduce((n, c) => n + c.file.bytes, 0) });
   const found = await Promise.all(checks.map((check, i) => {
-    const listing = listingProblem(check);
-    // A file the listing already condemns is not read: its problem is known.
-    if (listing || !sample.has(i)) return Promise.resolve({ check, checked: sample.has(i), problem: listing });
-    return limit(async () => ({ check, checked: true, problem: await contentProblem(deps, check, signal) }));
+    const problem = listing[i];
+    if (problem || !sample.has(i)) return Promise.resolve({ check, checked: sample.has(i), problem });
+    return limit(async () => {
+      const result = { check, checked: true, problem: await contentProblem(deps, check, options) };
+      options.onEvent?.({ type: 'file-done', key: check.file.key });
+      return result;
+    });
   }));
   for (const { check, checked, problem } of found) {
     if (checked) check.backup.checked += 1;

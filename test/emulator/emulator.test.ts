@@ -83,6 +83,19 @@ describe('emulator', () => {
       expect(await res.json()).toEqual({ error: { code: 401, message: expect.any(String) as string, title: 'Unauthorized' } });
     });
 
+    it('counts every login attempt, and the refused ones apart', async () => {
+      // Prepare
+      const before = { ...emu.stats };
+      // Act
+      for (const password of ['nope', 'archiver-password', 'still-nope']) {
+        const res = await fetch(`${emu.iamEndpoint}/v3/auth/tokens`, { method: 'POST', body: passwordAuthBody('archiver', password) });
+        await res.arrayBuffer();
+      }
+      // Assess
+      expect(emu.stats.tokenRequests - before.tokenRequests).toBe(3);
+      expect(emu.stats.failedLogins - before.failedLogins).toBe(2);
+    });
+
     it('refuses a request without project scope with 400', async () => {
       const res = await fetch(`${emu.iamEndpoint}/v3/auth/tokens`, { method: 'POST', body: passwordAuthBody(undefined, undefined, null) });
       await res.arrayBuffer();
@@ -442,6 +455,30 @@ describe('emulator', () => {
       const c = await gesGet(emu, `/v2/${emu.projectId}/graphs/g-1/backup-files?backup_id=b-1`, token);
       expect([list.status, a.status, b.status, c.status]).toEqual([200, 503, 503, 200]);
       expect(a.text).toBe('<html>Service Unavailable</html>');
+    });
+
+    it('ignoreListOffset: every page starts at the first backup, with the true backup_count, until reset', async () => {
+      // Prepare
+      emu.faults.ignoreListOffset();
+      // Act
+      const first = await gesGet(emu, `/v2/${emu.projectId}/graphs/g-paged/backups?offset=0&limit=10`, token);
+      const second = await gesGet(emu, `/v2/${emu.projectId}/graphs/g-paged/backups?offset=10&limit=10`, token);
+      emu.faults.reset();
+      const honoured = await gesGet(emu, `/v2/${emu.projectId}/graphs/g-paged/backups?offset=10&limit=10`, token);
+      // Assess
+      const ids = (r: { body: unknown }): unknown[] => (r.body as { backup_list: { id: string }[] }).backup_list.map((b) => b.id);
+      expect(ids(first)).toEqual(Array.from({ length: 10 }, (_, i) => `p-${i}`));
+      expect(ids(second)).toEqual(ids(first));
+      expect((second.body as { backup_count: number }).backup_count).toBe(23);
+      expect(ids(honoured)).toEqual(Array.from({ length: 10 }, (_, i) => `p-${i + 10}`));
+    });
+
+    it('ignoreListOffset(times): counted', async () => {
+      emu.faults.ignoreListOffset(1);
+      const ignored = await gesGet(emu, `/v2/${emu.projectId}/graphs/g-paged/backups?offset=20`, token);
+      const honoured = await gesGet(emu, `/v2/${emu.projectId}/graphs/g-paged/backups?offset=20`, token);
+      expect((ignored.body as { backup_list: unknown[] }).backup_list).toHaveLength(10);
+      expect((honoured.body as { backup_list: unknown[] }).backup_list).toHaveLength(3);
     });
 
     it('failGes: token and any', async () => {

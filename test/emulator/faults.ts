@@ -39,6 +39,7 @@ export class FaultState implements FaultControls {
   private cuts: Counted<{ name: string; cut: DownloadCut }>[] = [];
   private obs: Counted<{ name: string; status: number }>[] = [];
   private expiredTime: Counted<string>[] = [];
+  private offsetIgnored: Counted<true>[] = [];
   private bytesPerSecond: number | null = null;
 
   constructor(private readonly hooks: FaultHooks) {}
@@ -72,6 +73,10 @@ export class FaultState implements FaultControls {
     this.obs.push({ value: { name, status }, remaining: count(times) });
   }
 
+  ignoreListOffset(times = Number.POSITIVE_INFINITY): void {
+    this.offsetIgnored.push({ value: true, remaining: count(times) });
+  }
+
   changeFile(graphId: string, backupId: string, name: string, newSeed: string): void {
     this.hooks.changeFile(graphId, backupId, name, newSeed);
   }
@@ -81,6 +86,7 @@ export class FaultState implements FaultControls {
     this.cuts = [];
     this.obs = [];
     this.expiredTime = [];
+    this.offsetIgnored = [];
     this.bytesPerSecond = null;
     this.hooks.restoreFiles();
   }
@@ -99,6 +105,10 @@ export class FaultState implements FaultControls {
 
   takeObsStatus(name: string): number | undefined {
     return take(this.obs, (f) => f.name === name)?.status;
+  }
+
+  takeIgnoreListOffset(): boolean {
+    return take(this.offsetIgnored, () => true) === true;
   }
 
   takeLinkExpiredTime(): string | undefined {

@@ -121,6 +121,7 @@ export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: S
     const domainName = str(domain.name);
     const found = ctx.users.find((u) => u.name === user.name && (u.domain === domainName || domainId(u.domain) === str(domain.id)));
     if (!found || found.password !== user.password) {
+      ctx.stats.failedLogins++;
       return keystoneError(res, 401, 'Unauthorized', 'The username or password is wrong.');
     }
     const project = isObject(auth?.scope) && isObject(auth.scope.project) ? auth.scope.project : undefined;
@@ -214,7 +215,8 @@ export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: S
     }
     const p = page(res, rawQuery, camel);
     if (!p) return;
-    const list = all.slice(p.offset, p.offset + p.limit).map((b) => backupJson(b, camel));
+    const start = ctx.faults.takeIgnoreListOffset() ? 0 : p.offset;
+    const list = all.slice(start, start + p.limit).map((b) => backupJson(b, camel));
     sendJson(res, 200, camel
       ? { errorMessage: '', errorCode: '', backupCount: all.length, backupList: list }
       : { backup_count: all.length, backup_list: list });

@@ -19,7 +19,7 @@ export const DEFAULT_USER = { name: 'archiver', password: 'archiver-password', d
 
 function newStats(): EmulatorStats {
   return {
-    linkRequests: 0, listRequests: 0, tokenRequests: 0, downloadRequests: 0,
+    linkRequests: 0, listRequests: 0, tokenRequests: 0, failedLogins: 0, downloadRequests: 0,
     downloadBytes: new Map(), requestsByHost: new Map(), rangeRequests: 0, authHeadersSentToObs: 0,
   };
 }

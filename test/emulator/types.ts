@@ -71,7 +71,10 @@ export interface EmulatorOptions {
 export interface EmulatorStats {
   linkRequests: number;
   listRequests: number;
+  /** Every POST /v3/auth/tokens (an IAM login attempt), whatever its outcome. */
   tokenRequests: number;
+  /** Login attempts IAM refused for a wrong user name or password (what locks a real IAM user). */
+  failedLogins: number;
   /** Every request that reached the OBS server, whatever its outcome. */
   downloadRequests: number;
   /** Body bytes actually written by the OBS server, by file name. */
@@ -108,6 +111,12 @@ export interface FaultControls {
   malformedLinkExpiredTime(value: string, times?: number): void;
   /** The next `times` OBS requests for `name` get this status with the matching OBS XML error. */
   obsStatus(name: string, status: number, times?: number): void;
+  /**
+   * The next `times` backup-list requests (default: until reset) ignore `offset` and answer
+   * from the first backup on, with the true `backup_count`: the GES that makes a naive pager
+   * stop after one page.
+   */
+  ignoreListOffset(times?: number): void;
   /** Changes a generated file's content (and so its ETag and Last-Modified). */
   changeFile(graphId: string, backupId: string, name: string, newSeed: string): void;
   /** Clears every pending fault and the throttle, and restores changed files. Revoked tokens stay revoked. */

@@ -1,10 +1,7 @@
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import { createTestBucket, getObjectBytes, listInProgressUploads, listKeys } from '../support/aws.js';
-import { iamEnv, runCli, tokenEnv, useLocalS3 } from '../support/cli.js';
+import { iamEnv, runCli, tokenEnv, useLocalS3, writeManifest } from '../support/cli.js';
 
 const MiB = 1024 * 1024;
 const G1 = '4c5f882d-a813-4d78-a8e3-6d3212ddd121';
@@ -21,12 +18,6 @@ interface JsonReport {
 
 function sha256(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex');
-}
-
-async function writeManifest(doc: unknown): Promise<string> {
-  const path = join(tmpdir(), `manifest-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
-  await writeFile(path, typeof doc === 'string' ? doc : JSON.stringify(doc));
-  return path;
 }
 
 function graphs(): Parameters<typeof startEmulator>[0]['graphs'] {

@@ -86,6 +86,20 @@ describe('GES client against the emulator', () => {
     expect(em.stats.listRequests).toBe(5);
   });
 
+  it('fails with LISTING_INCOMPLETE instead of returning the first page when GES ignores offset', async () => {
+    // Prepare
+    const em = await start({ backups: 250 });
+    em.faults.ignoreListOffset();
+
+    // Act
+    const err = await caught(client(tokenConfig(em)).listBackups(GRAPH));
+
+    // Assess
+    expect(err.code).toBe(ErrorCodes.ListingIncomplete);
+    expect(err.message).toContain(`only 100 distinct backups of graph ${GRAPH} although its backup_count is 250`);
+    expect(em.stats.listRequests).toBe(4);
+  });
+
   it('gets links that download the exact file bytes', async () => {
     // Prepare
     const em = await start({ fileSizeAsString: true });

@@ -165,6 +165,73 @@ describe('ges-archiver verify against archives in Swift', () => {
     expect(report.backups.find((b) => b.backupId === B2)).toMatchObject({ files: 1, checked: 1, matched: 1, problems: 0 });
   });
 
+  it('still checks every readable file entry of an inconsistent manifest.json, and reports it manifest-invalid', async () => {
+    // Prepare: a wrong fileCount (inconsistent), one entry with an unreadable sha256, one altered file
+    const bucket = await createTestBucket('verify-inconsistent');
+    await archive(bucket, G1, B1);
+    const manifest = JSON.parse((await getObjectBytes(bucket, key(G1, B1, 'manifest.json'))).toString()) as {
+      fileCount: number; files: { name: string; sha256: string }[];
+    };
+    manifest.fileCount += 3;
+    manifest.files.find((f) => f.name === 'empty.txt')!.sha256 = 'not-a-digest';
+    await put(bucket, key(G1, B1, 'manifest.json'), JSON.stringify(manifest));
+    const altered = await getObjectBytes(bucket, key(G1, B1, 'altered.bin'));
+    altered[7] = (altered[7]! + 1) % 256;
+    await put(bucket, key(G1, B1, 'altered.bin'), altered);
+
+    // Act
+    const result = await runCli(['verify', '--json'], storageEnv(bucket));
+
+    // Assess: the five readable entries were re-read; empty.txt's object is listed, so not `extra`
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout) as VerifyReport;
+    expect(problemsOf(report)).toEqual([`altered ${key(G1, B1, 'altered.bin')}`, `manifest-invalid ${key(G1, B1, 'manifest.json')}`]);
+    expect(report.problems.find((p) => p.kind === 'manifest-invalid')?.message).toContain('files.');
+    expect(report.backups).toEqual([expect.objectContaining({ backupId: B1, files: 5, checked: 5, matched: 4, problems: 2 })]);
+  });
+
+  it('fails when nothing is archived under the prefix (a mistyped ARCHIVE_PREFIX), naming the bucket and prefix', async () => {
+    // Prepare
+    const bucket = await createTestBucket('verify-empty');
+    await archive(bucket, G2, B2);
+
+    // Act
+    const typo = await runCli(['verify', '--json'], { ...storageEnv(bucket), ARCHIVE_PREFIX: 'ges-backup/' });
+    const human = await runCli(['verify'], { ...storageEnv(bucket), ARCHIVE_PREFIX: 'ges-backup/' });
+    const empty = await runCli(['verify'], storageEnv(await createTestBucket('verify-empty2')));
+
+    // Assess
+    expect(typo.code).toBe(1);
+    const report = JSON.parse(typo.stdout) as VerifyReport;
+    expect(report.problems).toEqual([expect.objectContaining({ kind: 'missing', key: 'ges-backup/' })]);
+    expect(report.problems[0]?.message).toContain(`nothing is archived under s3://${bucket}/ges-backup/`);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toMatch(new RegExp(`^MISSING\\s+ges-backup/: nothing is archived under s3://${bucket}/ges-backup/`, 'm'));
+    expect(human.stdout).toContain('Verified 0 archived backups');
+    expect(empty.code).toBe(1);
+  });
+
+  it('shows progress on stderr: plain lines, or JSON records with LOG_FORMAT=json; nothing with --no-progress', async () => {
+    // Prepare
+    const bucket = await createTestBucket('verify-progress');
+    await archive(bucket, G1, B1);
+
+    // Act
+    const plain = await runCli(['verify', '--json'], storageEnv(bucket));
+    const json = await runCli(['verify', '--json'], { ...storageEnv(bucket), LOG_FORMAT: 'json' });
+    const quiet = await runCli(['verify', '--json', '--no-progress'], storageEnv(bucket));
+
+    // Assess
+    expect([plain.code, json.code, quiet.code]).toEqual([0, 0, 0]);
+    const total = (6 * MiB + 7) + 3000 + 2000 + 1500 + 1000;
+    expect(plain.stderr).toMatch(/^progress: 6\.0 MiB of 6\.0 MiB, .+\/s, files 6\/6$/m);
+    const records = json.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.length).toBeGreaterThan(0);
+    expect(records.every((r) => r['msg'] === 'progress')).toBe(true);
+    expect(records.at(-1)).toMatchObject({ level: 'info', bytes: total, totalBytes: total, files: 6, totalFiles: 6 });
+    expect(quiet.stderr).toBe('');
+  });
+
   it('--sample 50 re-reads 20 of 40 files, chosen by the seeded generator, yet still finds a deleted file outside the sample', async () => {
     // Prepare
     const bucket = await createTestBucket('verify-sample');

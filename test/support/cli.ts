@@ -1,5 +1,8 @@
 // Runs the CLI in-process (cli/main.ts) with captured stdout/stderr, and builds the
 // environment that points it at the GES emulator and the local S3 store.
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { main } from '../../cli/main.js';
 import type { Emulator } from '../emulator/index.js';
@@ -70,4 +73,11 @@ export function tokenEnv(emulator: Emulator, bucket: string, token: string): Rec
     GES_PROJECT_ID: emulator.projectId,
     GES_AUTH_TOKEN: token,
   };
+}
+
+/** Writes a run manifest (a document, or text as is) to a fresh temporary file; returns its path. */
+export async function writeManifest(doc: unknown): Promise<string> {
+  const path = join(tmpdir(), `manifest-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
+  await writeFile(path, typeof doc === 'string' ? doc : JSON.stringify(doc));
+  return path;
 }

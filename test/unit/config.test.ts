@@ -1,4 +1,4 @@
-import { loadConfig } from '../../lib/config.js';
+import { loadConfig, loadLogSettings, loadStorageConfig } from '../../lib/config.js';
 import { ArchiverError } from '../../lib/errors.js';
 
 const base = {
@@ -58,12 +58,48 @@ describe('loadConfig', () => {
   it('refuses both auth modes at once, a token without a project id, and bad values', () => {
     expect(configError({ ...base, HWC_USERNAME: 'u' }).message).toMatch(/either GES_AUTH_TOKEN or the HWC_/);
     expect(configError({ ...base, GES_PROJECT_ID: undefined }).message).toMatch(/GES_PROJECT_ID is required/);
-    expect(configError({ ...base, GES_ENDPOINT: 'ftp://x' }).message).toMatch(/GES_ENDPOINT must be an http\(s\) URL/);
+    expect(configError({ ...base, GES_ENDPOINT: 'ftp://x' }).message).toMatch(/GES_ENDPOINT must be an https URL/);
     expect(configError({ ...base, ARCHIVE_BUCKET: 'Bad_Bucket' }).message).toMatch(/ARCHIVE_BUCKET/);
     expect(configError({ ...base, ARCHIVE_PREFIX: '../up' }).message).toMatch(/ARCHIVE_PREFIX/);
     expect(configError({ ...base, DOWNLOAD_ALLOWED_HOSTS: 'ok.example.com,bad host' }).message).toMatch(/DOWNLOAD_ALLOWED_HOSTS.*bad host/);
     expect(configError({ ...base, S3_FORCE_PATH_STYLE: 'maybe' }).message).toMatch(/S3_FORCE_PATH_STYLE/);
     expect(configError({ ...base, ARCHIVE_FILE_CONCURRENCY: '0' }).message).toMatch(/ARCHIVE_FILE_CONCURRENCY/);
+  });
+
+  it('refuses plain http to GES and IAM except on a loopback host (the password and tokens would travel in clear text)', () => {
+    // Prepare
+    const iam = { GES_ENDPOINT: base.GES_ENDPOINT, ARCHIVE_BUCKET: 'b-1', HWC_USERNAME: 'u', HWC_PASSWORD: 'p', HWC_DOMAIN: 'd', HWC_PROJECT: 'cn-north-4' };
+    // Act
+    const gesHttp = configError({ ...base, GES_ENDPOINT: 'http://ges.cn-north-4.myhuaweicloud.com' });
+    const iamHttp = configError({ ...iam, HWC_IAM_ENDPOINT: 'http://iam.myhuaweicloud.com' });
+    // Assess
+    expect(gesHttp.code).toBe('CONFIG_INVALID');
+    expect(gesHttp.message).toMatch(/GES_ENDPOINT must be an https URL: plain http would send the password and tokens in clear text/);
+    expect(iamHttp.message).toMatch(/HWC_IAM_ENDPOINT must be an https URL: plain http/);
+    for (const host of ['127.0.0.1:8080', 'localhost:1', '[::1]:9']) {
+      expect(loadConfig({ ...base, GES_ENDPOINT: `http://${host}` }).ges.endpoint).toBe(`http://${host}`);
+      expect(loadConfig({ ...iam, HWC_IAM_ENDPOINT: `http://${host}/` }).ges.auth).toMatchObject({ iamEndpoint: `http://${host}` });
+    }
+    expect(loadConfig({ ...base, GES_ENDPOINT: 'https://ges.example.com:8443' }).ges.endpoint).toBe('https://ges.example.com:8443');
+  });
+
+  it('accepts host:port entries in DOWNLOAD_ALLOWED_HOSTS and names a bad port', () => {
+    const config = loadConfig({ ...base, DOWNLOAD_ALLOWED_HOSTS: 'OBS.example.eu:8443,*.example.com:9443,[::1]:9000,127.0.0.1' });
+    expect(config.download.allowedHosts).toEqual(['obs.example.eu:8443', '*.example.com:9443', '[::1]:9000', '127.0.0.1']);
+    expect(configError({ ...base, DOWNLOAD_ALLOWED_HOSTS: 'obs.example.eu:99999' }).message).toMatch(/DOWNLOAD_ALLOWED_HOSTS has invalid entries: obs\.example\.eu:99999/);
+  });
+
+  it('validates LOG_LEVEL and LOG_FORMAT like every other setting, naming the allowed values', () => {
+    // Act
+    const level = configError({ ...base, LOG_LEVEL: 'verbose' });
+    const both = configError({ ...base, LOG_LEVEL: 'verbose', LOG_FORMAT: 'xml', ARCHIVE_FILE_CONCURRENCY: '0' });
+    // Assess
+    expect(level.code).toBe('CONFIG_INVALID');
+    expect(level.message).toContain('LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');
+    expect(both.message).toMatch(/ARCHIVE_FILE_CONCURRENCY.*LOG_LEVEL.*LOG_FORMAT must be one of pretty, json/);
+    expect(() => loadStorageConfig({ ARCHIVE_BUCKET: 'b-1', LOG_FORMAT: 'xml' })).toThrow(/LOG_FORMAT must be one of pretty, json/);
+    expect(loadLogSettings({ LOG_LEVEL: ' DEBUG ', LOG_FORMAT: 'JSON' })).toEqual({ level: 'debug', format: 'json' });
+    expect(loadLogSettings({ LOG_LEVEL: '' })).toEqual({ level: undefined, format: 'pretty' });
   });
 
   it('normalises the prefix and host list', () => {

@@ -2,7 +2,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { planRun } from '../../lib/archive/plan.js';
 import type { ArchiveDeps } from '../../lib/archive/types.js';
 import { ArchiverError } from '../../lib/errors.js';
-import type { GesClient } from '../../lib/ges/client.js';
+import { ListingIncompleteError, type GesClient } from '../../lib/ges/client.js';
 import type { GesBackup } from '../../lib/ges/types.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
@@ -97,6 +97,29 @@ describe('planRun', () => {
       ['g5', 'nope', 'BACKUP_NOT_FOUND'],
       ['missing', 'latest', 'GRAPH_NOT_FOUND'],
       ['g7', 'latest', 'NO_BACKUP'],
+    ]);
+  });
+
+  it('fails latest and all with LISTING_INCOMPLETE on a list short of its backup_count, but archives an explicit id GES did list', async () => {
+    // Prepare: GES listed 2 of its 5 backups; the newest is among the missing
+    const partial = [backup('listed-1', 'success', 1), backup('listed-2', 'success', 2)];
+    const incomplete = () => new ListingIncompleteError('g9', partial, 5, 2);
+    const ges = fakeGes({ g9: incomplete(), g10: incomplete(), g11: incomplete() });
+    // Act
+    const plan = await planRun(deps(ges), {
+      version: 1,
+      graphs: [
+        { graphId: 'g9', backups: 'latest' },
+        { graphId: 'g10', backups: 'all' },
+        { graphId: 'g11', backups: ['listed-2', 'not-listed'] },
+      ],
+    });
+    // Assess
+    expect(plan.targets.map((t) => `${t.graphId}/${t.backupId}`)).toEqual(['g11/listed-2']);
+    expect(plan.settled.map((b) => [b.graphId, b.backupId, b.error?.code])).toEqual([
+      ['g9', 'latest', 'LISTING_INCOMPLETE'],
+      ['g10', 'all', 'LISTING_INCOMPLETE'],
+      ['g11', 'not-listed', 'LISTING_INCOMPLETE'],
     ]);
   });
 

@@ -1,5 +1,6 @@
 import { ErrorCodes, type ArchiverError } from '../../../lib/errors.js';
-import { assertAllowedLink, assertSafeFileName, isLoopbackHost } from '../../../lib/copy/guard.js';
+import { assertAllowedLink, assertSafeFileName } from '../../../lib/copy/guard.js';
+import { isLoopbackHost, parseHostEntry } from '../../../lib/hosts.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -51,9 +52,9 @@ describe('assertAllowedLink', () => {
     'https://OBS.CN-NORTH-4.MyHuaweiCloud.com/key',
     'https://bucket.obs.cn-north-4.myhuaweicloud.com./key',
     'https://obs.example.eu/b/k',
-    'https://obs.example.eu:8443/b/k',
+    'https://obs.example.eu:443/b/k',
     'http://localhost:8080/b/k',
-    'http://127.0.0.1:1234/b/k',
+    'http://127.0.0.1:9000/b/k',
     'http://[::1]:1234/b/k',
   ])('allows %s', (url) => {
     // Act + Assess
@@ -79,6 +80,9 @@ describe('assertAllowedLink', () => {
     ['an IPv4 literal', 'https://10.0.0.1/x'],
     ['an IP matched against a wildcard', 'https://1.2.3.4/x'],
     ['an IPv6 literal', 'https://[2001:db8::1]/x'],
+    ['another port of an entry without a port', 'https://obs.example.eu:8443/b/k'],
+    ['another port of a wildcard entry without a port', 'https://bucket.obs.cn-north-4.myhuaweicloud.com:8080/key'],
+    ['another port of a loopback entry with a port', 'http://127.0.0.1:1234/b/k'],
   ])('refuses %s', (_label, url) => {
     // Act + Assess
     expect(codeOf(() => assertAllowedLink(url, allowed))).toBe(ErrorCodes.LinkRefused);
@@ -98,13 +102,39 @@ describe('assertAllowedLink', () => {
     expect(message).not.toMatch(/AKSECRET|SIGSECRET|\?/);
   });
 
-  it('matches hosts by name, ignoring ports on both sides', () => {
-    expect(codeOf(() => assertAllowedLink('http://127.0.0.1:1/x', ['127.0.0.1:9000']))).toBeUndefined();
-    expect(codeOf(() => assertAllowedLink('https://a.b.example.com:9/x', ['*.example.com:443']))).toBeUndefined();
+  it('allows the port an entry names, only that one; without a port, https on 443 only (any port of a loopback host)', () => {
+    // Act + Assess
+    expect(codeOf(() => assertAllowedLink('https://obs.example.eu:8443/x', ['obs.example.eu:8443']))).toBeUndefined();
+    expect(codeOf(() => assertAllowedLink('https://obs.example.eu/x', ['obs.example.eu:8443']))).toBe(ErrorCodes.LinkRefused);
+    expect(codeOf(() => assertAllowedLink('https://a.b.example.com:9443/x', ['*.example.com:9443']))).toBeUndefined();
+    expect(codeOf(() => assertAllowedLink('https://a.b.example.com:9/x', ['*.example.com:443']))).toBe(ErrorCodes.LinkRefused);
+    expect(codeOf(() => assertAllowedLink('https://a.b.example.com/x', ['*.example.com:443']))).toBeUndefined();
+    expect(codeOf(() => assertAllowedLink('http://127.0.0.1:1/x', ['127.0.0.1']))).toBeUndefined();
+    expect(codeOf(() => assertAllowedLink('https://localhost:4443/x', ['localhost']))).toBeUndefined();
+    expect(codeOf(() => assertAllowedLink('http://[::1]:9000/x', ['[::1]:9000']))).toBeUndefined();
+    expect(codeOf(() => assertAllowedLink('http://[::1]:9001/x', ['[::1]:9000']))).toBe(ErrorCodes.LinkRefused);
+  });
+
+  it('names the host and the port it refuses, and the entry that would allow it', () => {
+    // Act
+    const message = messageOf(() => assertAllowedLink('https://obs.example.eu:8443/x?Signature=SIG', ['obs.example.eu']));
+    // Assess
+    expect(message).toContain('"obs.example.eu" uses port 8443');
+    expect(message).toContain('add "obs.example.eu:8443"');
+    expect(message).not.toContain('SIG');
   });
 
   it('allows http only to loopback hosts named exactly, not through a wildcard', () => {
     expect(codeOf(() => assertAllowedLink('http://a.localhost/x', ['*.localhost']))).toBe(ErrorCodes.LinkRefused);
+  });
+
+  it('parses allow-list entries with and without ports, and refuses malformed ones', () => {
+    expect(parseHostEntry(' OBS.Example.EU:8443 ')).toEqual({ host: 'obs.example.eu', wildcard: false, port: 8443 });
+    expect(parseHostEntry('*.myhuaweicloud.com')).toEqual({ host: 'myhuaweicloud.com', wildcard: true, port: undefined });
+    expect(parseHostEntry('[::1]:9000')).toEqual({ host: '::1', wildcard: false, port: 9000 });
+    expect(parseHostEntry('::1')).toEqual({ host: '::1', wildcard: false, port: undefined });
+    expect(['bad host', 'host:0', 'host:65536', 'host:', 'host:8x', '*.', '*.1.2.3.4', '[::1', '[::1]x', 'a..b', 'https://host'].map(parseHostEntry))
+      .toEqual(Array.from({ length: 11 }, () => undefined));
   });
 
   it('knows the loopback hosts', () => {

@@ -120,6 +120,24 @@ describe('runRestoreDrill', () => {
     expect(metrics.sum(MetricNames.DrillProblems)).toBe(1);
     expect(result.alerted).toBe(false);
   });
+  it('alerts when nothing is archived under the prefix (a mistyped ARCHIVE_PREFIX never makes a drill pass)', async () => {
+    // Prepare: an archive under ges-backups/, a drill looking under another prefix
+    const bucket = await createTestBucket('drill-empty');
+    await archiveBackup(bucket, B1, { 'a.bin': 10 });
+    const alerts = await alertQueue();
+    const metrics = new MemoryMetrics();
+    const deps = { ...drillDeps(bucket, metrics, alerts.topicArn), config: { archive: { bucket, prefix: 'ges-backup/' } } };
+
+    // Act
+    const result = await runRestoreDrill(deps, { samplePercent: 10 });
+
+    // Assess
+    expect(result.alerted).toBe(true);
+    expect(result.report.problems).toEqual([expect.objectContaining({ kind: 'missing', key: 'ges-backup/' })]);
+    expect(metrics.sum(MetricNames.DrillProblems)).toBe(1);
+    const [alert] = await alertsOn(alerts.queueUrl, 5);
+    expect(alert?.body.failures).toEqual([expect.objectContaining({ code: 'VERIFY_FAILED', message: expect.stringContaining(`nothing is archived under s3://${bucket}/ges-backup/`) as unknown })]);
+  });
 });
 
 describe('restoreDrill function', () => {

@@ -1,56 +1,33 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { loadConfig } from '../../../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../../../lib/errors.js';
-import { clearSecretCache, loadHuaweiSecret, resolveEnvironment } from '../../../functions/lib/secrets.js';
+import { clearSecretCache, forgetHuaweiSecret, loadHuaweiSecret, SECRET_CACHE_TTL_MS } from '../../../functions/lib/secrets.js';
+import { secretOk, startSecretsManagerStub, type SecretsManagerStub } from '../../support/secrets-manager.js';
 
-// A real local HTTP server speaking the Secrets Manager JSON protocol (GetSecretValue), so the
-// real SDK client is exercised: serialisation, error mapping, the lot.
-type Answer = { status: number; body: Record<string, unknown> };
-
-let server: Server;
-let endpoint: string;
-let answer: Answer;
-let requests: Array<{ target: string | undefined; body: Record<string, unknown> }>;
-let delayMs = 0;
+let stub: SecretsManagerStub;
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      requests.push({ target: req.headers['x-amz-target'] as string | undefined, body: JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, unknown> });
-      setTimeout(() => {
-        res.writeHead(answer.status, { 'content-type': 'application/x-amz-json-1.1' });
-        res.end(JSON.stringify(answer.body));
-      }, delayMs);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  stub = await startSecretsManagerStub();
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await stub.close();
 });
 
 beforeEach(() => {
   clearSecretCache();
-  requests = [];
-  delayMs = 0;
+  stub.requests = [];
+  stub.delayMs = 0;
 });
 
 function client(): SecretsManagerClient {
   return new SecretsManagerClient({
-    endpoint,
+    endpoint: stub.endpoint,
     region: 'eu-west-1',
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     maxAttempts: 1,
   });
 }
-
-const secretOk = (value: Record<string, unknown>): Answer => ({ status: 200, body: { Name: 'ges/huawei', SecretString: JSON.stringify(value) } });
 
 async function failure(promise: Promise<unknown>): Promise<ArchiverError> {
   try {
@@ -64,26 +41,65 @@ async function failure(promise: Promise<unknown>): Promise<ArchiverError> {
 describe('loadHuaweiSecret', () => {
   it('returns nothing and asks nobody when HWC_SECRET_ID is unset (local runs use plain variables)', async () => {
     await expect(loadHuaweiSecret({ GES_AUTH_TOKEN: 'plain' }, { client: client() })).resolves.toEqual({});
-    expect(requests).toHaveLength(0);
+    expect(stub.requests).toHaveLength(0);
   });
 
-  it('fetches the secret once per container, concurrent callers sharing one request', async () => {
-    answer = secretOk({ GES_AUTH_TOKEN: 'tok-123', GES_PROJECT_ID: 'p1' });
-    delayMs = 50;
+  it('fetches the secret once per TTL, concurrent callers sharing one request', async () => {
+    stub.answer = secretOk({ GES_AUTH_TOKEN: 'tok-123', GES_PROJECT_ID: 'p1' });
+    stub.delayMs = 50;
     const env = { HWC_SECRET_ID: 'ges/huawei' };
+    const now = () => 1_000;
 
-    const results = await Promise.all([loadHuaweiSecret(env, { client: client() }), loadHuaweiSecret(env, { client: client() })]);
-    const later = await loadHuaweiSecret(env, { client: client() });
+    const results = await Promise.all([loadHuaweiSecret(env, { client: client(), now }), loadHuaweiSecret(env, { client: client(), now })]);
+    const later = await loadHuaweiSecret(env, { client: client(), now });
 
     expect(results[0]).toEqual({ GES_AUTH_TOKEN: 'tok-123', GES_PROJECT_ID: 'p1' });
     expect(results[1]).toBe(results[0]);
     expect(later).toBe(results[0]);
-    expect(requests).toHaveLength(1);
-    expect(requests[0]).toEqual({ target: 'secretsmanager.GetSecretValue', body: { SecretId: 'ges/huawei' } });
+    expect(stub.requests).toHaveLength(1);
+    expect(stub.requests[0]).toEqual({ target: 'secretsmanager.GetSecretValue', body: { SecretId: 'ges/huawei' } });
+  });
+
+  it('reads the secret again once its TTL is over, so a rotated password is picked up in a warm container', async () => {
+    // Prepare
+    const env = { HWC_SECRET_ID: 'ges/huawei' };
+    let clock = 1_000;
+    const now = () => clock;
+    stub.answer = secretOk({ GES_AUTH_TOKEN: 'tok-before' });
+    await loadHuaweiSecret(env, { client: client(), now });
+    stub.answer = secretOk({ GES_AUTH_TOKEN: 'tok-rotated' });
+
+    // Act
+    clock += SECRET_CACHE_TTL_MS - 1;
+    const within = await loadHuaweiSecret(env, { client: client(), now });
+    clock += 1;
+    const after = await loadHuaweiSecret(env, { client: client(), now });
+
+    // Assess
+    expect(SECRET_CACHE_TTL_MS).toBe(5 * 60_000);
+    expect(within).toEqual({ GES_AUTH_TOKEN: 'tok-before' });
+    expect(after).toEqual({ GES_AUTH_TOKEN: 'tok-rotated' });
+    expect(stub.requests).toHaveLength(2);
+  });
+
+  it('reads the secret again at once after forgetHuaweiSecret (an auth failure)', async () => {
+    // Prepare
+    const env = { HWC_SECRET_ID: 'ges/huawei' };
+    stub.answer = secretOk({ GES_AUTH_TOKEN: 'tok-before' });
+    await loadHuaweiSecret(env, { client: client() });
+    stub.answer = secretOk({ GES_AUTH_TOKEN: 'tok-rotated' });
+
+    // Act
+    forgetHuaweiSecret(env);
+    const after = await loadHuaweiSecret(env, { client: client() });
+
+    // Assess
+    expect(after).toEqual({ GES_AUTH_TOKEN: 'tok-rotated' });
+    expect(stub.requests).toHaveLength(2);
   });
 
   it('names the missing or wrong fields, never the values', async () => {
-    answer = secretOk({ HWC_USERNAME: 'alice', HWC_PASSWORD: 'pa55-w0rd', HWC_IAM_ENDPOINT: 'https://iam.example', HWC_DOMAIN: 42, EXTRA: 'x' });
+    stub.answer = secretOk({ HWC_USERNAME: 'alice', HWC_PASSWORD: 'pa55-w0rd', HWC_IAM_ENDPOINT: 'https://iam.example', HWC_DOMAIN: 42, EXTRA: 'x' });
 
     const err = await failure(loadHuaweiSecret({ HWC_SECRET_ID: 'ges/huawei' }, { client: client() }));
 
@@ -95,7 +111,7 @@ describe('loadHuaweiSecret', () => {
   });
 
   it('asks for the complete IAM set when there is no token', async () => {
-    answer = secretOk({ HWC_USERNAME: 'alice', HWC_PASSWORD: 'pa55-w0rd' });
+    stub.answer = secretOk({ HWC_USERNAME: 'alice', HWC_PASSWORD: 'pa55-w0rd' });
 
     const err = await failure(loadHuaweiSecret({ HWC_SECRET_ID: 'ges/huawei' }, { client: client() }));
 
@@ -106,7 +122,7 @@ describe('loadHuaweiSecret', () => {
   });
 
   it('does not quote a secret that is not JSON', async () => {
-    answer = { status: 200, body: { SecretString: 'tok-not-json-s3cret' } };
+    stub.answer = { status: 200, body: { SecretString: 'tok-not-json-s3cret' } };
 
     const err = await failure(loadHuaweiSecret({ HWC_SECRET_ID: 'ges/huawei' }, { client: client() }));
 
@@ -116,20 +132,20 @@ describe('loadHuaweiSecret', () => {
   });
 
   it('reports a missing secret as CONFIG_INVALID and tries again on the next call', async () => {
-    answer = { status: 400, body: { __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." } };
+    stub.answer = { status: 400, body: { __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." } };
 
     const err = await failure(loadHuaweiSecret({ HWC_SECRET_ID: 'ges/missing' }, { client: client() }));
     expect(err.code).toBe(ErrorCodes.ConfigInvalid);
     expect(err.retryable).toBe(false);
     expect(err.message).toContain('ResourceNotFoundException');
 
-    answer = secretOk({ GES_AUTH_TOKEN: 'tok-now-there' });
+    stub.answer = secretOk({ GES_AUTH_TOKEN: 'tok-now-there' });
     await expect(loadHuaweiSecret({ HWC_SECRET_ID: 'ges/missing' }, { client: client() })).resolves.toEqual({ GES_AUTH_TOKEN: 'tok-now-there' });
-    expect(requests).toHaveLength(2);
+    expect(stub.requests).toHaveLength(2);
   });
 
   it('reports throttling as a retryable INTERNAL failure', async () => {
-    answer = { status: 400, body: { __type: 'ThrottlingException', message: 'Rate exceeded' } };
+    stub.answer = { status: 400, body: { __type: 'ThrottlingException', message: 'Rate exceeded' } };
 
     const err = await failure(loadHuaweiSecret({ HWC_SECRET_ID: 'ges/huawei' }, { client: client() }));
 
@@ -138,17 +154,15 @@ describe('loadHuaweiSecret', () => {
   });
 });
 
-describe('resolveEnvironment', () => {
-  it('merges the secret over the environment so loadConfig sees IAM credentials', async () => {
-    answer = secretOk({
+describe('the secret merged over the environment', () => {
+  it('gives loadConfig the IAM credentials', async () => {
+    stub.answer = secretOk({
       HWC_IAM_ENDPOINT: 'https://iam.cn-north-4.myhuaweicloud.com', HWC_USERNAME: 'alice', HWC_PASSWORD: 'pw',
       HWC_DOMAIN: 'acme', HWC_PROJECT: 'cn-north-4',
     });
+    const env = { HWC_SECRET_ID: 'ges/huawei', GES_ENDPOINT: 'https://ges.cn-north-4.myhuaweicloud.com', ARCHIVE_BUCKET: 'archive-bucket' };
 
-    const env = await resolveEnvironment({
-      HWC_SECRET_ID: 'ges/huawei', GES_ENDPOINT: 'https://ges.cn-north-4.myhuaweicloud.com', ARCHIVE_BUCKET: 'archive-bucket',
-    }, { client: client() });
-    const config = loadConfig(env);
+    const config = loadConfig({ ...env, ...await loadHuaweiSecret(env, { client: client() }) });
 
     expect(config.ges.auth).toMatchObject({ mode: 'iam', username: 'alice', domain: 'acme', project: 'cn-north-4' });
   });

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { Agent } from 'undici';
 import type { Config } from '../../../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../../../lib/errors.js';
-import { createGesClient, type GesClient, type GesClientDeps } from '../../../lib/ges/client.js';
+import { createGesClient, ListingIncompleteError, type GesClient, type GesClientDeps } from '../../../lib/ges/client.js';
 import { createLogger, silentLogger } from '../../../lib/log.js';
 import { createRetryPolicy } from '../../../lib/retry.js';
 import { startStub, type Stub, type StubHandler, type StubReply, type StubRequest } from './stub-server.js';
@@ -107,7 +107,7 @@ describe('listBackups paging', () => {
     expect(s.requests[0]?.headers['x-auth-token']).toBe(STATIC_TOKEN);
   });
 
-  it('deduplicates ids repeated when new backups shift the pages', async () => {
+  it('deduplicates ids repeated when new backups shift the pages, and lists again to find the ones the shift hid', async () => {
     // Prepare: two new backups appear at the front after the first page was served
     const all = Array.from({ length: 150 }, (_, i) => backup(`b${i}`));
     let served = 0;
@@ -119,12 +119,31 @@ describe('listBackups paging', () => {
     // Act
     const result = await client(tokenConfig(s.url)).listBackups('g1');
 
-    // Assess: b98 and b99 came twice, once on each page
+    // Assess: b98 and b99 came twice; the first pass missed new1 and new2 (152 = backup_count), the second found them
     const ids = result.map((b) => b.id);
     expect(new Set(ids).size).toBe(ids.length);
-    expect(ids).toHaveLength(150);
-    expect(ids).toContain('b149');
-    expect(s.requests).toHaveLength(2);
+    expect(ids).toHaveLength(152);
+    expect(ids).toEqual(expect.arrayContaining(['b149', 'new1', 'new2']));
+    expect(s.requests.map((r) => r.query.get('offset'))).toEqual(['0', '100', '0', '100']);
+  });
+
+  it('fails with LISTING_INCOMPLETE, never a subset, when GES ignores offset and backup_count says more remain', async () => {
+    // Prepare: every page is the first one
+    const all = Array.from({ length: 250 }, (_, i) => backup(`b${i}`));
+    const s = await serve(() => ({ status: 200, body: { backup_count: all.length, backup_list: all.slice(0, 100) } }));
+
+    // Act
+    const err = await caught(client(tokenConfig(s.url)).listBackups('g1'));
+
+    // Assess
+    expect(err).toBeInstanceOf(ListingIncompleteError);
+    expect(err.code).toBe(ErrorCodes.ListingIncomplete);
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain('only 100 distinct backups of graph g1 although its backup_count is 250');
+    expect(err.details).toMatchObject({ graphId: 'g1', listed: 100, backupCount: 250, stoppedAt: 100 });
+    expect((err as ListingIncompleteError).partial.map((b) => b.id)).toEqual(all.slice(0, 100).map((b) => b.id));
+    // one pass of two pages, then two more passes that stop at their first page
+    expect(s.requests.map((r) => r.query.get('offset'))).toEqual(['0', '100', '0', '0']);
   });
 
   it('follows a server that caps the page size and sends no backup_count', async () => {
@@ -555,6 +574,63 @@ describe('IAM token auth', () => {
     expect(err.message).toContain('The username or password is wrong.');
     expect(JSON.stringify({ m: err.message, d: err.details })).not.toContain(PASSWORD);
     expect(s.requests).toHaveLength(1);
+  });
+
+  it('asks IAM once for a wrong password, however many graphs and concurrent callers, and remembers the refusal', async () => {
+    // Prepare: IAM answers slowly, so the first five callers are all waiting on the same login
+    const s = await serve(() => ({
+      status: 401, delayMs: 50,
+      body: { error: { code: 401, message: 'The username or password is wrong.', title: 'Unauthorized' } },
+    }));
+    const refusals: ArchiverError[] = [];
+    const c = client(iamConfig(s.url), { now: () => T0, onAuthFailure: (e) => refusals.push(e) });
+
+    // Act
+    const concurrent = await Promise.all(Array.from({ length: 5 }, (_, i) => caught(c.listBackups(`g${i}`))));
+    const later: ArchiverError[] = [];
+    for (let i = 0; i < 8; i++) later.push(await caught(i % 2 === 0 ? c.listBackups(`h${i}`) : c.getBackupFiles(`h${i}`, 'b1')));
+
+    // Assess
+    expect(iamRequests(s)).toHaveLength(1);
+    expect(gesRequests(s)).toHaveLength(0);
+    for (const err of [...concurrent, ...later]) {
+      expect(err.code).toBe(ErrorCodes.GesAuthFailed);
+      expect(err.message).toBe(concurrent[0]?.message);
+    }
+    expect(concurrent[0]?.message).toContain('IAM is not asked again with these credentials for 15 minutes');
+    expect(refusals).toHaveLength(13);
+  });
+
+  it('asks IAM again once the refusal hold is over', async () => {
+    // Prepare
+    let clock = T0;
+    const s = await serve(() => ({ status: 401, body: { error: { code: 401, message: 'The username or password is wrong.', title: 'Unauthorized' } } }));
+    const c = client(iamConfig(s.url), { now: () => clock });
+
+    // Act
+    await caught(c.listBackups('g1'));
+    clock = T0 + 14 * 60_000;
+    await caught(c.listBackups('g1'));
+    clock = T0 + 15 * 60_000;
+    await caught(c.listBackups('g1'));
+
+    // Assess
+    expect(iamRequests(s)).toHaveLength(2);
+  });
+
+  it('does not remember IAM being unavailable: the next caller logs in again', async () => {
+    // Prepare
+    let calls = 0;
+    const s = await serve(iamAndGes(() => (++calls === 1 ? { status: 503, body: 'busy' } : iamReply('tok', T0))));
+    const c = client(iamConfig(s.url), { now: () => T0, retry: createRetryPolicy({ maxAttempts: 1 }) });
+
+    // Act
+    const first = await caught(c.listBackups('g1'));
+    await c.listBackups('g1');
+
+    // Assess
+    expect(first.code).toBe(ErrorCodes.GesUnavailable);
+    expect(iamRequests(s)).toHaveLength(2);
   });
 
   it('never lets IAM echo the password into a message', async () => {
