@@ -31,6 +31,9 @@ const BUCKET = 'ges-bench';
 /** Variables the archiver reads that the bench sets itself, or that would change what a run does. */
 const ARCHIVER_OWNED = /^(AWS_|GES_|HWC_|RCLONE_)|^(ARCHIVE_BUCKET|ARCHIVE_PREFIX|DOWNLOAD_ALLOWED_HOSTS|S3_FORCE_PATH_STYLE|MANIFEST_URI|ALERT_TOPIC_ARN|COPY_QUEUE_URL)$/;
 
+/** Set on Ctrl-C: what fails after it (programs killed, Swift stopping) is not a result to report. */
+let stopping = false;
+
 const say = (line: string): void => { process.stderr.write(`bench: ${line}\n`); };
 const print = (line = ''): void => { process.stdout.write(`${line}\n`); };
 
@@ -114,13 +117,18 @@ async function main(): Promise<number> {
   const cleanup = async (): Promise<void> => {
     for (const fn of cleanups.splice(0).reverse()) await fn().catch((err: unknown) => say(`clean-up failed: ${String(err)}`));
   };
+  // Ctrl-C reaches the bench more than once (from the terminal, and relayed by npm and tsx):
+  // the first starts the clean-up, the others must not kill the process before it is done
+  // (Swift's servers run in their own sessions and would be left behind).
   const interrupted = (sig: NodeJS.Signals): void => {
-    say(`${sig}: stopping`);
+    if (stopping) return;
+    stopping = true;
+    say(`${sig}: stopping the measured programs, the emulator and Swift...`);
     killRunning();
     void cleanup().finally(() => process.exit(130));
   };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  process.on('SIGINT', interrupted);
+  process.on('SIGTERM', interrupted);
 
   try {
     say('starting Swift and the emulator...');
@@ -199,6 +207,7 @@ async function main(): Promise<number> {
 }
 
 main().then((code) => { process.exitCode = code; }, (err: unknown) => {
+  if (stopping) return;
   process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = 1;
 });
