@@ -5,13 +5,14 @@ import { checkTarget, MiB, mibPerSecond, PROGRAMS, type CaseSummary, type Progra
 const f1 = (n: number): string => n.toFixed(1);
 const rssMiB = (bytes: number): string => `${(bytes / MiB).toFixed(0)} MiB`;
 
-export function formatRound(round: number, c: BenchCase, r: Round, order: readonly Program[]): string {
+/** `titleWidth`: the longest case title of the run, so the columns line up. */
+export function formatRound(round: number, c: BenchCase, r: Round, order: readonly Program[], titleWidth: number): string {
   const speeds = PROGRAMS.map((p) => `${p} ${f1(mibPerSecond(r[p])).padStart(7)}`).join('  ');
-  return `round ${round}  ${c.title.padEnd(44)}  ${speeds} MiB/s  archiver RSS ${rssMiB(r.archiver.peakRssBytes).padStart(8)}  (order: ${order.join(', ')})`;
+  return `round ${round}  ${c.title.padEnd(titleWidth)}  ${speeds} MiB/s  archiver RSS ${rssMiB(r.archiver.peakRssBytes).padStart(8)}  (order: ${order.join(', ')})`;
 }
 
 export function formatSummary(rows: readonly { c: BenchCase; s: CaseSummary }[]): string[] {
-  const head = ['case', ...PROGRAMS, 'pipe limit', '÷ rclone', '÷ pipe', 'archiver peak RSS'];
+  const head = ['case', ...PROGRAMS, 'pipe limit', '÷ rclone', '÷ pipe', 'archiver peak RSS (max)'];
   const body = rows.map(({ c, s }) => [
     c.title,
     ...PROGRAMS.map((p) => f1(s.medians[p])),

@@ -187,7 +187,7 @@ async function main(): Promise<number> {
         }
         const r = measured as Round;
         rounds.get(c.id)?.push(r);
-        print(formatRound(round, c, r, order));
+        print(formatRound(round, c, r, order, Math.max(...cases.map((x) => x.title.length))));
       }
     }
 
