@@ -95,6 +95,38 @@ function printHeader(args: BenchArgs, stage: Stage, cases: readonly BenchCase[],
   print();
 }
 
+/**
+ * Swift, the emulator (and a capped one when a case needs it) and the bucket; every program's
+ * environment. What it starts is pushed on `cleanups`.
+ */
+async function startStack(dir: string, cases: readonly BenchCase[], peers: { curl: string; rclone: string }, cleanups: (() => Promise<void>)[]): Promise<{ stage: Stage; open: EmulatorProcess; capped: EmulatorProcess | undefined }> {
+  say('starting Swift and the emulator...');
+  const swift: SwiftStack = await startSwift();
+  cleanups.push(() => swift.stop());
+  const spec = { staticTokens: [TOKEN], graphs: [{ id: GRAPH, backups: cases.map((c) => ({ id: c.backupId, files: c.files })) }] };
+  const open = await startEmulator(dir, 'emulator', spec);
+  cleanups.push(() => open.stop());
+  const throttle = cases.find((c) => c.throttleBytesPerSecond !== undefined)?.throttleBytesPerSecond;
+  // Same spec, so the same bytes; every response from this one is capped.
+  const capped = throttle === undefined ? undefined : await startEmulator(dir, 'emulator-capped', { ...spec, throttleDownloads: throttle });
+  if (capped) cleanups.push(() => capped.stop());
+
+  // Tuning variables (ARCHIVE_STREAMS, ARCHIVE_FILE_CONCURRENCY, ...) stay: printed in the header.
+  const base = withoutOwned(process.env);
+  const archiverEnv: NodeJS.ProcessEnv = { ...base, ...swiftAwsEnv(swift), ARCHIVE_BUCKET: BUCKET, DOWNLOAD_ALLOWED_HOSTS: open.obsHost };
+  // rclone 1.60 cannot load a custom CA bundle (AWS_CA_BUNDLE): it gets no AWS_* variable at all.
+  const rcloneEnv: NodeJS.ProcessEnv = {
+    ...base,
+    RCLONE_CONFIG: join(dir, 'rclone.conf'),
+    RCLONE_CONFIG_SW_TYPE: 's3', RCLONE_CONFIG_SW_PROVIDER: 'Other', RCLONE_CONFIG_SW_ENDPOINT: swift.endpoint,
+    RCLONE_CONFIG_SW_ACCESS_KEY_ID: swift.accessKeyId, RCLONE_CONFIG_SW_SECRET_ACCESS_KEY: swift.secretAccessKey,
+    RCLONE_CONFIG_SW_REGION: swift.region, RCLONE_CONFIG_SW_FORCE_PATH_STYLE: 'true',
+  };
+  const stage: Stage = { root: ROOT, node: NODE, ...peers, dir, bucket: BUCKET, curlEnv: base, rcloneEnv, archiverEnv };
+  await runQuiet(peers.rclone, ['mkdir', '-q', `sw:${BUCKET}`], rcloneEnv, ROOT);
+  return { stage, open, capped };
+}
+
 async function main(): Promise<number> {
   let args: BenchArgs;
   try {
@@ -131,34 +163,7 @@ async function main(): Promise<number> {
   process.on('SIGTERM', interrupted);
 
   try {
-    say('starting Swift and the emulator...');
-    const swift: SwiftStack = await startSwift();
-    cleanups.push(() => swift.stop());
-    const spec = { staticTokens: [TOKEN], graphs: [{ id: GRAPH, backups: cases.map((c) => ({ id: c.backupId, files: c.files })) }] };
-    const open = await startEmulator(dir, 'emulator', spec);
-    cleanups.push(() => open.stop());
-    const throttle = cases.find((c) => c.throttleBytesPerSecond !== undefined)?.throttleBytesPerSecond;
-    // Same spec, so the same bytes; every response from this one is capped.
-    const capped = throttle === undefined ? undefined : await startEmulator(dir, 'emulator-capped', { ...spec, throttleDownloads: throttle });
-    if (capped) cleanups.push(() => capped.stop());
-
-    const base = withoutOwned(process.env);
-    const tuning = Object.fromEntries(Object.entries(process.env).filter(([k]) => /^ARCHIVE_/.test(k) && k !== 'ARCHIVE_BUCKET' && k !== 'ARCHIVE_PREFIX'));
-    const archiverEnv: NodeJS.ProcessEnv = {
-      ...base, ...tuning, ...swiftAwsEnv(swift),
-      ARCHIVE_BUCKET: BUCKET, DOWNLOAD_ALLOWED_HOSTS: open.obsHost,
-    };
-    // rclone 1.60 cannot load a custom CA bundle (AWS_CA_BUNDLE): it gets no AWS_* variable at all.
-    const rcloneEnv: NodeJS.ProcessEnv = {
-      ...base,
-      RCLONE_CONFIG: join(dir, 'rclone.conf'),
-      RCLONE_CONFIG_SW_TYPE: 's3', RCLONE_CONFIG_SW_PROVIDER: 'Other', RCLONE_CONFIG_SW_ENDPOINT: swift.endpoint,
-      RCLONE_CONFIG_SW_ACCESS_KEY_ID: swift.accessKeyId, RCLONE_CONFIG_SW_SECRET_ACCESS_KEY: swift.secretAccessKey,
-      RCLONE_CONFIG_SW_REGION: swift.region, RCLONE_CONFIG_SW_FORCE_PATH_STYLE: 'true',
-    };
-    const stage: Stage = { root: ROOT, node: NODE, ...peers, dir, bucket: BUCKET, curlEnv: base, rcloneEnv, archiverEnv };
-    await runQuiet(peers.rclone, ['mkdir', '-q', `sw:${BUCKET}`], rcloneEnv, ROOT);
-
+    const { stage, open, capped } = await startStack(dir, cases, peers, cleanups);
     printHeader(args, stage, cases, open.source);
 
     const localDirs = new Map<string, string>();
@@ -168,6 +173,7 @@ async function main(): Promise<number> {
     }
 
     const runId = Date.now().toString(36);
+    const titleWidth = Math.max(...cases.map((c) => c.title.length));
     const rounds = new Map<string, Round[]>(cases.map((c) => [c.id, []]));
     for (let round = 1; round <= args.rounds; round++) {
       for (const c of cases) {
@@ -187,7 +193,7 @@ async function main(): Promise<number> {
         }
         const r = measured as Round;
         rounds.get(c.id)?.push(r);
-        print(formatRound(round, c, r, order, Math.max(...cases.map((x) => x.title.length))));
+        print(formatRound(round, c, r, order, titleWidth));
       }
     }
 
