@@ -1,11 +1,21 @@
 // Runs the emulator as its own process, for the README demo and the benchmark:
 //   npx tsx test/emulator/cli.ts --spec spec.json [--verbose]
+// The spec is an EmulatorOptions object (without onRequest), plus one optional field for a
+// process that cannot call the fault API: `throttleDownloads` (bytes per second), the cap
+// `faults.throttleDownloads` puts on each download response (so each connection) from the start.
 // Prints one JSON line {gesEndpoint, iamEndpoint, obsEndpoint, projectId} on stdout once it
 // listens; with --verbose, one line per request on stderr (paths only: query strings carry
 // signatures). Exits 0 on SIGTERM/SIGINT after closing its servers.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { z } from 'zod';
 import { startEmulator, type EmulatorOptions } from './index.js';
+
+const cliSpec = z.looseObject({
+  graphs: z.array(z.unknown(), { error: '"graphs" must be an array' }),
+  throttleDownloads: z.number({ error: '"throttleDownloads" must be a number of bytes per second' })
+    .positive('"throttleDownloads" must be a positive number of bytes per second').optional(),
+});
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -13,8 +23,9 @@ async function main(): Promise<void> {
     strict: true,
   });
   if (values.spec === undefined) throw new Error('usage: cli.ts --spec <EmulatorOptions JSON file> [--verbose]');
-  const spec = JSON.parse(await readFile(values.spec, 'utf8')) as EmulatorOptions;
-  if (!Array.isArray(spec.graphs)) throw new Error(`${values.spec}: "graphs" must be an array`);
+  const parsed = cliSpec.safeParse(JSON.parse(await readFile(values.spec, 'utf8')));
+  if (!parsed.success) throw new Error(`${values.spec}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  const { throttleDownloads, ...spec } = parsed.data as EmulatorOptions & { throttleDownloads?: number };
   const options: EmulatorOptions = values.verbose
     ? {
         ...spec,
@@ -22,6 +33,7 @@ async function main(): Promise<void> {
       }
     : spec;
   const emu = await startEmulator(options);
+  if (throttleDownloads !== undefined) emu.faults.throttleDownloads(throttleDownloads);
   process.stdout.write(`${JSON.stringify({ gesEndpoint: emu.gesEndpoint, iamEndpoint: emu.iamEndpoint, obsEndpoint: emu.obsEndpoint, projectId: emu.projectId })}\n`);
 
   let closing = false;
