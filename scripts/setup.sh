@@ -16,7 +16,7 @@ fi
 # sources changed since is rebuilt here.
 node_modules/.bin/node scripts/build-cli.js --if-stale >&2
 
-if [ ! -x /usr/bin/swift-proxy-server ] || [ ! -x /usr/bin/memcached ]; then
+if [ ! -x /usr/bin/swift-proxy-server ] || [ ! -x /usr/bin/memcached ] || [ ! -x /usr/bin/rclone ] || [ ! -x /usr/bin/time ]; then
   if [ "$(id -u)" -eq 0 ]; then
     bash scripts/local-stack/install.sh >&2
   else
