@@ -20,7 +20,7 @@ if [ ! -x /usr/bin/swift-proxy-server ] || [ ! -x /usr/bin/memcached ] || [ ! -x
   if [ "$(id -u)" -eq 0 ]; then
     bash scripts/local-stack/install.sh >&2
   else
-    echo "OpenStack Swift (the local S3 store) is not installed. Run as root: bash scripts/local-stack/install.sh" >&2
+    echo "The local stack (OpenStack Swift, the bench peers rclone and GNU time) is not fully installed. Run as root: bash scripts/local-stack/install.sh" >&2
     exit 1
   fi
 fi
