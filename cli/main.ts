@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
 import { publishRunAlert } from '../lib/alerts/index.js';
+import { checkArchiveBucket } from '../lib/archive/preflight.js';
 import { exitCodeOf, runManifest } from '../lib/archive/run.js';
 import { loadRunManifest, validateRunManifest, type RunManifest } from '../lib/archive/run-manifest.js';
 import type { RunReport } from '../lib/archive/types.js';
@@ -40,7 +41,8 @@ class UsageError extends ArchiverError {
   }
 }
 
-const USAGE_CODES = new Set<string>([ErrorCodes.ArgsInvalid, ErrorCodes.ConfigInvalid, ErrorCodes.ManifestInvalid]);
+/** Exit 2: nothing was copied because the input, or the bucket checked before anything else, is wrong. */
+const USAGE_CODES = new Set<string>([ErrorCodes.ArgsInvalid, ErrorCodes.ConfigInvalid, ErrorCodes.ManifestInvalid, ErrorCodes.BucketUnavailable]);
 
 /** A stream that hands every log line to the progress display (which keeps its bar intact). */
 function progressSink(progress: Progress): Writable {
@@ -54,7 +56,7 @@ function progressSink(progress: Progress): Writable {
 
 function makeLogger(io: CliIo, progress: Progress, opts: CommonOptions): Logger {
   const level = opts.verbose ? 'debug' : io.stderr.isTTY && opts.progress !== false ? 'warn' : 'info';
-  return createCliLogger(io.env, level, progressSink(progress), io.stderr.isTTY === true);
+  return createCliLogger(io.env, level, progressSink(progress), io.stderr.isTTY === true, opts.verbose === true);
 }
 
 interface Session {
@@ -99,6 +101,8 @@ function printReport(io: CliIo, report: RunReport, config: Config, opts: CommonO
 async function runAndReport(io: CliIo, opts: CommonOptions, trigger: string, manifestOf: (session: Session) => Promise<RunManifest>): Promise<number> {
   const session = openSession(io, opts);
   try {
+    // The bucket first, before the manifest and before GES is asked for anything (exit 2 when it fails).
+    await checkArchiveBucket(session.runtime, { write: opts.dryRun !== true, signal: session.signal });
     const manifest = await manifestOf(session);
     const report = await runManifest(session.runtime, manifest, {
       dryRun: opts.dryRun ?? false,

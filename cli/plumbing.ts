@@ -7,18 +7,20 @@ import { createLogger, type Logger } from '../lib/log.js';
  * What every CLI command shares: the stderr logger (readable single lines, or JSON with
  * LOG_FORMAT=json; secrets removed by lib/log.ts either way) and Ctrl-C handling.
  */
-export function createCliLogger(env: Record<string, string | undefined>, level: string, destination: Writable, colorize: boolean): Logger {
+export function createCliLogger(env: Record<string, string | undefined>, level: string, destination: Writable, colorize: boolean, verbose = false): Logger {
   const chosen = env['LOG_LEVEL'] ?? level;
-  if (env['LOG_FORMAT'] === 'json') return createLogger({ level: chosen, destination });
+  // Stack traces only with -v; without, an error is one line of its type, code and message.
+  if (env['LOG_FORMAT'] === 'json') return createLogger({ level: chosen, destination, stacks: verbose });
   const stream = pretty({
     colorize,
     ignore: 'pid,hostname',
+    ...(verbose ? {} : { errorLikeObjectKeys: [] }),
     translateTime: 'SYS:HH:MM:ss',
     singleLine: true,
     sync: true,
     destination,
   });
-  return createLogger({ level: chosen, destination: stream });
+  return createLogger({ level: chosen, destination: stream, stacks: verbose });
 }
 
 /**

@@ -2,7 +2,7 @@ import type { StorageDeps } from '../lib/catalog/types.js';
 import { loadStorageConfig, type StorageConfig } from '../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { createRetryPolicy } from '../lib/retry.js';
-import { createS3Client } from '../lib/runtime.js';
+import { createS3Client, withRetryLogging } from '../lib/runtime.js';
 import { createCliLogger, onInterrupt } from './plumbing.js';
 import type { CliIo } from './main.js';
 
@@ -21,12 +21,12 @@ export interface StorageSession {
 export function openStorageSession(io: CliIo, opts: { verbose?: boolean }): StorageSession {
   const config = loadStorageConfig(io.env);
   // Quiet by default: the result goes to stdout; warnings and, with -v, details to stderr.
-  const logger = createCliLogger(io.env, opts.verbose === true ? 'debug' : 'warn', io.stderr, io.stderr.isTTY === true);
+  const logger = createCliLogger(io.env, opts.verbose === true ? 'debug' : 'warn', io.stderr, io.stderr.isTTY === true, opts.verbose === true);
   const s3 = createS3Client(config);
   const interrupt = onInterrupt(logger, 'stopping');
   return {
     config,
-    deps: { s3, config, logger, retry: createRetryPolicy() },
+    deps: { s3, config, logger, retry: withRetryLogging(createRetryPolicy(), logger) },
     signal: interrupt.signal,
     dispose() {
       interrupt.dispose();

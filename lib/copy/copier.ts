@@ -374,6 +374,7 @@ class FileCopy {
     }
     const totalBytes = upload?.totalBytes ?? 0;
     const sha256 = this.hasher.digestHex();
+    await this.req.beforeCommit?.({ bytes: totalBytes, sha256 }, this.signal);
     if (upload?.uploadId !== undefined) {
       await this.session.complete(upload.uploadId);
       await this.session.verify(totalBytes);
@@ -391,6 +392,12 @@ class FileCopy {
 
   private abortError(): ArchiverError {
     const reason: unknown = this.req.signal?.reason;
+    // The caller said why it stopped us (DEADLINE_EXCEEDED from a Lambda deadline, ABORTED from Ctrl-C): keep its code.
+    if (reason instanceof ArchiverError) {
+      return new ArchiverError(reason.code, `Copy of ${this.req.fileName} stopped: ${reason.message}`, {
+        cause: reason, retryable: reason.retryable, ...(reason.details === undefined ? {} : { details: reason.details }),
+      });
+    }
     const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
     return new ArchiverError(timedOut ? ErrorCodes.DeadlineExceeded : ErrorCodes.Aborted,
       timedOut ? `Copy of ${this.req.fileName} ran out of time` : `Copy of ${this.req.fileName} was cancelled`, { cause: reason });

@@ -30,6 +30,13 @@ export interface CopyFileRequest {
   handoverAt?: number;
   /** User metadata for the object (S3 fixes it when the multipart upload is created). */
   metadata?: Record<string, string>;
+  /**
+   * Awaited right before the object is committed (CompleteMultipartUpload, or the single
+   * PutObject), once its length and SHA-256 are final. Throwing makes the copier abort the
+   * upload instead of committing, and the copy fails with the thrown error (e.g. ALREADY_ARCHIVED
+   * when another run finished the backup meanwhile).
+   */
+  beforeCommit?(result: { bytes: number; sha256: string }, signal: AbortSignal): Promise<void>;
 }
 
 export interface CopyStats {
