@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../lib/config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
 import { redactString, type Logger } from '../lib/log.js';
 import { createRuntime, type Runtime } from '../lib/runtime.js';
+import { registerCleanupCommand } from './cleanup.js';
 import { formatRunSummary, jsonReport } from './format.js';
 import { createCliLogger, onInterrupt } from './plumbing.js';
 import { registerListCommand } from './list.js';
@@ -167,6 +168,7 @@ export async function main(io: CliIo): Promise<number> {
 
   registerVerifyCommand(program, io, (code) => { exitCode = code; });
   registerListCommand(program, io, (code) => { exitCode = code; });
+  registerCleanupCommand(program, io, (code) => { exitCode = code; });
 
   if (io.argv.length === 0) {
     // No command is a usage error (exit 2), with the usage on stderr.
