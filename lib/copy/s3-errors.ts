@@ -14,6 +14,8 @@ const NETWORK_CODE = /^(E[A-Z0-9_]+|UND_ERR_[A-Z_]+)$/;
 // Names the SDK gives when it has no code of the store's: a body-less answer (HEAD) or a network error.
 const GENERIC_NAMES = new Set(['Unknown', 'UnknownError', 'Error', '']);
 const MAX_REMOTE_MESSAGE = 200;
+const SDK_WRAPPER = /^AWS SDK error wrapper for \w*:?\s*/;
+const NETWORK_CODE_IN_TEXT = /\b(E[A-Z]{3,}|UND_ERR_[A-Z_]+)\b/;
 
 interface SdkError {
   name?: string;
@@ -33,10 +35,15 @@ export function describeS3Failure(err: unknown): { remoteCode: string; status: n
   const e = (err ?? {}) as SdkError;
   const status = e.$metadata?.httpStatusCode;
   const name = e.name ?? '';
+  // The SDK re-wraps an error from another realm (jest's VM, a bundler's copy of Node's Error)
+  // as "AWS SDK error wrapper for Error: connect ECONNREFUSED …", dropping its `code`: the
+  // message still names it.
+  const message = typeof e.message === 'string' ? e.message.replace(SDK_WRAPPER, '') : '';
+  const networkCode = e.code ?? NETWORK_CODE_IN_TEXT.exec(message)?.[1];
   const remoteCode = !GENERIC_NAMES.has(name) ? name
-    : e.code ?? (status !== undefined ? (STATUS_CODES[status] ?? `HTTP ${status}`).replace(/\s+/g, '') : name || 'Error');
-  const message = typeof e.message === 'string' && e.message !== '' && e.message !== name && e.message !== 'UnknownError' ? e.message : undefined;
-  return { remoteCode, status, remoteMessage: message === undefined ? undefined : message.slice(0, MAX_REMOTE_MESSAGE) };
+    : networkCode ?? (status !== undefined ? (STATUS_CODES[status] ?? `HTTP ${status}`).replace(/\s+/g, '') : name || 'Error');
+  const useful = message !== '' && message !== name && message !== 'UnknownError';
+  return { remoteCode, status, remoteMessage: useful ? message.slice(0, MAX_REMOTE_MESSAGE) : undefined };
 }
 
 /**
@@ -51,7 +58,7 @@ export function toS3Error(err: unknown, operation: string, details: Record<strin
   const e = (err ?? {}) as SdkError;
   const { remoteCode, status, remoteMessage } = describeS3Failure(err);
   const retryable = (status !== undefined && (status >= 500 || status === 429 || status === 408))
-    || (status === undefined && NETWORK_CODE.test(e.code ?? ''))
+    || (status === undefined && NETWORK_CODE.test(remoteCode))
     || RETRY_CODES.has(remoteCode) || e.$retryable !== undefined;
   const where = details.key === undefined ? '' : ` for ${details.key}`;
   const answer = `${remoteCode}${status === undefined ? '' : ` (HTTP ${status})`}`;
