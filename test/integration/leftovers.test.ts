@@ -35,7 +35,7 @@ afterAll(() => {
 function deps(bucket: string) {
   return {
     s3, retry, logger: silentLogger(),
-    config: { archive: { bucket, prefix: P }, concurrency: { backups: 1, files: 1, parts: 1 }, download: { allowedHosts: [] }, copyQueueUrl: undefined, alertTopicArn: undefined },
+    config: { archive: { bucket, prefix: P }, concurrency: { backups: 1, files: 1, parts: 1, streams: 1 }, download: { allowedHosts: [] }, copyQueueUrl: undefined, alertTopicArn: undefined },
     ges: {} as never, copier: {} as never,
   };
 }
