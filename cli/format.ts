@@ -27,7 +27,7 @@ export function formatDuration(ms: number): string {
 
 function line(b: BackupReport): string {
   const what = `${b.graphId}/${b.backupId}${b.backupName ? ` (${b.backupName})` : ''}`;
-  const size = b.status === 'skipped' ? 'already archived' : `${b.files} file${b.files === 1 ? '' : 's'}, ${formatBytes(b.bytes)}${b.status === 'planned' ? ' (estimated)' : ''}`;
+  const size = b.status === 'skipped' ? (b.reason?.message ?? 'already archived') : `${b.files} file${b.files === 1 ? '' : 's'}, ${formatBytes(b.bytes)}${b.status === 'planned' ? ' (estimated)' : ''}`;
   const took = b.durationMs !== undefined && b.status !== 'skipped' ? `, ${formatDuration(b.durationMs)}` : '';
   const err = b.error ? `\n           ${b.error.code}: ${b.error.message}` : '';
   return `  ${b.status.padEnd(9)}${what}  ${size}${took}${err}`;
@@ -77,6 +77,7 @@ export function jsonReport(report: RunReport): Record<string, unknown> {
       ...(b.durationMs === undefined ? {} : { durationMs: b.durationMs }),
       ...(b.manifestKey === undefined ? {} : { manifestKey: b.manifestKey }),
       ...(b.error ? { error: { code: b.error.code, message: b.error.message } } : {}),
+      ...(b.reason ? { reason: { code: b.reason.code, message: b.reason.message } } : {}),
     })),
   }) as Record<string, unknown>;
 }

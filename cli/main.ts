@@ -5,6 +5,7 @@ import type { RunReport } from '../lib/archive/types.js';
 import type { Config } from '../lib/config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
 import type { Runtime } from '../lib/runtime.js';
+import { registerCleanupCommand } from './cleanup.js';
 import { formatRunSummary, jsonReport } from './format.js';
 import { registerListCommand } from './list.js';
 import type { Progress } from './progress.js';
@@ -40,7 +41,8 @@ class UsageError extends ArchiverError {
   }
 }
 
-const USAGE_CODES = new Set<string>([ErrorCodes.ArgsInvalid, ErrorCodes.ConfigInvalid, ErrorCodes.ManifestInvalid]);
+/** Exit 2: nothing was copied because the input, or the bucket checked before anything else, is wrong. */
+const USAGE_CODES = new Set<string>([ErrorCodes.ArgsInvalid, ErrorCodes.ConfigInvalid, ErrorCodes.ManifestInvalid, ErrorCodes.BucketUnavailable]);
 
 /** Set to the package version by scripts/build-cli.js; not defined when the sources run (tests). */
 declare const GES_ARCHIVER_VERSION: string | undefined;
@@ -96,7 +98,9 @@ function printReport(io: CliIo, report: RunReport, config: Config, opts: CommonO
 async function runAndReport(io: CliIo, opts: CommonOptions, trigger: string, manifestOf: (session: Session) => Promise<RunManifest>): Promise<number> {
   const session = await openSession(io, opts);
   try {
-    const { exitCodeOf, runManifest } = await import('../lib/archive/run.js');
+    const [{ exitCodeOf, runManifest }, { checkArchiveBucket }] = await Promise.all([import('../lib/archive/run.js'), import('../lib/archive/preflight.js')]);
+    // The bucket first, before the manifest and before GES is asked for anything (exit 2 when it fails).
+    await checkArchiveBucket(session.runtime, { write: opts.dryRun !== true, signal: session.signal });
     const manifest = await manifestOf(session);
     const report = await runManifest(session.runtime, manifest, {
       dryRun: opts.dryRun ?? false,
@@ -164,6 +168,7 @@ export async function main(io: CliIo): Promise<number> {
 
   registerVerifyCommand(program, io, (code) => { exitCode = code; });
   registerListCommand(program, io, (code) => { exitCode = code; });
+  registerCleanupCommand(program, io, (code) => { exitCode = code; });
 
   if (io.argv.length === 0) {
     // No command is a usage error (exit 2), with the usage on stderr.

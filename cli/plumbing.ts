@@ -11,19 +11,21 @@ import { createProgress, type Progress, type ProgressMode, type ProgressOptions 
  * Ctrl-C handling. LOG_LEVEL and LOG_FORMAT are validated first: a bad value is
  * CONFIG_INVALID (exit 2) naming the variable and its allowed values.
  */
-export function createCliLogger(env: Record<string, string | undefined>, level: LogLevel, destination: Writable | NodeJS.WritableStream, colorize: boolean): Logger {
+export function createCliLogger(env: Record<string, string | undefined>, level: LogLevel, destination: Writable | NodeJS.WritableStream, colorize: boolean, verbose = false): Logger {
   const settings = loadLogSettings(env);
   const chosen = settings.level ?? level;
-  if (settings.format === 'json') return createLogger({ level: chosen, destination });
+  // Stack traces only with -v; without, an error is one line of its type, code and message.
+  if (settings.format === 'json') return createLogger({ level: chosen, destination, stacks: verbose });
   const stream = pretty({
     colorize,
     ignore: 'pid,hostname',
+    ...(verbose ? {} : { errorLikeObjectKeys: [] }),
     translateTime: 'SYS:HH:MM:ss',
     singleLine: true,
     sync: true,
     destination,
   });
-  return createLogger({ level: chosen, destination: stream });
+  return createLogger({ level: chosen, destination: stream, stacks: verbose });
 }
 
 export interface CliOutputOptions {
@@ -63,9 +65,9 @@ export function createCliOutput(io: { env: Record<string, string | undefined>; s
   const level: LogLevel = options.verbose === true ? 'debug' : bar && options.defaultLevel === 'info' ? 'warn' : options.defaultLevel;
   if (bar) {
     const progress = createProgress(io.stderr, { kind: 'bar' }, options.progressOptions);
-    return { progress, logger: createCliLogger(io.env, level, progressSink(progress), true) };
+    return { progress, logger: createCliLogger(io.env, level, progressSink(progress), true, options.verbose === true) };
   }
-  const logger = createCliLogger(io.env, level, io.stderr, tty);
+  const logger = createCliLogger(io.env, level, io.stderr, tty, options.verbose === true);
   let mode: ProgressMode = { kind: 'off' };
   // Progress shows unless --no-progress, whatever the level (a quiet command's is `warn`).
   if (options.progress) mode = format === 'json' ? { kind: 'records', logger: logger.child({}, { level: 'info' }) } : { kind: 'lines' };

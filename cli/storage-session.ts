@@ -2,7 +2,7 @@ import type { StorageDeps } from '../lib/catalog/types.js';
 import { loadStorageConfig, type StorageConfig } from '../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { createRetryPolicy } from '../lib/retry.js';
-import { createS3Client } from '../lib/runtime.js';
+import { createS3Client, withRetryLogging } from '../lib/runtime.js';
 import { createCliOutput, onInterrupt } from './plumbing.js';
 import type { Progress } from './progress.js';
 import type { CliIo } from './main.js';
@@ -29,7 +29,7 @@ export function openStorageSession(io: CliIo, opts: { verbose?: boolean; progres
   const interrupt = onInterrupt(logger, 'stopping');
   return {
     config,
-    deps: { s3, config, logger, retry: createRetryPolicy() },
+    deps: { s3, config, logger, retry: withRetryLogging(createRetryPolicy(), logger) },
     signal: interrupt.signal,
     progress,
     dispose() {

@@ -52,10 +52,14 @@ export interface Config {
     readonly inlineThroughputMiBps: number;
     /** The copy queue's maxReceiveCount: the receive on which a failing message alerts (it goes to the DLQ next). */
     readonly maxReceiveCount: number;
+    /** How long a fanned-out backup counts as in progress (runs skip it meanwhile): FANOUT_MARKER_HOURS. */
+    readonly markerTtlMs: number;
   };
 }
 
 export const DEFAULT_ALLOWED_HOSTS = '*.myhuaweicloud.com,*.myhuaweicloud.eu';
+/** FANOUT_MARKER_HOURS' default: a fan-out younger than this is left to its workers. */
+export const DEFAULT_FANOUT_MARKER_HOURS = 12;
 const MiB = 1024 * 1024;
 /**
  * Download connections per file (ARCHIVE_STREAMS). Chosen by measurement with `npm run bench`:
@@ -171,6 +175,7 @@ const envSchema = z.object({
   MAX_RECEIVE_COUNT: intInRange('MAX_RECEIVE_COUNT', 1, 1000, 5),
   LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
   LOG_FORMAT: oneOf('LOG_FORMAT', LOG_FORMATS),
+  FANOUT_MARKER_HOURS: intInRange('FANOUT_MARKER_HOURS', 1, 168, DEFAULT_FANOUT_MARKER_HOURS),
 });
 
 /** Formats zod issues as "FIELD: message" lines. */
@@ -261,7 +266,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       streams: e.ARCHIVE_STREAMS,
     },
     partSizeBytes: e.ARCHIVE_PART_SIZE_MB * MiB,
-    fanout: { inlineThroughputMiBps: e.INLINE_THROUGHPUT_MBPS, maxReceiveCount: e.MAX_RECEIVE_COUNT },
+    fanout: { inlineThroughputMiBps: e.INLINE_THROUGHPUT_MBPS, maxReceiveCount: e.MAX_RECEIVE_COUNT, markerTtlMs: e.FANOUT_MARKER_HOURS * 3_600_000 },
   });
 }
 

@@ -45,6 +45,21 @@ export const ErrorCodes = {
   SourceChanged: 'SOURCE_CHANGED',
   /** Writing to S3 failed. */
   S3Failed: 'S3_FAILED',
+  /**
+   * The archive bucket does not exist, cannot be reached, or refuses these credentials: found by
+   * the check before a run (exit 2; retryable only when the endpoint could not be reached or failed).
+   */
+  BucketUnavailable: 'BUCKET_UNAVAILABLE',
+  /**
+   * Another run wrote the backup's manifest.json while this copy ran: the copy was not committed
+   * (nothing replaced). Reported as `skipped`, not as a failure. Not retryable: the backup is archived.
+   */
+  AlreadyArchived: 'ALREADY_ARCHIVED',
+  /**
+   * The backup is being archived by another run's fan-out (its job.json is younger than
+   * FANOUT_MARKER_HOURS): skipped. Retryable: a later run archives it if the fan-out did not.
+   */
+  FanoutInProgress: 'FANOUT_IN_PROGRESS',
   /** The stored object does not match what was downloaded. */
   VerifyFailed: 'VERIFY_FAILED',
   /** The work did not finish before its deadline. */
@@ -110,6 +125,16 @@ export function toArchiverError(err: unknown, fallback: ErrorCode = ErrorCodes.I
   }
   const message = err instanceof Error ? err.message : String(err);
   return new ArchiverError(fallback, message, { cause: err });
+}
+
+/**
+ * The error to report for `err`, raised while `signal` may have aborted: once the signal has
+ * fired, a request cut off by it reports the signal's reason (DEADLINE_EXCEEDED from a Lambda
+ * deadline, ABORTED from Ctrl-C) instead of a generic cancellation.
+ */
+export function failureOf(err: unknown, signal?: AbortSignal): ArchiverError {
+  if (signal?.aborted === true && isAbortError(err)) return toArchiverError(signal.reason);
+  return toArchiverError(err);
 }
 
 /** The `{ code, message }` pair shown in reports and alerts. */

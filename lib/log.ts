@@ -19,6 +19,17 @@ export interface LoggerOptions {
   pretty?: boolean;
   /** Fields on every line (service, runId, Lambda request id...). */
   base?: Record<string, unknown>;
+  /** Errors keep their stack traces (default true; the CLI shows them only with -v). */
+  stacks?: boolean;
+}
+
+/** `value` (already redacted) without the `stack` of any error in it. */
+function withoutStacks(value: unknown, depth = 0): unknown {
+  if (value === null || typeof value !== 'object' || depth > 10) return value;
+  if (Array.isArray(value)) return value.map((v) => withoutStacks(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) if (key !== 'stack') out[key] = withoutStacks(v, depth + 1);
+  return out;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -29,7 +40,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: {
       level: (label: string) => ({ level: label }),
-      log: (object: Record<string, unknown>) => redactValue(object) as Record<string, unknown>,
+      log: (object: Record<string, unknown>) => (options.stacks === false ? withoutStacks(redactValue(object)) : redactValue(object)) as Record<string, unknown>,
     },
     // Errors are serialised by redactValue in `formatters.log`.
     serializers: { err: (e: unknown) => e },

@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import { createCopier } from './copy/copier.js';
 import { createGesClient, type GesClientDeps } from './ges/client.js';
 import type { Logger } from './log.js';
-import { createRetryPolicy, type RetryPolicy } from './retry.js';
+import { createRetryPolicy, type RetryEvent, type RetryPolicy } from './retry.js';
 
 /**
  * The composition root shared by the CLI and the Lambda handlers: builds every client once
@@ -57,6 +57,30 @@ export function createSnsClient(): SNSClient {
   return new SNSClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_HANDLER });
 }
 
+function retryFields(event: RetryEvent): Record<string, unknown> {
+  const e = event.error as { code?: unknown; message?: unknown; details?: { operation?: unknown; remoteCode?: unknown; status?: unknown } };
+  return {
+    operation: e.details?.operation,
+    code: e.details?.remoteCode ?? e.code,
+    status: e.details?.status,
+    attempt: event.attempt,
+    delayMs: Math.round(event.delayMs),
+    error: typeof e.message === 'string' ? e.message : String(event.error),
+  };
+}
+
+/**
+ * The retry policy with every retry logged (warn: operation, code, HTTP status, attempt, delay)
+ * when the caller does not log its own: S3, SQS and SNS requests, so a store that keeps failing
+ * or an endpoint that refuses connections is never silent while the policy waits.
+ */
+export function withRetryLogging(retry: RetryPolicy, logger: Logger): RetryPolicy {
+  return (operation, options = {}) => retry(operation, {
+    ...options,
+    onRetry: options.onRetry ?? ((event) => logger.warn(retryFields(event), 'request failed; retrying')),
+  });
+}
+
 export function createRuntime(config: Config, logger: Logger, overrides: RuntimeOverrides = {}): Runtime {
   const s3 = overrides.s3 ?? createS3Client(config);
   // One connection pool for GES and the download links; bodies are streamed, and a
@@ -67,7 +91,7 @@ export function createRuntime(config: Config, logger: Logger, overrides: Runtime
     bodyTimeout: 60_000,
     keepAliveTimeout: 10_000,
   });
-  const retry = overrides.retry ?? createRetryPolicy();
+  const retry = withRetryLogging(overrides.retry ?? createRetryPolicy(), logger);
   const ges = createGesClient({ config: config.ges, logger: logger.child({ component: 'ges' }), retry, dispatcher, ...(overrides.now ? { now: overrides.now } : {}), onAuthFailure: overrides.onGesAuthFailure });
   const copier = createCopier({
     s3,

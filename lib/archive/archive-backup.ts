@@ -2,13 +2,14 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { assertAllowedLink, assertSafeFileName } from '../copy/guard.js';
 import { linkExpiresAt } from '../copy/link-expiry.js';
 import type { FileLink } from '../copy/copier.js';
-import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';
+import { ArchiverError, ErrorCodes, errorSummary, failureOf, toArchiverError } from '../errors.js';
 import type { GesClient } from '../ges/client.js';
 import type { GesBackupFile, GesBackupFiles } from '../ges/types.js';
 import { buildArchiveManifest, type ArchivedFile } from './archive-manifest.js';
 import { ARCHIVE_MANIFEST_NAME, fileKey, manifestKey } from './keys.js';
-import { deleteReceipts, listReceiptKeys, receiptKey, storedFile, writeReceipt } from './receipts.js';
-import { putJson } from './s3-objects.js';
+import { clearBackupState } from './backup-state.js';
+import { listReceiptKeys, receiptKey, storedFile, writeReceipt } from './receipts.js';
+import { headObject, putJson } from './s3-objects.js';
 import type { ArchiveDeps, ArchiveEvent, BackupReport, BackupTarget } from './types.js';
 
 export function toFileLink(file: GesBackupFile, receivedAt: number): FileLink {
@@ -49,10 +50,30 @@ export function validateBackupFiles(files: GesBackupFiles, allowedHosts: readonl
   }
 }
 
+/** Waits for `promise`, or rejects with `signal`'s reason (as an ArchiverError) as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(toArchiverError(signal.reason));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(toArchiverError(signal.reason));
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settle = (): void => signal.removeEventListener('abort', onAbort);
+    void promise.then((value) => {
+      settle();
+      resolve(value);
+    }, (err: unknown) => {
+      settle();
+      reject(err instanceof Error ? err : toArchiverError(err));
+    });
+  });
+}
+
 /**
  * Fresh links for one backup's files. Every refresh asks GES for the whole backup's links;
  * files that need a new link at the same time share one request, and a file that asks after
- * another file's refresh gets the links that refresh already brought.
+ * another file's refresh gets the links that refresh already brought. A shared request runs on
+ * the backup's own signal, not on the signal of the file that started it: each file waits for
+ * it with its own signal, so one file's failure (its copy aborts) never fails another file's
+ * refresh.
  */
 export class LinkSource {
   private current: GesBackupFiles | undefined;
@@ -62,12 +83,14 @@ export class LinkSource {
 
   /**
    * `initial`: a listing already fetched (the orchestrator has one; a fan-out worker does not).
+   * `signal`: the backup's (the run's or the invocation's); shared refreshes are cancelled only by it.
    * The copier checks every link against DOWNLOAD_ALLOWED_HOSTS before using it.
    */
   constructor(
     private readonly deps: { ges: GesClient; now?: (() => number) | undefined },
     private readonly target: { graphId: string; backupId: string },
     initial?: GesBackupFiles,
+    private readonly signal?: AbortSignal,
   ) {
     this.current = initial;
   }
@@ -82,15 +105,15 @@ export class LinkSource {
     const usable = this.current !== undefined
       && this.generation > (this.handedOut.get(name) ?? -1)
       && this.linkOf(name).expiresAt > now;
-    if (!usable) await this.refresh(signal);
+    if (!usable) await untilAborted(this.refresh(), signal);
     this.handedOut.set(name, this.generation);
     return this.linkOf(name);
   }
 
-  private refresh(signal: AbortSignal): Promise<void> {
+  private refresh(): Promise<void> {
     if (this.inflight) return this.inflight;
     const pending = this.deps.ges
-      .getBackupFiles(this.target.graphId, this.target.backupId, { signal })
+      .getBackupFiles(this.target.graphId, this.target.backupId, { signal: this.signal })
       .then((files) => {
         this.current = files;
         this.generation += 1;
@@ -98,6 +121,8 @@ export class LinkSource {
       .finally(() => {
         this.inflight = undefined;
       });
+    // Every waiter may have stopped waiting (their copies aborted): the outcome is then nobody's.
+    pending.catch(() => undefined);
     this.inflight = pending;
     return pending;
   }
@@ -112,6 +137,21 @@ export class LinkSource {
   }
 }
 
+/**
+ * A copy's last check before it commits (CopyFileRequest.beforeCommit): when another run wrote
+ * the backup's manifest.json while this one copied, the file is not replaced (its object under
+ * a finished manifest may even hold other bytes): ALREADY_ARCHIVED, and the copier aborts.
+ */
+export function refuseIfArchived(deps: Pick<ArchiveDeps, 's3' | 'retry' | 'config'>, target: { graphId: string; backupId: string }, fileName: string) {
+  return async (_result: unknown, signal: AbortSignal): Promise<void> => {
+    const { bucket, prefix } = deps.config.archive;
+    if (await headObject(deps, bucket, manifestKey(prefix, target.graphId, target.backupId), signal)) {
+      throw new ArchiverError(ErrorCodes.AlreadyArchived,
+        `Graph ${target.graphId} backup ${target.backupId} was archived by another run while ${fileName} was being copied; this copy was not stored`);
+    }
+  };
+}
+
 export interface ArchiveBackupOptions {
   signal?: AbortSignal;
   dryRun?: boolean;
@@ -123,9 +163,11 @@ export interface ArchiveBackupOptions {
 
 /**
  * Archives one backup: asks GES for its links, copies every file (bounded concurrency),
- * then writes manifest.json, last and only when every file is stored and verified. A file
- * already stored and verified by an earlier, interrupted run is reused, not copied again.
- * Never throws: the outcome, failure included, is the returned report.
+ * then writes manifest.json, last and only when every file is stored and verified, and removes
+ * the backup's working state. A file already stored and verified by an earlier, interrupted run
+ * is reused, not copied again. Each copy checks right before it commits that no other run has
+ * archived the backup meanwhile; if one has, nothing is replaced and the backup is `skipped`
+ * (reason ALREADY_ARCHIVED). Never throws: the outcome, failure included, is the returned report.
  */
 export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, options: ArchiveBackupOptions = {}): Promise<BackupReport> {
   const now = deps.now ?? Date.now;
@@ -155,17 +197,17 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
 
     emit({ type: 'backup-start', graphId, backupId, files: listing.files.length, estimatedBytes });
     log.info({ files: listing.files.length, estimatedBytes }, 'archiving backup');
-    const links = new LinkSource(deps, target, listing);
+    const links = new LinkSource(deps, target, listing, signal);
     const limit = options.fileLimit ?? pLimit(deps.config.concurrency.files);
     // Once a file has failed the backup cannot complete in this run: files not yet started
     // are left for the next run, but copies in flight finish (their receipts make the next
-    // run cheaper).
+    // run cheaper). Once another run is found to have archived the backup, nothing more starts.
     let firstError: ArchiverError | undefined;
+    let archivedElsewhere: ArchiverError | undefined;
     const receipts = await listReceiptKeys(deps, bucket, prefix, graphId, backupId, signal);
-    const written: string[] = [];
 
     const results = await Promise.all(listing.files.map((file) => limit(async (): Promise<ArchivedFile | undefined> => {
-      if (signal.aborted || firstError !== undefined) return undefined;
+      if (signal.aborted || firstError !== undefined || archivedElsewhere !== undefined) return undefined;
       const key = fileKey(prefix, graphId, backupId, file.name);
       const rKey = receiptKey(prefix, graphId, backupId, file.name);
       try {
@@ -188,6 +230,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
           signal: signal,
           onProgress: (delta) => emit({ type: 'bytes', delta }),
           metadata: { 'ges-graph-id': graphId, 'ges-backup-id': backupId },
+          beforeCommit: refuseIfArchived(deps, target, file.name),
         });
         if (result.status !== 'complete') {
           throw new ArchiverError(ErrorCodes.Internal, `Copy of ${file.name} stopped before completion`);
@@ -198,7 +241,6 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
           await writeReceipt(deps, bucket, rKey, {
             name: file.name, key, bytes: result.bytes, sha256: result.sha256, completedAt: new Date(now()).toISOString(),
           }, signal);
-          written.push(rKey);
         }
         const { durationMs, resumes, linkRefreshes, restarts } = result.stats;
         log.info({ file: file.name, bytes: result.bytes, durationMs, ...(resumes + linkRefreshes + restarts > 0 ? { resumes, linkRefreshes, restarts } : {}) }, 'file archived');
@@ -207,7 +249,12 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
         emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: result.bytes, reused: false });
         return { name: file.name, key, bytes: result.bytes, sha256: result.sha256 };
       } catch (err) {
-        const e = toArchiverError(err);
+        const e = failureOf(err, signal);
+        if (e.code === ErrorCodes.AlreadyArchived) {
+          archivedElsewhere ??= e;
+          log.info({ file: file.name }, 'another run archived the backup meanwhile; this copy was not stored');
+          return undefined;
+        }
         if (firstError === undefined) firstError = e;
         log.error({ file: file.name, err: e }, 'file failed');
         emit({ type: 'file-failed', graphId, backupId, name: file.name, code: e.code });
@@ -215,6 +262,11 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
       }
     })));
 
+    if (archivedElsewhere !== undefined) {
+      // The backup is archived (by the run that wrote manifest.json): not a failure of this one.
+      await removeState(deps, target, log, signal);
+      return { ...base, status: 'skipped', files: 0, bytes: 0, durationMs: now() - started, reason: errorSummary(archivedElsewhere) };
+    }
     if (firstError !== undefined) throw firstError;
     if (signal.aborted) throw toArchiverError(signal.reason);
     const files = results.filter((r): r is ArchivedFile => r !== undefined);
@@ -229,13 +281,19 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     });
     const mKey = manifestKey(prefix, graphId, backupId);
     await putJson(deps, bucket, mKey, manifest, signal);
-    await deleteReceipts(deps, bucket, [...new Set([...receipts, ...written])])
-      .catch((err: unknown) => log.warn({ err }, 'could not remove file receipts; they are harmless'));
+    await removeState(deps, target, log, signal);
     log.info({ files: manifest.fileCount, bytes: manifest.totalBytes }, 'backup archived');
     return { ...base, status: 'archived', files: manifest.fileCount, bytes: manifest.totalBytes, durationMs: now() - started, manifestKey: mKey };
   } catch (err) {
-    const summary = errorSummary(err);
-    log.error({ err: toArchiverError(err) }, 'backup failed');
-    return { ...base, status: 'failed', files: filesDone, bytes: bytesDone, durationMs: now() - started, error: summary };
+    const e = failureOf(err, signal);
+    log.error({ err: e }, 'backup failed');
+    return { ...base, status: 'failed', files: filesDone, bytes: bytesDone, durationMs: now() - started, error: errorSummary(e) };
   }
+}
+
+/** Once a backup is archived, its working state (receipts, a stale fan-out's job and checkpoints) goes; a leftover is harmless. */
+async function removeState(deps: ArchiveDeps, target: BackupTarget, log: ArchiveDeps['logger'], signal: AbortSignal): Promise<void> {
+  const { bucket, prefix } = deps.config.archive;
+  await clearBackupState(deps, bucket, prefix, target, { signal })
+    .catch((err: unknown) => log.warn({ err: toArchiverError(err) }, 'could not remove the backup\'s working state under _state/; it is harmless, and `ges-archiver cleanup` removes it'));
 }

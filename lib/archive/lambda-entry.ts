@@ -3,6 +3,7 @@ import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../err
 import { fanOut, type FanOutOptions } from '../fanout/plan-fanout.js';
 import { DEFAULT_INLINE_THROUGHPUT_MIBPS, type FanoutDeps } from '../fanout/types.js';
 import { planRun, type RunPlan } from './plan.js';
+import { checkArchiveBucket } from './preflight.js';
 import { loadRunManifest, validateRunManifest } from './run-manifest.js';
 import { archiveOne, executePlan, finishRun, newRunId, orderedReports } from './run.js';
 import type { BackupTarget, RunReport } from './types.js';
@@ -59,8 +60,9 @@ function alertDeps(deps: FanoutDeps): Parameters<typeof publishRunAlert>[0] {
  * `scheduledRun`: reads the manifest (MANIFEST_URI), plans the run, and archives inline when the
  * estimated copy time (GES size estimates ÷ INLINE_THROUGHPUT_MBPS, in MiB/s) fits before the
  * deadline minus a margin; otherwise fans the target backups out to the copy queue (status
- * `queued`). Without COPY_QUEUE_URL it always runs inline (and warns). A manifest that cannot
- * be read or is invalid alerts and throws (the invocation fails).
+ * `queued`). Without COPY_QUEUE_URL it always runs inline (and warns). An archive bucket that
+ * fails its check (BUCKET_UNAVAILABLE, before GES is asked for anything), or a manifest that
+ * cannot be read or is invalid, alerts and throws (the invocation fails).
  */
 export async function runScheduled(deps: FanoutDeps, options: ScheduledRunOptions = {}): Promise<ScheduledRunReport> {
   const now = deps.now ?? Date.now;
@@ -72,6 +74,8 @@ export async function runScheduled(deps: FanoutDeps, options: ScheduledRunOption
 
   let plan: RunPlan;
   try {
+    // The bucket first: a missing bucket or refused credentials fail fast, with one alert.
+    await checkArchiveBucket(deps, { write: true, signal });
     const uri = options.manifestUri ?? deps.config.manifestUri;
     if (uri === undefined) throw new ArchiverError(ErrorCodes.ConfigInvalid, 'No manifest: MANIFEST_URI is not set');
     const manifest = await loadRunManifest(uri, deps, signal ? { signal } : {});
@@ -107,10 +111,19 @@ export async function runScheduled(deps: FanoutDeps, options: ScheduledRunOption
 
 /**
  * `archiveBackup`: one backup by hand, same rules as a manifest entry (ids validated first:
- * MANIFEST_INVALID names the field). Returns the run report; a failure alerts.
+ * MANIFEST_INVALID names the field; then the bucket: BUCKET_UNAVAILABLE alerts and throws).
+ * Returns the run report; a failure alerts.
  */
 export async function archiveOneBackup(deps: FanoutDeps, ids: { graphId: string; backupId: string }, options: { signal?: AbortSignal } = {}): Promise<RunReport> {
   validateRunManifest({ version: 1, graphs: [{ graphId: ids.graphId, backups: [ids.backupId] }] }, 'from the event');
+  try {
+    await checkArchiveBucket(deps, { write: true, signal: options.signal });
+  } catch (err) {
+    const e = toArchiverError(err);
+    deps.logger.error({ err: e }, 'manual run could not start');
+    await publishRunAlert(alertDeps(deps), { runId: newRunId((deps.now ?? Date.now)()), failures: [], runError: errorSummary(e) }, { source: 'archiveBackup' });
+    throw e;
+  }
   const report = await archiveOne(deps, ids.graphId, ids.backupId, { trigger: 'manual', ...(options.signal ? { signal: options.signal } : {}) });
   await publishRunAlert(alertDeps(deps), report, { source: 'archiveBackup' });
   return report;

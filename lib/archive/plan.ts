@@ -1,6 +1,7 @@
-import { ArchiverError, ErrorCodes, errorSummary } from '../errors.js';
+import { ArchiverError, ErrorCodes, errorSummary, type ErrorCode } from '../errors.js';
 import { ListingIncompleteError } from '../ges/client.js';
 import type { GesBackup } from '../ges/types.js';
+import { DEFAULT_FANOUT_MARKER_TTL_MS, fanoutInProgress } from './fanout-job.js';
 import { manifestKey } from './keys.js';
 import type { RunManifest } from './run-manifest.js';
 import { headObject } from './s3-objects.js';
@@ -9,8 +10,9 @@ import type { ArchiveDeps, BackupReport, BackupTarget } from './types.js';
 /**
  * Turns a run manifest into concrete backups: `latest` and `all` are resolved from GES's
  * backup list (only `success` backups), explicit ids are checked against it. A backup whose
- * archive manifest already exists is reported `skipped` without asking GES for links; an
- * explicit id that is archived is skipped without even listing the graph.
+ * archive manifest already exists, or whose fan-out by another run is in progress (its
+ * job.json is younger than FANOUT_MARKER_HOURS), is reported `skipped` with the reason, without
+ * asking GES for links; such an explicit id is skipped without even listing the graph.
  */
 export interface RunPlan {
   targets: BackupTarget[];
@@ -33,7 +35,7 @@ async function isArchived(deps: ArchiveDeps, graphId: string, backupId: string, 
   return (await headObject(deps, bucket, manifestKey(prefix, graphId, backupId), signal)) !== undefined;
 }
 
-function skipped(graphId: string, backup: { id: string; name?: string }): BackupReport {
+function skipped(graphId: string, backup: { id: string; name?: string }, reason: { code: ErrorCode; message: string }): BackupReport {
   return {
     graphId,
     backupId: backup.id,
@@ -41,7 +43,24 @@ function skipped(graphId: string, backup: { id: string; name?: string }): Backup
     files: 0,
     bytes: 0,
     ...(backup.name === undefined ? {} : { backupName: backup.name }),
+    reason,
   };
+}
+
+/** A skip report when the backup needs nothing from this run: archived, or being fanned out by another run. */
+async function alreadyHandled(deps: ArchiveDeps, graphId: string, backup: { id: string; name?: string }, signal?: AbortSignal): Promise<BackupReport | undefined> {
+  if (await isArchived(deps, graphId, backup.id, signal)) {
+    return skipped(graphId, backup, { code: ErrorCodes.AlreadyArchived, message: 'already archived (manifest.json exists)' });
+  }
+  const { bucket, prefix } = deps.config.archive;
+  const marker = await fanoutInProgress(deps, bucket, prefix, { graphId, backupId: backup.id }, {
+    ttlMs: deps.config.fanout?.markerTtlMs ?? DEFAULT_FANOUT_MARKER_TTL_MS, now: (deps.now ?? Date.now)(), signal,
+  });
+  if (marker === undefined) return undefined;
+  return skipped(graphId, backup, {
+    code: ErrorCodes.FanoutInProgress,
+    message: `being archived by the fan-out of run ${marker.runId} (since ${marker.createdAt}); left to its copy workers until ${marker.expiresAt}`,
+  });
 }
 
 async function planGraph(
@@ -56,7 +75,8 @@ async function planGraph(
     // Explicit ids: an archived one needs nothing from GES.
     const pending: string[] = [];
     for (const id of new Set(selector as readonly string[])) {
-      if (await isArchived(deps, graphId, id, signal)) plan.settled.push(skipped(graphId, { id }));
+      const handled = await alreadyHandled(deps, graphId, { id }, signal);
+      if (handled) plan.settled.push(handled);
       else pending.push(id);
     }
     if (pending.length === 0) return plan;
@@ -113,11 +133,11 @@ async function planGraph(
     if (!SAFE_ID.test(backup.id)) {
       plan.settled.push(failed(graphId, backup.id, new ArchiverError(ErrorCodes.GesBadResponse,
         `GES returned a backup id that is not a safe key segment: ${JSON.stringify(backup.id.slice(0, 80))}`)));
-    } else if (wanted === undefined && await isArchived(deps, graphId, backup.id, signal)) {
-      plan.settled.push(skipped(graphId, backup));
-    } else {
-      plan.targets.push({ graphId, backupId: backup.id, backup });
+      continue;
     }
+    const handled = wanted === undefined ? await alreadyHandled(deps, graphId, backup, signal) : undefined;
+    if (handled) plan.settled.push(handled);
+    else plan.targets.push({ graphId, backupId: backup.id, backup });
   }
   return plan;
 }

@@ -1,9 +1,8 @@
-import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import pLimit from 'p-limit';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import type { RetryPolicy } from '../retry.js';
 import type { ArchivedFile } from './archive-manifest.js';
-import { getJson, headObject, putJson, s3Error } from './s3-objects.js';
+import { getJson, headObject, listObjects, putJson } from './s3-objects.js';
 
 /**
  * A receipt records that one file of a backup is stored at its final key and verified, with
@@ -69,28 +68,6 @@ export async function writeReceipt(deps: Deps, bucket: string, key: string, rece
  */
 export async function listReceiptKeys(deps: Deps, bucket: string, prefix: string, graphId: string, backupId: string, signal?: AbortSignal): Promise<Set<string>> {
   const keys = new Set<string>();
-  const listPrefix = `${stateBackupPrefix(prefix, graphId, backupId)}files/`;
-  let token: string | undefined;
-  do {
-    const page = await deps.retry(async () => {
-      try {
-        return await deps.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: listPrefix, ContinuationToken: token }), { abortSignal: signal });
-      } catch (err) {
-        throw s3Error('ListObjectsV2', listPrefix, err);
-      }
-    }, { signal });
-    for (const o of page.Contents ?? []) if (o.Key) keys.add(o.Key);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  for await (const o of listObjects(deps, bucket, `${stateBackupPrefix(prefix, graphId, backupId)}files/`, signal)) keys.add(o.key);
   return keys;
-}
-
-/**
- * Best-effort cleanup after manifest.json is written; a leftover receipt is harmless. One
- * DeleteObject per key, a few at a time: DeleteObjects needs a Content-MD5 that
- * S3-compatible stores treat differently.
- */
-export async function deleteReceipts(deps: Deps, bucket: string, keys: string[]): Promise<void> {
-  const limit = pLimit(8);
-  await Promise.all(keys.map((key) => limit(() => deps.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })))));
 }

@@ -1,27 +1,23 @@
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client,
+} from '@aws-sdk/client-s3';
+import pLimit from 'p-limit';
+import { toS3Error } from '../copy/s3-errors.js';
 import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
 import type { RetryPolicy } from '../retry.js';
 
 /** Small S3 helpers for the orchestrator: existence checks and whole-object JSON writes. */
 
+/** The object is not there (a missing bucket is not "no object": it is an error). */
 export function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (e.name === 'NoSuchBucket') return false;
   return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
 }
 
-function isTransient(err: unknown): boolean {
-  const e = err as { name?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
-  const status = e.$metadata?.httpStatusCode;
-  return e.$retryable !== undefined || status === undefined || status >= 500 || status === 429;
-}
-
-export function s3Error(action: string, key: string, err: unknown): ArchiverError {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return new ArchiverError(ErrorCodes.S3Failed, `S3 ${action} failed for ${key}: ${e.name ?? 'Error'}`, {
-    cause: err,
-    retryable: isTransient(err),
-    details: { status: e.$metadata?.httpStatusCode, key },
-  });
+/** An S3 failure on `key` as S3_FAILED naming the operation, the store's code and the HTTP status (see toS3Error). */
+export function s3Error(action: string, key: string, err: unknown): Error {
+  return toS3Error(err, action, { key });
 }
 
 export interface HeadResult {
@@ -42,6 +38,72 @@ export async function headObject(
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw s3Error('HeadObject', key, err);
+    }
+  }, { signal });
+}
+
+export interface ListedObject {
+  key: string;
+  bytes: number;
+  lastModified: Date | undefined;
+}
+
+/** Every object under `listPrefix`, page by page (1,000 keys at a time in memory), each page with the retry policy. */
+export async function* listObjects(
+  deps: { s3: S3Client; retry: RetryPolicy },
+  bucket: string,
+  listPrefix: string,
+  signal?: AbortSignal,
+): AsyncGenerator<ListedObject> {
+  let token: string | undefined;
+  do {
+    const continuation = token;
+    const page = await deps.retry(async () => {
+      try {
+        return await deps.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: listPrefix, ContinuationToken: continuation }), { abortSignal: signal });
+      } catch (err) {
+        throw s3Error('ListObjectsV2', listPrefix, err);
+      }
+    }, { signal });
+    for (const o of page.Contents ?? []) {
+      if (o.Key !== undefined) yield { key: o.Key, bytes: o.Size ?? 0, lastModified: o.LastModified };
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+}
+
+/** Deletes one object; a missing one is fine. */
+export async function deleteKey(deps: { s3: S3Client; retry: RetryPolicy }, bucket: string, key: string, signal?: AbortSignal): Promise<void> {
+  await deps.retry(async () => {
+    try {
+      await deps.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw s3Error('DeleteObject', key, err);
+    }
+  }, { signal });
+}
+
+/**
+ * Deletes objects, eight at a time, one DeleteObject each (DeleteObjects needs a Content-MD5
+ * that S3-compatible stores treat differently). Throws the first failure once all are tried.
+ */
+export async function deleteKeys(deps: { s3: S3Client; retry: RetryPolicy }, bucket: string, keys: readonly string[], signal?: AbortSignal): Promise<void> {
+  const limit = pLimit(8);
+  const results = await Promise.allSettled(keys.map((key) => limit(() => deleteKey(deps, bucket, key, signal))));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** Aborts a multipart upload. False when it was already gone (completed, aborted, expired). */
+export async function abortUpload(deps: { s3: S3Client; retry: RetryPolicy }, bucket: string, key: string, uploadId: string, signal?: AbortSignal): Promise<boolean> {
+  return deps.retry(async () => {
+    try {
+      await deps.s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), { abortSignal: signal });
+      return true;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchUpload') return false;
+      throw s3Error('AbortMultipartUpload', key, err);
     }
   }, { signal });
 }

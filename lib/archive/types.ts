@@ -9,7 +9,7 @@ import type { RetryPolicy } from '../retry.js';
 
 /** What the orchestrator needs; the composition root (CLI, Lambda) builds it. */
 export interface ArchiveDeps {
-  config: Pick<Config, 'archive' | 'concurrency' | 'download'>;
+  config: Pick<Config, 'archive' | 'concurrency' | 'download'> & { fanout?: Partial<Config['fanout']> };
   s3: S3Client;
   ges: GesClient;
   copier: Copier;
@@ -32,6 +32,8 @@ export interface BackupReport {
   durationMs?: number;
   manifestKey?: string;
   error?: { code: ErrorCode; message: string };
+  /** Why a backup was `skipped`: ALREADY_ARCHIVED (manifest.json exists) or FANOUT_IN_PROGRESS. */
+  reason?: { code: ErrorCode; message: string };
 }
 
 export interface RunReport {

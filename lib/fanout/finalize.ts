@@ -3,10 +3,11 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { buildArchiveManifest, type ArchivedFile, type ArchiveManifest } from '../archive/archive-manifest.js';
 import { fileKey, manifestKey } from '../archive/keys.js';
-import { deleteReceipts, listReceiptKeys, receiptKey, storedFile } from '../archive/receipts.js';
+import { clearBackupState } from '../archive/backup-state.js';
+import { listReceiptKeys, receiptKey, storedFile } from '../archive/receipts.js';
 import { headObject, putJson, s3Error } from '../archive/s3-objects.js';
-import { ArchiverError, ErrorCodes } from '../errors.js';
-import { deleteKey, finalizeLockKey, getJson, jobKey, readJob } from './state.js';
+import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
+import { deleteKey, finalizeLockKey, getJson, readJob } from './state.js';
 import type { FanoutDeps } from './types.js';
 import { sleep } from '../retry.js';
 
@@ -18,8 +19,9 @@ import { sleep } from '../retry.js';
  *    its object is missing or has another length ('incomplete': a later worker finalizes).
  * 2. AWS S3: `PutObject` with `If-None-Match: *`. The store decides atomically; 412 means
  *    another worker wrote it first ('exists').
- * 3. Stores without conditional writes (Swift answers 501 NotImplemented; the answer is
- *    remembered per S3 client) fall back to a lock object: check that no fresh lock exists,
+ * 3. Stores without conditional writes (any answer of `conditionalWritesRefused`: Swift's 501
+ *    NotImplemented, a 400 refusing the header; remembered per S3 client) fall back to a lock
+ *    object: check that no fresh lock exists,
  *    PUT `finalize.lock` with a unique token, wait `settleDelayMs`, read it back; only the
  *    owner of the token checks again that manifest.json does not exist and writes it.
  *    ASSUMPTION of the fallback: the store is read-after-write consistent and last-writer-wins,
@@ -28,8 +30,12 @@ import { sleep } from '../retry.js';
  *    (a request stalls for longer), the worst case is manifest.json written twice with the
  *    same files and digests (only `archivedAt` differs): never a manifest for an incomplete
  *    backup. A lock older than `lockTtlMs` (a crashed owner) is taken over.
- * 4. The writer removes receipts, job.json and the lock afterwards (best effort: leftovers
- *    under `_state/` are harmless).
+ *    'busy' (another finalizer holds a fresh lock, or won it) is not done: the caller must
+ *    come back (the copy worker re-queues its message with a delay), since the holder may die
+ *    before writing; after `lockTtlMs` its lock is taken over.
+ * 4. The writer removes everything under the backup's `_state/` afterwards: receipts, job.json,
+ *    the lock, and checkpoints with the uploads they name (best effort: leftovers are harmless,
+ *    and `ges-archiver cleanup` removes them).
  */
 export type FinalizeOutcome = 'written' | 'exists' | 'incomplete' | 'busy';
 
@@ -55,7 +61,7 @@ interface LockBody {
 }
 
 /** The manifest when every file of the job is stored with its receipt's length; undefined when not yet. */
-async function completeManifest(deps: FanoutDeps, graphId: string, backupId: string, signal?: AbortSignal): Promise<{ manifest: ArchiveManifest; receiptKeys: string[] } | undefined> {
+async function completeManifest(deps: FanoutDeps, graphId: string, backupId: string, signal?: AbortSignal): Promise<{ manifest: ArchiveManifest } | undefined> {
   const { bucket, prefix } = deps.config.archive;
   const job = await readJob(deps, bucket, prefix, graphId, backupId, signal);
   if (!job) {
@@ -78,7 +84,23 @@ async function completeManifest(deps: FanoutDeps, graphId: string, backupId: str
     runId: job.runId,
     files: files as ArchivedFile[],
   });
-  return { manifest, receiptKeys: wanted.map((w) => w.rKey) };
+  return { manifest };
+}
+
+/**
+ * The answers that mean "this store does not do conditional writes" to a PutObject with
+ * `If-None-Match: *`: `NotImplemented` ("A header you provided implies functionality that is
+ * not implemented", 501: what AWS S3 answered before it had conditional writes, and what
+ * OpenStack Swift's s3api answers; some stores send it with 400), and a 400 `InvalidArgument` or
+ * `InvalidRequest` from stores that refuse the header as an argument they do not take. A 400 for
+ * another reason makes the lock fallback's plain PutObject fail the same way, so that error
+ * still surfaces. (A store that ignores the header cannot be told apart: it answers 200.)
+ */
+export function conditionalWritesRefused(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  if (status === 501 || e.name === 'NotImplemented') return true;
+  return status === 400 && (e.name === 'InvalidArgument' || e.name === 'InvalidRequest');
 }
 
 /** 'written', 'exists' (412), or 'unsupported' (the store has no conditional writes). */
@@ -95,7 +117,8 @@ async function putIfAbsent(deps: FanoutDeps, key: string, manifest: ArchiveManif
       const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
       const status = e.$metadata?.httpStatusCode;
       if (status === 412 || e.name === 'PreconditionFailed') return 'exists' as const;
-      if (status === 501 || e.name === 'NotImplemented') {
+      if (conditionalWritesRefused(err)) {
+        deps.logger.info({ status, code: e.name }, 'the store does not support conditional writes (If-None-Match); finalizing under a lock object instead');
         conditionalWritesUnsupported.add(deps.s3);
         return 'unsupported' as const;
       }
@@ -152,13 +175,15 @@ export async function finalizeBackup(deps: FanoutDeps, graphId: string, backupId
     const written = await headObject(deps, bucket, mKey, signal);
     return { outcome: written ? 'exists' : 'incomplete', manifestKey: mKey };
   }
-  const { manifest, receiptKeys } = complete;
+  const { manifest } = complete;
 
   const outcome: FinalizeOutcome = await putIfAbsent(deps, mKey, manifest, signal).then((r) => (r === 'unsupported' ? writeUnderLock(deps, graphId, backupId, mKey, manifest, options) : r));
   if (outcome === 'written') {
     log.info({ files: manifest.fileCount, bytes: manifest.totalBytes, runId: manifest.runId }, 'backup archived (fan-out)');
-    const leftovers = [...receiptKeys, jobKey(prefix, graphId, backupId), finalizeLockKey(prefix, graphId, backupId)];
-    await deleteReceipts(deps, bucket, leftovers).catch((err: unknown) => log.warn({ err }, 'could not remove fan-out state; it is harmless'));
+    // Everything under the backup's _state/ goes: receipts, job.json, the lock, and checkpoints
+    // (whose uploads, left by duplicates of handed-over copies, are aborted first).
+    await clearBackupState(deps, bucket, prefix, { graphId, backupId }, { signal })
+      .catch((err: unknown) => log.warn({ err: toArchiverError(err) }, 'could not remove the backup\'s fan-out state; it is harmless, and `ges-archiver cleanup` removes it'));
     return { outcome, manifestKey: mKey, manifest };
   }
   return { outcome, manifestKey: mKey };

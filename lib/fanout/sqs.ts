@@ -9,7 +9,7 @@ export function sqsError(action: string, err: unknown): ArchiverError {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
   const status = e.$metadata?.httpStatusCode;
   const retryable = e.$retryable !== undefined || status === undefined || status >= 500 || status === 429;
-  return new ArchiverError(ErrorCodes.QueueFailed, `SQS ${action} failed: ${e.name ?? 'Error'}`, { cause: err, retryable, details: { status } });
+  return new ArchiverError(ErrorCodes.QueueFailed, `SQS ${action} failed: ${e.name ?? 'Error'}`, { cause: err, retryable, details: { operation: `SQS ${action}`, remoteCode: e.name, status } });
 }
 
 interface Deps {
@@ -17,10 +17,11 @@ interface Deps {
   retry: RetryPolicy;
 }
 
-export async function sendMessage(deps: Deps, queueUrl: string, body: string, signal?: AbortSignal): Promise<void> {
+/** `delaySeconds`: the message becomes visible that much later (0 to 900). */
+export async function sendMessage(deps: Deps, queueUrl: string, body: string, signal?: AbortSignal, delaySeconds?: number): Promise<void> {
   await deps.retry(async () => {
     try {
-      await deps.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }), { abortSignal: signal });
+      await deps.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body, DelaySeconds: delaySeconds }), { abortSignal: signal });
     } catch (err) {
       throw sqsError('SendMessage', err);
     }

@@ -1,11 +1,11 @@
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import { LinkSource } from '../archive/archive-backup.js';
+import { LinkSource, refuseIfArchived } from '../archive/archive-backup.js';
 import { fileKey, manifestKey } from '../archive/keys.js';
 import { receiptKey, storedFile, writeReceipt } from '../archive/receipts.js';
 import { headObject, putJson } from '../archive/s3-objects.js';
 import type { CopyCheckpoint, CopyFileRequest, CopyFileResult } from '../copy/copier.js';
-import { ArchiverError, ErrorCodes, isAbortError, toArchiverError } from '../errors.js';
+import { ArchiverError, ErrorCodes, failureOf, isAbortError, toArchiverError } from '../errors.js';
 import { publishRunAlert, type AlertFailure } from '../alerts/index.js';
 import { finalizeBackup, type FinalizeOptions } from './finalize.js';
 import { parseCopyMessage, serializeCopyMessage, type CopyMessage } from './messages.js';
@@ -34,11 +34,15 @@ export interface WorkerOptions {
   /** Records processed at once; default ARCHIVE_FILE_CONCURRENCY. */
   concurrency?: number;
   finalize?: FinalizeOptions;
+  /** Delay of a message re-queued because the finalize lock was busy; default 30 s (SQS allows up to 900). */
+  finalizeRetryDelaySeconds?: number;
 }
 
-export type RecordOutcome = 'copied' | 'handed-over' | 'duplicate' | 'failed';
+/** `requeued`: stored, but the finalize lock was busy: the message was sent again with a delay to finalize later. */
+export type RecordOutcome = 'copied' | 'handed-over' | 'duplicate' | 'requeued' | 'failed';
 
 const DEFAULT_HANDOVER_MARGIN_MS = 60_000;
+const DEFAULT_FINALIZE_RETRY_DELAY_SECONDS = 30;
 
 const attributesSchema = z.looseObject({ ApproximateReceiveCount: z.coerce.number().int().positive().optional() });
 
@@ -141,7 +145,8 @@ class Worker {
       flog.info({ outcome }, 'copy message done');
       return outcome;
     } catch (err) {
-      const e = toArchiverError(err);
+      // Cut short by the invocation's deadline: DEADLINE_EXCEEDED (the signal's reason), not a cancellation.
+      const e = failureOf(err, this.options.signal);
       const aborted = isAbortError(e) || this.options.signal?.aborted === true;
       flog.error({ err: e, last, retryable: e.retryable }, last ? 'file failed on its last delivery; it goes to the dead-letter queue' : 'file failed; SQS delivers the message again');
       if (last && !aborted) {
@@ -167,23 +172,25 @@ class Worker {
     const key = fileKey(prefix, graphId, backupId, fileName);
     const rKey = receiptKey(prefix, graphId, backupId, fileName);
     const ckKey = checkpointKey(prefix, graphId, backupId, fileName);
+    if (message.checkpointKey !== undefined && message.checkpointKey !== ckKey) {
+      throw new ArchiverError(ErrorCodes.MessageInvalid, 'Invalid copy message: checkpointKey does not belong to this file', { details: { fields: ['checkpointKey'] } });
+    }
 
-    // Duplicates and redeliveries: an archived backup, or a file with a receipt and its object, changes nothing.
+    // Duplicates and redeliveries: an archived backup, or a file with a receipt and its object,
+    // changes nothing (a continuation's upload is aborted: its work is done).
     if (await headObject(deps, bucket, manifestKey(prefix, graphId, backupId), signal)) {
       log.info({}, 'backup already archived; nothing to do');
+      await this.dropCheckpoint(message, log);
       return 'duplicate';
     }
     if (await storedFile(deps, bucket, { name: fileName, key, receiptKey: rKey }, signal)) {
       log.info({}, 'file already archived; nothing to copy');
-      await this.finalize(graphId, backupId);
-      return 'duplicate';
+      await this.dropCheckpoint(message, log);
+      return this.finalize(message, 'duplicate', log);
     }
 
     let checkpoint: CopyCheckpoint | undefined;
     if (message.checkpointKey !== undefined) {
-      if (message.checkpointKey !== ckKey) {
-        throw new ArchiverError(ErrorCodes.MessageInvalid, 'Invalid copy message: checkpointKey does not belong to this file', { details: { fields: ['checkpointKey'] } });
-      }
       const parsed = checkpointShape.safeParse(await getJson(deps, bucket, ckKey, signal));
       if (parsed.success) checkpoint = parsed.data;
       else log.warn({}, 'checkpoint missing or unreadable; copying the file from the start');
@@ -193,40 +200,48 @@ class Worker {
     if (handoverAt !== undefined && this.now() >= handoverAt) {
       throw new ArchiverError(ErrorCodes.DeadlineExceeded, 'Too little time left in this invocation to start the copy', { retryable: true });
     }
-    const links = new LinkSource(deps, { graphId, backupId });
+    const links = new LinkSource(deps, { graphId, backupId }, undefined, signal);
     const request: CopyFileRequest = {
       bucket, key, fileName,
       // The worker asks GES for its own link: messages never carry one.
       getLink: (s) => links.fresh(fileName, s),
       metadata: { 'ges-graph-id': graphId, 'ges-backup-id': backupId },
+      // A late duplicate (another run, a redelivery) never replaces a file under a finished manifest.json.
+      beforeCommit: refuseIfArchived(deps, { graphId, backupId }, fileName),
       ...(signal ? { signal } : {}),
       ...(handoverAt === undefined ? {} : { handoverAt }),
     };
 
     let result: CopyFileResult;
     try {
-      result = await deps.copier.copyFile(checkpoint ? { ...request, checkpoint } : request);
-    } catch (err) {
-      if (!checkpoint || !isNoSuchUpload(err)) throw err;
-      // The upload behind the checkpoint is gone: completed by a duplicate of this message, or
-      // aborted (a deadline, the bucket's lifecycle rule). Done, or start the file again.
-      if (await storedFile(deps, bucket, { name: fileName, key, receiptKey: rKey }, signal)) {
-        await this.finalize(graphId, backupId);
-        return 'duplicate';
+      try {
+        result = await deps.copier.copyFile(checkpoint ? { ...request, checkpoint } : request);
+      } catch (err) {
+        if (!checkpoint || !isNoSuchUpload(err)) throw err;
+        // The upload behind the checkpoint is gone: completed by a duplicate of this message, or
+        // aborted (a deadline, the bucket's lifecycle rule). Done, or start the file again.
+        if (await storedFile(deps, bucket, { name: fileName, key, receiptKey: rKey }, signal)) {
+          await deleteKey(deps, bucket, ckKey).catch((e: unknown) => log.warn({ err: e }, 'could not remove the copy checkpoint; it is harmless'));
+          return await this.finalize(message, 'duplicate', log);
+        }
+        log.warn({}, 'the checkpoint\'s multipart upload is gone; copying the file from the start');
+        result = await deps.copier.copyFile(request);
       }
-      log.warn({}, 'the checkpoint\'s multipart upload is gone; copying the file from the start');
-      result = await deps.copier.copyFile(request);
+    } catch (err) {
+      if (toArchiverError(err).code !== ErrorCodes.AlreadyArchived) throw err;
+      // The copier aborted its upload instead of completing it: the finished backup stays as it is.
+      log.info({}, 'another run archived the backup while this file was being copied; nothing was replaced');
+      if (message.checkpointKey !== undefined) {
+        await deleteKey(deps, bucket, ckKey).catch((e: unknown) => log.warn({ err: e }, 'could not remove the copy checkpoint; it is harmless'));
+      }
+      return 'duplicate';
     }
 
     if (result.status === 'handover') {
       // Persist the progress, then queue the continuation: if sending fails the message is
       // delivered again and continues from this checkpoint (or restarts).
       await putJson(deps, bucket, ckKey, result.checkpoint, signal);
-      const queueUrl = deps.config.copyQueueUrl;
-      if (queueUrl === undefined || deps.sqs === undefined) {
-        throw new ArchiverError(ErrorCodes.ConfigInvalid, 'A copy handed over but there is no COPY_QUEUE_URL to continue it');
-      }
-      await sendMessage({ sqs: deps.sqs, retry: deps.retry }, queueUrl, serializeCopyMessage({ ...message, checkpointKey: ckKey }), signal);
+      await this.send({ ...message, checkpointKey: ckKey });
       log.info({ offset: result.checkpoint.offset, totalBytes: result.checkpoint.totalBytes }, 'copy handed over to a continuation message');
       return 'handed-over';
     }
@@ -238,15 +253,50 @@ class Worker {
       await deleteKey(deps, bucket, ckKey).catch((err: unknown) => log.warn({ err }, 'could not remove the copy checkpoint; it is harmless'));
     }
     log.info({ bytes: result.bytes, ...result.stats }, 'file archived');
-    await this.finalize(graphId, backupId);
-    return 'copied';
+    return this.finalize(message, 'copied', log);
   }
 
-  private async finalize(graphId: string, backupId: string): Promise<void> {
+  /** Sends a message to the copy queue (a continuation, or a finalize to try again later). */
+  private async send(message: CopyMessage, delaySeconds?: number): Promise<void> {
+    const queueUrl = this.deps.config.copyQueueUrl;
+    if (queueUrl === undefined || this.deps.sqs === undefined) {
+      throw new ArchiverError(ErrorCodes.ConfigInvalid, 'The copy worker needs COPY_QUEUE_URL to queue a follow-up message');
+    }
+    await sendMessage({ sqs: this.deps.sqs, retry: this.deps.retry }, queueUrl, serializeCopyMessage(message), this.options.signal, delaySeconds);
+  }
+
+  /**
+   * A continuation whose work is done elsewhere: abort the upload its checkpoint names (nothing
+   * else will: it is not the one that completed the file) and remove the checkpoint.
+   */
+  private async dropCheckpoint(message: CopyMessage, log: FanoutDeps['logger']): Promise<void> {
+    if (message.checkpointKey === undefined) return;
+    const { bucket } = this.deps.config.archive;
+    try {
+      const parsed = checkpointShape.safeParse(await getJson(this.deps, bucket, message.checkpointKey, this.options.signal));
+      if (parsed.success) await this.deps.copier.abortCheckpoint(parsed.data);
+      await deleteKey(this.deps, bucket, message.checkpointKey, this.options.signal);
+    } catch (err) {
+      log.warn({ err: toArchiverError(err) }, 'could not abort the continuation\'s upload; `ges-archiver cleanup` (or the bucket\'s lifecycle rule) removes it');
+    }
+  }
+
+  /**
+   * Writes the backup's manifest.json when this was its last file. When another finalizer holds
+   * the lock ('busy', stores without conditional writes), the message goes back to the queue with
+   * a delay: whoever comes back writes it, or takes over the lock if its holder died.
+   */
+  private async finalize(message: CopyMessage, done: 'copied' | 'duplicate', log: FanoutDeps['logger']): Promise<RecordOutcome> {
+    const { graphId, backupId } = message;
     const result = await finalizeBackup(this.deps, graphId, backupId, { ...this.options.finalize, ...(this.options.signal ? { signal: this.options.signal } : {}) });
-    this.deps.logger.debug({ graphId, backupId, outcome: result.outcome }, 'finalize');
+    log.debug({ outcome: result.outcome }, 'finalize');
+    if (result.outcome !== 'busy') return done;
+    const { checkpointKey: _done, ...again } = message;
+    const delaySeconds = this.options.finalizeRetryDelaySeconds ?? DEFAULT_FINALIZE_RETRY_DELAY_SECONDS;
+    await this.send(again, delaySeconds);
+    log.info({ delaySeconds }, 'another worker holds the finalize lock; the message comes back to finalize later');
+    return 'requeued';
   }
-
 }
 
 /**

@@ -105,6 +105,27 @@ describe('Lambda handlers against the local stack', () => {
     expect(sha256(await getObjectBytes(bucket, `ges-backups/${G}/${B2}/graph.bin`))).toBe(emulator.fileSha256(G, B2, 'graph.bin'));
   });
 
+  it('archiveBackup cut short by the Lambda deadline reports DEADLINE_EXCEEDED (not a cancellation) and leaves no upload', async () => {
+    const { handler } = await import('../../functions/archive-backup.js');
+    // 9 MiB at 1 MiB/s cannot finish before the stack's signal fires, 10 s before the deadline.
+    emulator.faults.throttleDownloads(MiB);
+    try {
+      const report = await handler({ graphId: G, backupId: B1 }, context(11_000)) as unknown as Report;
+
+      expect(report.backups).toEqual([expect.objectContaining({ backupId: B1, status: 'failed', error: expect.objectContaining({ code: 'DEADLINE_EXCEEDED' }) as unknown })]);
+      expect(await listInProgressUploads(bucket)).toEqual([]);
+      expect(await listKeys(bucket, `ges-backups/${G}/${B1}/vertices.bin`)).toEqual([]);
+      expect(await listKeys(bucket, `ges-backups/${G}/${B1}/manifest.json`)).toEqual([]);
+      // The failure alerts with the same code.
+      const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: alertsUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }));
+      expect(Messages.map((m) => JSON.parse((JSON.parse(m.Body!) as { Message: string }).Message) as { failures: { code: string }[] })
+        .flatMap((a) => a.failures.map((f) => f.code))).toEqual(['DEADLINE_EXCEEDED']);
+      for (const m of Messages) await sqs.send(new DeleteMessageCommand({ QueueUrl: alertsUrl, ReceiptHandle: m.ReceiptHandle! }));
+    } finally {
+      emulator.faults.reset();
+    }
+  });
+
   it('scheduledRun fans out when short of time, copyWorker drains the queue, and every file and manifest.json lands', async () => {
     const { handler: scheduledRun } = await import('../../functions/scheduled-run.js');
     const { handler: copyWorker } = await import('../../functions/copy-worker.js');

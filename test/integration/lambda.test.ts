@@ -165,6 +165,29 @@ describe('Lambda entry points', () => {
     expect(received[0]!.body['runError']).toEqual(expect.objectContaining({ code: 'MANIFEST_INVALID' }));
   });
 
+  it('scheduledRun and archiveBackup with an archive bucket that does not exist fail fast with BUCKET_UNAVAILABLE and alert, before asking GES', async () => {
+    // Prepare
+    const alerts = await alertTopic();
+    const rt = runtime('no-such-archive-bucket-42', { ALERT_TOPIC_ARN: alerts.topicArn, MANIFEST_URI: 's3://no-such-archive-bucket-42/manifest.json' });
+    const gesBefore = emulator.stats.listRequests + emulator.stats.linkRequests;
+
+    // Act
+    const scheduled = await runScheduled(rt, {}).then(() => undefined, (e: unknown) => e);
+    const manual = await archiveOneBackup(rt, { graphId: G, backupId: B_OK }).then(() => undefined, (e: unknown) => e);
+
+    // Assess
+    for (const err of [scheduled, manual]) {
+      expect(err).toBeInstanceOf(ArchiverError);
+      expect(err).toMatchObject({ code: 'BUCKET_UNAVAILABLE', message: expect.stringContaining('"no-such-archive-bucket-42" does not exist') as unknown });
+    }
+    expect(emulator.stats.listRequests + emulator.stats.linkRequests).toBe(gesBefore);
+    const received = await alertsOn(alerts.queueUrl);
+    expect(received.map((a) => [a.body['source'], (a.body['runError'] as { code: string }).code]).sort()).toEqual([
+      ['archiveBackup', 'BUCKET_UNAVAILABLE'], ['scheduledRun', 'BUCKET_UNAVAILABLE'],
+    ]);
+    expect(received[0]!.subject).toMatch(/^ges-archiver: run failed: BUCKET_UNAVAILABLE/);
+  });
+
   it('archiveBackup returns the report; a failure publishes one alert without secrets', async () => {
     // Prepare
     const bucket = await createTestBucket('lambda-manual');

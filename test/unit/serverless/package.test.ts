@@ -286,6 +286,13 @@ describe('archive bucket', () => {
     expect(cold?.['Fn::If'][2]).toEqual({ Ref: 'AWS::NoValue' });
   });
 
+  it('expires working state under _state/ that no run finished, after two weeks', () => {
+    const rules = ((resources['ArchiveBucket']!.Properties['LifecycleConfiguration']) as { Rules: Json[] }).Rules;
+    expect(rules).toContainEqual({
+      Id: 'ExpireStaleWorkingState', Status: 'Enabled', Prefix: 'ges-backups/_state/', ExpirationInDays: 14, NoncurrentVersionExpirationInDays: 1,
+    });
+  });
+
   it('enables Object Lock with a default retention only when configured', () => {
     const props = resources['ArchiveBucket']!.Properties;
     expect(props['ObjectLockEnabled']).toEqual({ 'Fn::If': ['HasObjectLock', true, { Ref: 'AWS::NoValue' }] });
@@ -486,18 +493,64 @@ describe('IAM', () => {
     }
   });
 
-  it('lets the archiving roles delete only under {prefix}_state/ (receipts, checkpoints, the finalize lock), and abort their uploads', () => {
+  /**
+   * IAM's own evaluation, for the S3 statements of one role: an explicit Deny wins, else any Allow
+   * whose action, resource (wildcards `*` and `?`, `*` crossing `/`) and StringLike conditions
+   * match. The bucket's ARN stands for ${ArchiveBucket.Arn}.
+   */
+  const BUCKET_ARN = 'arn:aws:s3:::archive';
+  function glob(pattern: string, value: string): boolean {
+    const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    return new RegExp(`^${re}$`).test(value);
+  }
+  function resourcesOf(s: Statement): string[] {
+    return [s.Resource].flat().flatMap((r) => {
+      if (typeof r === 'string') return [r];
+      const sub = (r as { 'Fn::Sub'?: unknown })['Fn::Sub'];
+      if (typeof sub === 'string') return [sub.replace('${ArchiveBucket.Arn}', BUCKET_ARN)];
+      const att = (r as { 'Fn::GetAtt'?: unknown })['Fn::GetAtt'];
+      return JSON.stringify(att) === JSON.stringify(['ArchiveBucket', 'Arn']) ? [BUCKET_ARN] : [];
+    });
+  }
+  function allows(roleId: string, action: string, resource: string, context: Record<string, string> = {}): boolean {
+    const applies = (s: Statement): boolean => actions(s).some((a) => glob(a, action))
+      && resourcesOf(s).some((r) => glob(r, resource))
+      && Object.entries((s.Condition?.['StringLike'] ?? {}) as Record<string, string[]>)
+        .every(([key, patterns]) => context[key] !== undefined && [patterns].flat().some((p) => glob(p, context[key]!)));
+    const statements = statementsOf(roleId);
+    return !statements.some((s) => s.Effect === 'Deny' && applies(s)) && statements.some((s) => s.Effect === 'Allow' && applies(s));
+  }
+  const obj = (key: string) => `${BUCKET_ARN}/ges-backups/${key}`;
+
+  it('lets the archiving roles do the copier\'s own cleanup: delete (or delete the version of) what a failed copy wrote at a file\'s key, and a finished backup\'s _state/', () => {
+    for (const f of Object.values(FUNCTIONS)) {
+      for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion']) {
+        expect([f.role, action, allows(f.role, action, obj('g-1/b-1/vertices.bin'))]).toEqual([f.role, action, true]);
+        expect(allows(f.role, action, obj('_state/g-1/b-1/files/vertices.bin.json'))).toBe(true);
+        expect(allows(f.role, action, obj('_state/g-1/b-1/checkpoints/vertices.bin.json'))).toBe(true);
+      }
+      expect(allows(f.role, 's3:AbortMultipartUpload', obj('g-1/b-1/vertices.bin'))).toBe(true);
+    }
+  });
+
+  it('never lets a role delete a finished manifest.json, a run report, or anything outside the prefix', () => {
     for (const roleId of roles()) {
-      for (const s of statementsOf(roleId)) {
-        if (actions(s).includes('s3:DeleteObject')) {
-          expect(actions(s)).toEqual(['s3:DeleteObject']);
-          expect(s.Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/_state/*' });
-        }
+      for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion']) {
+        expect([roleId, allows(roleId, action, obj('g-1/b-1/manifest.json'))]).toEqual([roleId, false]);
+        expect(allows(roleId, action, obj('_runs/20261127T133000Z-1a2b3c4d.json'))).toBe(false);
+        expect(allows(roleId, action, `${BUCKET_ARN}/config/manifest.json`)).toBe(false);
+        expect(allows(roleId, action, `${BUCKET_ARN}/other/g/b/file.bin`)).toBe(false);
       }
     }
+  });
+
+  it('lets the archiving roles pass the bucket check of a run: list under the prefix, probe a write under _state/ and abort it', () => {
     for (const f of Object.values(FUNCTIONS)) {
-      const all = statementsOf(f.role).flatMap(actions);
-      expect(all).toEqual(expect.arrayContaining(['s3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:PutObject']));
+      expect(allows(f.role, 's3:ListBucket', BUCKET_ARN, { 's3:prefix': 'ges-backups/' })).toBe(true);
+      // HeadBucket (s3:ListBucket without a prefix) is refused by the prefix condition: the check does not use it.
+      expect(allows(f.role, 's3:ListBucket', BUCKET_ARN)).toBe(false);
+      expect(allows(f.role, 's3:PutObject', obj('_state/preflight'))).toBe(true);
+      expect(allows(f.role, 's3:AbortMultipartUpload', obj('_state/preflight'))).toBe(true);
     }
   });
 
