@@ -64,6 +64,8 @@ export const ErrorCodes = {
   VerifyFailed: 'VERIFY_FAILED',
   /** The work did not finish before its deadline. */
   DeadlineExceeded: 'DEADLINE_EXCEEDED',
+  /** A copy handed over between Lambda invocations went on too long without progress, or restarted too often. */
+  HandoverLimit: 'HANDOVER_LIMIT',
   /** The operation was cancelled. */
   Aborted: 'ABORTED',
   /** The copy queue (SQS) or the alert topic (SNS) refused or failed a request. */

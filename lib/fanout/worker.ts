@@ -42,6 +42,20 @@ export interface WorkerOptions {
 export type RecordOutcome = 'copied' | 'handed-over' | 'duplicate' | 'requeued' | 'failed';
 
 const DEFAULT_HANDOVER_MARGIN_MS = 60_000;
+/**
+ * A copy stopped by the invocation's abort (the deadline came before the handover did) returns a
+ * checkpoint; saving it and queueing the continuation get this long of their own, since the
+ * invocation's signal has already fired (functions/lib/middleware.ts fires it 10 s before the
+ * Lambda deadline).
+ */
+const HANDOVER_SAVE_MS = 8_000;
+/**
+ * Limits of a continuation chain, so that a file that cannot finish ends in the dead-letter queue
+ * with an alert instead of handing over forever: restarts from byte 0 over the whole chain (a
+ * source that keeps changing), hops in a row that stored no new part, and hops in all (one per
+ * part at the very least, and S3 allows 10,000 parts).
+ */
+export const CHAIN_LIMITS = Object.freeze({ restarts: 2, stalledHops: 3, hops: 10_000 });
 const DEFAULT_FINALIZE_RETRY_DELAY_SECONDS = 30;
 
 const attributesSchema = z.looseObject({ ApproximateReceiveCount: z.coerce.number().int().positive().optional() });
@@ -141,7 +155,7 @@ class Worker {
       return 'failed';
     }
     try {
-      const outcome = await this.copy(message, flog);
+      const outcome = await this.copy(message, flog, last);
       flog.info({ outcome }, 'copy message done');
       return outcome;
     } catch (err) {
@@ -164,7 +178,7 @@ class Worker {
     }
   }
 
-  private async copy(message: CopyMessage, log: FanoutDeps['logger']): Promise<RecordOutcome> {
+  private async copy(message: CopyMessage, log: FanoutDeps['logger'], last: boolean): Promise<RecordOutcome> {
     const { deps } = this;
     const { signal } = this.options;
     const { bucket, prefix } = deps.config.archive;
@@ -187,6 +201,13 @@ class Worker {
       log.info({}, 'file already archived; nothing to copy');
       await this.dropCheckpoint(message, log);
       return this.finalize(message, 'duplicate', log);
+    }
+
+    const overLimit = chainLimitError(message);
+    if (overLimit) {
+      // Nothing will continue this upload: on the last delivery, abort it before the DLQ takes the message.
+      if (last) await this.dropCheckpoint(message, log);
+      throw overLimit;
     }
 
     let checkpoint: CopyCheckpoint | undefined;
@@ -239,10 +260,13 @@ class Worker {
 
     if (result.status === 'handover') {
       // Persist the progress, then queue the continuation: if sending fails the message is
-      // delivered again and continues from this checkpoint (or restarts).
-      await putJson(deps, bucket, ckKey, result.checkpoint, signal);
-      await this.send({ ...message, checkpointKey: ckKey });
-      log.info({ offset: result.checkpoint.offset, totalBytes: result.checkpoint.totalBytes }, 'copy handed over to a continuation message');
+      // delivered again and continues from this checkpoint (or restarts). After the deadline's
+      // abort, both get a short budget of their own.
+      const saveSignal = signal?.aborted ? AbortSignal.timeout(HANDOVER_SAVE_MS) : signal;
+      await putJson(deps, bucket, ckKey, result.checkpoint, saveSignal);
+      const next = continuation(message, ckKey, checkpoint?.offset, result.checkpoint.offset, result.stats.restarts);
+      await this.send(next, undefined, saveSignal);
+      log.info({ offset: result.checkpoint.offset, totalBytes: result.checkpoint.totalBytes, hop: next.hop, stalledHops: next.stalledHops }, 'copy handed over to a continuation message');
       return 'handed-over';
     }
 
@@ -257,12 +281,12 @@ class Worker {
   }
 
   /** Sends a message to the copy queue (a continuation, or a finalize to try again later). */
-  private async send(message: CopyMessage, delaySeconds?: number): Promise<void> {
+  private async send(message: CopyMessage, delaySeconds?: number, signal = this.options.signal): Promise<void> {
     const queueUrl = this.deps.config.copyQueueUrl;
     if (queueUrl === undefined || this.deps.sqs === undefined) {
       throw new ArchiverError(ErrorCodes.ConfigInvalid, 'The copy worker needs COPY_QUEUE_URL to queue a follow-up message');
     }
-    await sendMessage({ sqs: this.deps.sqs, retry: this.deps.retry }, queueUrl, serializeCopyMessage(message), this.options.signal, delaySeconds);
+    await sendMessage({ sqs: this.deps.sqs, retry: this.deps.retry }, queueUrl, serializeCopyMessage(message), signal, delaySeconds);
   }
 
   /**
@@ -291,12 +315,35 @@ class Worker {
     const result = await finalizeBackup(this.deps, graphId, backupId, { ...this.options.finalize, ...(this.options.signal ? { signal: this.options.signal } : {}) });
     log.debug({ outcome: result.outcome }, 'finalize');
     if (result.outcome !== 'busy') return done;
-    const { checkpointKey: _done, ...again } = message;
+    // Only the file's finalize comes back: no checkpoint, and a fresh chain.
+    const { checkpointKey: _done, hop: _hop, restarts: _restarts, stalledHops: _stalled, ...again } = message;
     const delaySeconds = this.options.finalizeRetryDelaySeconds ?? DEFAULT_FINALIZE_RETRY_DELAY_SECONDS;
     await this.send(again, delaySeconds);
     log.info({ delaySeconds }, 'another worker holds the finalize lock; the message comes back to finalize later');
     return 'requeued';
   }
+}
+
+/** The message that continues a handed-over copy: the checkpoint, and the chain's counters moved on. */
+function continuation(message: CopyMessage, checkpointKey: string, fromOffset: number | undefined, toOffset: number, restarts: number): CopyMessage {
+  const progressed = toOffset > (fromOffset ?? 0);
+  return {
+    ...message, checkpointKey,
+    hop: (message.hop ?? 0) + 1,
+    restarts: (message.restarts ?? 0) + restarts,
+    stalledHops: progressed ? 0 : (message.stalledHops ?? 0) + 1,
+  };
+}
+
+/** Why a continuation chain must end here (HANDOVER_LIMIT), or undefined while it may go on. */
+function chainLimitError(message: CopyMessage): ArchiverError | undefined {
+  const { hop = 0, restarts = 0, stalledHops = 0 } = message;
+  const why = restarts > CHAIN_LIMITS.restarts ? `it started again from byte 0 ${restarts} times (the source keeps changing)`
+    : stalledHops >= CHAIN_LIMITS.stalledHops ? `${stalledHops} invocations in a row stored no new part (the download is too slow or keeps failing)`
+      : hop > CHAIN_LIMITS.hops ? `it was handed over ${hop} times`
+        : undefined;
+  if (why === undefined) return undefined;
+  return new ArchiverError(ErrorCodes.HandoverLimit, `The copy of ${message.fileName} is given up: ${why}`, { details: { hop, restarts, stalledHops } });
 }
 
 /**

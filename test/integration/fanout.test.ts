@@ -3,7 +3,7 @@
 // handleCopyMessages, finalizeBackup), and play the part of Lambda's SQS event source
 // themselves: receive, hand the records over, delete what did not fail.
 import { createHash } from 'node:crypto';
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, SubscribeCommand, type SNSClient } from '@aws-sdk/client-sns';
 import {
   CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, type SQSClient,
@@ -13,6 +13,8 @@ import { putJson } from '../../lib/archive/s3-objects.js';
 import { receiptKey } from '../../lib/archive/receipts.js';
 import { loadConfig } from '../../lib/config.js';
 import { finalizeBackup, handleCopyMessages, jobKey, type CopyRecord, type WorkerOptions } from '../../lib/fanout/index.js';
+import { checkpointKey } from '../../lib/fanout/state.js';
+import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
 import { createRuntime, type Runtime } from '../../lib/runtime.js';
@@ -405,5 +407,63 @@ describe('fan-out over SQS', () => {
     const stored = await getObjectBytes(bucket, `ges-backups/${G}/${B2}/graph.bin`);
     expect(sha256(stored)).toBe(emulator.fileSha256(G, B2, 'graph.bin'));
     expect(await listKeys(bucket, `ges-backups/${G}/${B2}/nope.bin`)).toEqual([]);
+  });
+
+  it('a deadline that fires mid-part hands the copy over with its upload kept, and the chain still completes', async () => {
+    // Prepare: a slow source (2 MiB/s per connection, two streams); the invocation's abort fires
+    // after about a second, long before its handover time.
+    const bucket = await createTestBucket('fanout-deadline');
+    const queue = await createQueue('copy-deadline');
+    const rt = runtime(bucket, { COPY_QUEUE_URL: queue.url, MANIFEST_URI: `s3://${bucket}/m.json`, ARCHIVE_STREAMS: '2' });
+    await putJson(rt, bucket, 'm.json', { version: 1, graphs: [{ graphId: G, backups: [BIG] }] });
+    await runScheduled(rt, { deadline: Date.now() });
+    emulator.faults.throttleDownloads(2 * MiB);
+    const [first] = await receive(queue.url);
+    if (!first) throw new Error('no copy message');
+    const aborted = new AbortController();
+    setTimeout(() => aborted.abort(new ArchiverError(ErrorCodes.DeadlineExceeded, 'The Lambda deadline is near')), 3_000);
+
+    // Act
+    const result = await handleCopyMessages(rt, [first.record], { finalize: FINALIZE, deadline: Date.now() + 600_000, signal: aborted.signal });
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: queue.url, ReceiptHandle: first.receiptHandle }));
+
+    // Assess: not a failure; the continuation names the checkpoint and counts the hop; the upload is there.
+    expect(result.batchItemFailures).toEqual([]);
+    const [next] = await receive(queue.url);
+    if (!next) throw new Error('no continuation message');
+    expect(JSON.parse(next.record.body)).toMatchObject({ checkpointKey: expect.any(String) as string, hop: 1 });
+    expect((await listInProgressUploads(bucket)).length).toBe(1);
+    emulator.faults.throttleDownloads(null);
+    await handleCopyMessages(rt, [next.record], { finalize: FINALIZE });
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: queue.url, ReceiptHandle: next.receiptHandle }));
+    await expectArchived(bucket, BIG, [BIG_FILE]);
+    expect(await listInProgressUploads(bucket)).toEqual([]);
+  });
+
+  it('a continuation chain that stored nothing for three hops ends with HANDOVER_LIMIT: upload aborted, alert sent', async () => {
+    // Prepare: a checkpoint with a real upload, and a continuation on its last delivery whose chain stalled.
+    const bucket = await createTestBucket('fanout-chain');
+    const alerts = await alertTopic();
+    const rt = runtime(bucket, { ALERT_TOPIC_ARN: alerts.topicArn, MAX_RECEIVE_COUNT: '3' });
+    const key = `ges-backups/${G}/${BIG}/${BIG_FILE.name}`;
+    const upload = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+    const ckKey = checkpointKey('ges-backups/', G, BIG, BIG_FILE.name);
+    await putJson(rt, bucket, ckKey, {
+      version: 1, bucket, key, uploadId: upload.UploadId, partSize: 5 * MiB, totalBytes: BIG_FILE.bytes, offset: 0, parts: [], hashState: 'AAAA',
+    });
+    const body = JSON.stringify({ v: 1, type: 'copy-file', runId: 'run-chain', graphId: G, backupId: BIG, fileName: BIG_FILE.name, checkpointKey: ckKey, hop: 7, stalledHops: 3 });
+    const record: CopyRecord = { messageId: 'm-chain', body, attributes: { ApproximateReceiveCount: '3' } };
+    emulator.resetStats();
+
+    // Act
+    const result = await handleCopyMessages(rt, [record], { finalize: FINALIZE });
+
+    // Assess: failed (SQS moves it to the DLQ), nothing downloaded, the upload aborted, one alert with the code.
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'm-chain' }]);
+    expect(emulator.stats.downloadRequests).toBe(0);
+    expect(await listInProgressUploads(bucket)).toEqual([]);
+    const received = await receiveAlerts(alerts.queueUrl);
+    expect(received).toHaveLength(1);
+    expect(JSON.stringify(received[0])).toContain('HANDOVER_LIMIT');
   });
 });
