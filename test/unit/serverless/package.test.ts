@@ -277,9 +277,9 @@ describe('archive bucket', () => {
     });
   });
 
-  it('aborts incomplete multipart uploads after a day and moves to cold storage only when configured', () => {
+  it('aborts incomplete multipart uploads after 7 days (a continuation chain keeps its upload) and moves to cold storage only when configured', () => {
     const rules = ((resources['ArchiveBucket']!.Properties['LifecycleConfiguration']) as { Rules: Json[] }).Rules;
-    expect(rules).toContainEqual(expect.objectContaining({ Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }));
+    expect(rules).toContainEqual(expect.objectContaining({ Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }));
     const cold = rules.find((r) => 'Fn::If' in r) as { 'Fn::If': [string, Json, Json] } | undefined;
     expect(cold?.['Fn::If'][0]).toBe('HasColdTransition');
     expect(cold?.['Fn::If'][1]).toMatchObject({ Status: 'Enabled', Transitions: [{ StorageClass: 'GLACIER_IR' }] });
