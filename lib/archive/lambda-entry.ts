@@ -32,24 +32,37 @@ export type ScheduledRunReport = RunReport & {
   estimatedBytes: number;
 };
 
-/** Bytes a plan will copy, from GES's size estimates (the backup list's size in MB; else the file list's sizes). */
-async function estimateBytes(deps: FanoutDeps, targets: BackupTarget[], signal?: AbortSignal): Promise<number> {
-  let total = 0;
+interface CopyEstimate {
+  /** Bytes the plan will copy, by GES's size estimates; Infinity when any size is unknown. */
+  totalBytes: number;
+  /** The largest single file; Infinity when any size is unknown. */
+  largestFileBytes: number;
+}
+
+/**
+ * What a plan will copy, from the file lists' size estimates. A file whose size GES does not
+ * give, or a backup whose file list cannot be read, counts as unbounded: the run must not bet
+ * its invocation on it.
+ */
+async function estimateCopy(deps: FanoutDeps, targets: BackupTarget[], signal?: AbortSignal): Promise<CopyEstimate> {
+  const unbounded = { totalBytes: Number.POSITIVE_INFINITY, largestFileBytes: Number.POSITIVE_INFINITY };
+  let totalBytes = 0;
+  let largestFileBytes = 0;
   for (const t of targets) {
-    if (t.backup?.sizeMb !== undefined) {
-      total += t.backup.sizeMb * MiB;
-      continue;
-    }
+    let sizes: (number | undefined)[];
     try {
-      const listing = await deps.ges.getBackupFiles(t.graphId, t.backupId, { signal });
-      total += listing.files.reduce((sum, f) => sum + (f.sizeKb ?? 0) * 1024, 0);
+      sizes = (await deps.ges.getBackupFiles(t.graphId, t.backupId, { signal })).files.map((f) => f.sizeKb);
     } catch {
-      // Unknown size: the archiving itself will report this backup's problem. Count it as large
-      // so the run does not bet its whole budget on it.
-      return Number.POSITIVE_INFINITY;
+      // The archiving itself will report this backup's problem.
+      return unbounded;
+    }
+    for (const kb of sizes) {
+      if (kb === undefined) return unbounded;
+      totalBytes += kb * 1024;
+      largestFileBytes = Math.max(largestFileBytes, kb * 1024);
     }
   }
-  return total;
+  return { totalBytes, largestFileBytes };
 }
 
 function alertDeps(deps: FanoutDeps): Parameters<typeof publishRunAlert>[0] {
@@ -59,7 +72,8 @@ function alertDeps(deps: FanoutDeps): Parameters<typeof publishRunAlert>[0] {
 /**
  * `scheduledRun`: reads the manifest (MANIFEST_URI), plans the run, and archives inline when the
  * estimated copy time (GES size estimates ÷ INLINE_THROUGHPUT_MBPS, in MiB/s) fits before the
- * deadline minus a margin; otherwise fans the target backups out to the copy queue (status
+ * deadline minus a margin and no file needs more than half of that time (a file of unknown size
+ * counts as unbounded); otherwise fans the target backups out to the copy queue (status
  * `queued`). Without COPY_QUEUE_URL it always runs inline (and warns). An archive bucket that
  * fails its check (BUCKET_UNAVAILABLE, before GES is asked for anything), or a manifest that
  * cannot be read or is invalid, alerts and throws (the invocation fails).
@@ -87,11 +101,15 @@ export async function runScheduled(deps: FanoutDeps, options: ScheduledRunOption
     throw e;
   }
 
-  const estimatedBytes = await estimateBytes(deps, plan.targets, signal);
+  const estimate = plan.targets.length === 0 ? { totalBytes: 0, largestFileBytes: 0 } : await estimateCopy(deps, plan.targets, signal);
+  const estimatedBytes = estimate.totalBytes;
   const throughput = (deps.config.fanout?.inlineThroughputMiBps ?? DEFAULT_INLINE_THROUGHPUT_MIBPS) * MiB;
   const estimatedMs = (estimatedBytes / throughput) * 1000;
   const budgetMs = options.deadline === undefined ? Number.POSITIVE_INFINITY : options.deadline - now() - (options.marginMs ?? 60_000);
-  let mode: ScheduledRunReport['mode'] = plan.targets.length === 0 || estimatedMs <= budgetMs ? 'inline' : 'fan-out';
+  // Inline only when the whole run fits, and no single file needs more than half the budget: an
+  // inline copy cannot hand over, so a file that would not finish must go to the copy workers.
+  const fits = estimatedMs <= budgetMs && (estimate.largestFileBytes / throughput) * 1000 <= budgetMs / 2;
+  let mode: ScheduledRunReport['mode'] = plan.targets.length === 0 || fits ? 'inline' : 'fan-out';
   if (mode === 'fan-out' && (deps.config.copyQueueUrl === undefined || deps.sqs === undefined)) {
     log.warn({ estimatedBytes, estimatedMs: Math.round(estimatedMs), budgetMs }, 'the run does not fit its time budget but COPY_QUEUE_URL is not set; running inline');
     mode = 'inline';

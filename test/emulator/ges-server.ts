@@ -240,6 +240,7 @@ export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: S
     f.lastIssuedExpires = Math.max(f.lastIssuedExpires, link.expiresAt);
     const kb = Math.ceil(f.content.bytes / 1024);
     const entry: Record<string, unknown> = { name: f.name, size: ctx.options.fileSizeAsString ? String(kb) : kb, download_link: link.url };
+    if (ctx.options.omitFileSizes) delete entry.size;
     const expired = expiredTimeOverride ?? formatLinkExpiredTime(link.expiresAt, ctx.options.linkExpiredTimeFormat ?? 'offset-no-colon');
     if (expired !== undefined) entry.link_expired_time = expired;
     return entry;

@@ -62,6 +62,8 @@ export interface EmulatorOptions {
   tokenTtlSeconds?: number;
   /** backup-files `files[].size` as a numeric string instead of a JSON number (ges-api.md §9.2). */
   fileSizeAsString?: boolean;
+  /** backup-files entries without `size` (the field is optional in the API). */
+  omitFileSizes?: boolean;
   /** OBS bucket name put in links and in the backup-files `bucket` field. */
   bucket?: string;
   /** Called once per finished request (both servers); used by the CLI's --verbose. */

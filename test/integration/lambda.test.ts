@@ -109,6 +109,43 @@ describe('Lambda entry points', () => {
     expect(await alertsOn(alerts.queueUrl, 1)).toEqual([]);
   });
 
+  it('scheduledRun fans out a backup with a file that needs more than half the time budget, though the whole set fits', async () => {
+    // Prepare: 1 MiB/s assumed; 3 s of budget after the margin; graph.bin (2 MiB) needs 2 s, more than half.
+    const bucket = await createTestBucket('lambda-bigfile');
+    const copy = await queue('copy-bigfile');
+    const rt = runtime(bucket, { COPY_QUEUE_URL: copy.url, MANIFEST_URI: `s3://${bucket}/manifest.json`, INLINE_THROUGHPUT_MBPS: '1' });
+    await putJson(rt, bucket, 'manifest.json', { version: 1, graphs: [{ graphId: G, backups: [B_OK] }] });
+
+    // Act
+    const report = await runScheduled(rt, { deadline: Date.now() + 60_000 + 3_500 });
+
+    // Assess
+    expect(report.mode).toBe('fan-out');
+    expect(report.backups.map((b) => b.status)).toEqual(['queued']);
+    expect(await messagesOn(copy.url)).toBe(2);
+  });
+
+  it('scheduledRun counts a file whose size GES does not give as unbounded, and fans it out', async () => {
+    // Prepare: a GES whose file lists carry no sizes; ten minutes of budget.
+    const quiet = await startEmulator({ staticTokens: [TOKEN], omitFileSizes: true, graphs: [{ id: G, backups: [{ id: B_OK, files: [{ name: 'tiny.bin', bytes: 10 }] }] }] });
+    try {
+      const bucket = await createTestBucket('lambda-nosize');
+      const copy = await queue('copy-nosize');
+      const rt = createRuntime(loadConfig({ ...tokenEnv(quiet, bucket, TOKEN), COPY_QUEUE_URL: copy.url, MANIFEST_URI: `s3://${bucket}/manifest.json` }), silentLogger(), { s3, sqs, sns, retry: fastRetry });
+      runtimes.push(rt);
+      await putJson(rt, bucket, 'manifest.json', { version: 1, graphs: [{ graphId: G, backups: [B_OK] }] });
+
+      // Act
+      const report = await runScheduled(rt, { deadline: Date.now() + 600_000 });
+
+      // Assess
+      expect(report.mode).toBe('fan-out');
+      expect(report.backups.map((b) => b.status)).toEqual(['queued']);
+    } finally {
+      await quiet.close();
+    }
+  });
+
   it('scheduledRun runs inline (and warns) when it would fan out but no queue is configured', async () => {
     // Prepare
     const bucket = await createTestBucket('lambda-noqueue');
