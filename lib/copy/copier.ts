@@ -35,7 +35,7 @@ export type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyStats, Fi
  * `copierMemoryBound`. Undici's socket buffers and the current chunk (tens of KiB) come on top.
  */
 
-/** Bytes of file body the copier may hold at once for a file of `totalBytes` (default parts: up to 156.25 GiB). */
+/** Bytes of file body the copier may hold at once for a file of `totalBytes` (with every stream running). */
 export function copierMemoryBound(deps: Pick<CopierDeps, 'partSizeBytes' | 'partConcurrency' | 'streams'>, totalBytes = 0): number {
   return slotCount(deps) * choosePartSize(totalBytes, deps.partSizeBytes ?? DEFAULT_PART_SIZE);
 }
@@ -46,6 +46,15 @@ function slotCount(deps: Pick<CopierDeps, 'partConcurrency' | 'streams'>): numbe
 
 /** An interruption must bring at least this much (or finish its range) to count as progress. */
 const PROGRESS_BYTES = MiB;
+/**
+ * Streams are added one at a time, every RAMP_TICK_MS, while the download side is what holds the
+ * copy back: once the first part is stored, each tick in which the streams spent under a tenth of
+ * it waiting for a buffer or an upload slot adds one.
+ * A near, fast source (the store is the limit) keeps one stream and its memory; a far one, capped
+ * per connection, gets all of them within a second.
+ */
+const RAMP_TICK_MS = 100;
+const RAMP_MAX_WAIT_SHARE = 0.1;
 const HANDOVER_DRAIN_MS = 30_000;
 
 interface UploadState {
@@ -84,6 +93,7 @@ interface Epoch {
   nextPart: number;
   /** Why the epoch stopped (the first reason wins): a Restart, a HandoverDue, or the failure. */
   stop: Error | undefined;
+  workers: Promise<void>[];
 }
 
 /** A failure that a fresh request from the current byte may cure. */
@@ -114,6 +124,7 @@ class FileCopy {
   private readonly streams: number;
   private readonly maxStalled: number;
   private readonly maxRestarts: number;
+  private readonly partConcurrency: number;
   private readonly startedAt: number;
   private readonly ac = new AbortController();
   private readonly stats: CopyStats = { linkRefreshes: 0, resumes: 0, restarts: 0, bytesDownloaded: 0, parts: 0, singlePut: false, streams: 0, durationMs: 0 };
@@ -131,6 +142,10 @@ class FileCopy {
   /** Progress reported to the caller, net, and the offset this invocation started from. */
   private reported = 0;
   private startOffset = 0;
+  /** Time streams spent waiting for a buffer slot or an upload slot: the ramp's signal. */
+  private waitedMs = 0;
+  /** Waits under way, each with the time up to which it is counted in `waitedMs`. */
+  private readonly activeWaits = new Set<{ since: number }>();
 
   constructor(private readonly deps: CopierDeps, private readonly req: CopyFileRequest) {
     this.now = deps.now ?? Date.now;
@@ -139,6 +154,7 @@ class FileCopy {
     this.streams = Math.max(1, deps.streams ?? 1);
     this.maxStalled = deps.maxStalledCycles ?? 20;
     this.maxRestarts = deps.maxRestarts ?? 2;
+    this.partConcurrency = Math.max(1, deps.partConcurrency ?? DEFAULT_PART_CONCURRENCY);
     this.log = deps.logger.child({ component: 'copier', bucket: req.bucket, key: req.key, fileName: req.fileName });
     this.links = new LinkSource({
       getLink: (signal) => req.getLink(signal), allowedHosts: deps.allowedHosts, marginMs: deps.linkSafetyMarginMs ?? 60_000,
@@ -146,7 +162,7 @@ class FileCopy {
     }, req.link);
     this.session = new UploadSession({
       s3: deps.s3, retry: deps.retry, log: this.log, bucket: req.bucket, key: req.key, metadata: req.metadata,
-      concurrency: Math.max(1, deps.partConcurrency ?? DEFAULT_PART_CONCURRENCY), signal: this.ac.signal,
+      concurrency: this.partConcurrency, signal: this.ac.signal,
       onPartError: (err) => {
         if (this.epoch) stopEpoch(this.epoch, err);
       },
@@ -226,8 +242,8 @@ class FileCopy {
       if (!first) return this.finish(undefined);
     }
     const upload = this.upload as unknown as UploadState;
-    const pool = new PartPool(slotCount(this.deps), this.hasher, this.committed / upload.partSize + 1, this.committed);
-    const epoch: Epoch = { ac: new AbortController(), pool, nextPart: pool.frontier, stop: undefined };
+    const pool = new PartPool(1 + this.partConcurrency, this.hasher, this.committed / upload.partSize + 1, this.committed);
+    const epoch: Epoch = { ac: new AbortController(), pool, nextPart: pool.frontier, stop: undefined, workers: [] };
     this.epoch = epoch;
     const onCopyAbort = (): void => stopEpoch(epoch, this.signal.reason);
     this.signal.addEventListener('abort', onCopyAbort, { once: true });
@@ -236,9 +252,13 @@ class FileCopy {
     try {
       if (this.handoverDue()) stopEpoch(epoch, new HandoverDue());
       const remainingParts = upload.parts - pool.frontier + 1;
-      const n = upload.parallel ? Math.max(1, Math.min(this.streams, remainingParts)) : 1;
-      this.stats.streams = Math.max(this.stats.streams, n);
-      await Promise.all(Array.from({ length: n }, (_, i) => this.worker(epoch, i === 0 ? first : undefined)));
+      const max = upload.parallel ? Math.max(1, Math.min(this.streams, remainingParts)) : 1;
+      epoch.workers.push(this.worker(epoch, first));
+      this.stats.streams = Math.max(this.stats.streams, 1);
+      const ramp = max > 1 ? this.rampStreams(epoch, max) : undefined;
+      // Workers never reject (they record why they stopped); more may be added while we wait.
+      for (let i = 0; i < epoch.workers.length; i++) await epoch.workers[i];
+      clearInterval(ramp);
     } finally {
       clearTimeout(timer);
       this.signal.removeEventListener('abort', onCopyAbort);
@@ -246,6 +266,29 @@ class FileCopy {
     if (epoch.stop instanceof HandoverDue) return this.handover();
     if (epoch.stop !== undefined) throw epoch.stop;
     return this.finish(pool);
+  }
+
+  /** Adds a stream each tick while the streams hardly waited for buffers or uploads (the download is the limit). */
+  private rampStreams(epoch: Epoch, max: number): NodeJS.Timeout {
+    let lastWaited = this.waitedSoFar();
+    const startFrontier = epoch.pool.frontier;
+    const timer = setInterval(() => {
+      const running = epoch.workers.length;
+      const total = this.waitedSoFar();
+      const waited = total - lastWaited;
+      lastWaited = total;
+      if (epoch.stop !== undefined || running >= max || epoch.nextPart > (this.upload?.parts ?? 0)) {
+        clearInterval(timer);
+        return;
+      }
+      // Judge only once a part went all the way to S3: before that, nothing has had time to wait.
+      if (epoch.pool.frontier === startFrontier) return;
+      if (waited > RAMP_TICK_MS * RAMP_MAX_WAIT_SHARE * running) return;
+      epoch.pool.grow();
+      epoch.workers.push(this.worker(epoch, undefined));
+      this.stats.streams = Math.max(this.stats.streams, epoch.workers.length);
+    }, RAMP_TICK_MS);
+    return timer;
   }
 
   /** The first request of a pass: learns the length, the validator and whether ranges work. */
@@ -297,7 +340,7 @@ class FileCopy {
       }
       for (;;) {
         if (this.handoverDue()) throw new HandoverDue();
-        await epoch.pool.acquire(epoch.ac.signal);
+        await this.waiting(epoch.pool.acquire(epoch.ac.signal));
         const n = epoch.nextPart;
         if (n > upload.parts) {
           epoch.pool.release();
@@ -312,6 +355,28 @@ class FileCopy {
       if (first) discardBody(first.body);
       stopEpoch(epoch, err);
     }
+  }
+
+  /** Awaits `p`, counting the time towards `waitedMs` (the ramp's signal). */
+  private async waiting<T>(p: Promise<T>): Promise<T> {
+    const wait = { since: performance.now() };
+    this.activeWaits.add(wait);
+    try {
+      return await p;
+    } finally {
+      this.activeWaits.delete(wait);
+      this.waitedMs += performance.now() - wait.since;
+    }
+  }
+
+  /** `waitedMs` including the waits still under way (counted up to now). */
+  private waitedSoFar(): number {
+    const now = performance.now();
+    for (const wait of this.activeWaits) {
+      this.waitedMs += now - wait.since;
+      wait.since = now;
+    }
+    return this.waitedMs;
   }
 
   /** Fetches bytes [span.pos, span.end), resuming from the exact byte after every interruption. */
@@ -421,9 +486,9 @@ class FileCopy {
             }));
           }
           if (!span.part) {
-            if (!span.slotHeld) await epoch.pool.acquire(epoch.ac.signal);
+            if (!span.slotHeld) await this.waiting(epoch.pool.acquire(epoch.ac.signal));
             span.slotHeld = false;
-            span.part = this.openPart(upload, span.pos);
+            span.part = this.openPart(epoch, upload, span.pos);
           }
           const part = span.part;
           const n = Math.min(chunk.length - i, part.buf.length - part.filled, room);
@@ -435,7 +500,7 @@ class FileCopy {
           this.progress(n);
           if (part.filled === part.buf.length) {
             span.part = undefined;
-            await this.commitPart(epoch, part);
+            await this.waiting(this.commitPart(epoch, part));
             if (span.pos < upload.totalBytes && this.handoverDue()) throw new HandoverDue();
           }
         }
@@ -462,11 +527,11 @@ class FileCopy {
     }
   }
 
-  private openPart(upload: UploadState, offset: number): OpenPart {
+  private openPart(epoch: Epoch, upload: UploadState, offset: number): OpenPart {
     const partNumber = Math.floor(offset / upload.partSize) + 1;
     const start = (partNumber - 1) * upload.partSize;
     const size = Math.min(upload.partSize, upload.totalBytes - start);
-    return { partNumber, buf: Buffer.allocUnsafe(size), filled: offset - start };
+    return { partNumber, buf: epoch.pool.buffer(size), filled: offset - start };
   }
 
   /** A full part: into the pool (hashed in order once stored) and to S3 once an upload slot is free (the memory bound). */
@@ -475,7 +540,7 @@ class FileCopy {
     epoch.pool.markFilled(part.partNumber, part.buf);
     if (upload.uploadId === undefined) {
       this.session.keepSingleBody(part.buf);
-      epoch.pool.markStored(part.partNumber);
+      epoch.pool.markStored(part.partNumber, true);
       return;
     }
     await this.session.queuePart(upload.uploadId, part.partNumber, part.buf, () => epoch.pool.markStored(part.partNumber));

@@ -5,8 +5,8 @@ import type { FileHasher } from './hasher.js';
  *
  * MEMORY BOUND: a part takes one of `capacity` buffer slots before its first byte is read and
  * gives it back only once it is both stored in S3 and hashed, so at most `capacity` part
- * buffers exist at once (the copier sets capacity = streams + partConcurrency; see
- * `copierMemoryBound`). Slots are handed out in the order they are asked for and a part number
+ * buffers exist at once (the copier sets capacity = streams running + partConcurrency, and
+ * grows it as streams are added, up to `copierMemoryBound`). Slots are handed out in the order they are asked for and a part number
  * is taken only after its slot, so the lowest unfinished part always holds one: the pool can
  * fill up with later parts waiting for it, but never deadlock.
  *
@@ -15,6 +15,12 @@ import type { FileHasher } from './hasher.js';
  * and a checkpoint can be taken at any moment (a deadline, a handover) without waiting for or
  * rewinding anything. Parts that arrive ahead of the frontier wait in their slots; that wait is
  * the reorder window, bounded by the same capacity.
+ *
+ * BUFFERS are recycled: a released part's buffer is handed to the next part of the same size
+ * instead of a fresh allocation. Fresh multi-MiB buffers cost the kernel's page faults on first
+ * touch and the garbage collector's time (measured: ~25 % of the copy's CPU on a 1 GiB file);
+ * recycled ones cost neither. A free buffer belongs to a released slot, so buffers held plus
+ * buffers free never exceed `capacity`.
  */
 export class PartPool {
   private held = 0;
@@ -22,11 +28,13 @@ export class PartPool {
   /** Filled (received and hash-ready) part buffers not hashed yet, by part number. */
   private readonly filled = new Map<number, Buffer>();
   private readonly stored = new Set<number>();
+  private readonly free: Buffer[] = [];
+  private readonly kept = new Set<number>();
   private next: number;
   private bytes: number;
 
   /** `frontier`: the first part not in the hash yet (1, or the part after a checkpoint's offset). */
-  constructor(readonly capacity: number, private readonly hasher: FileHasher, frontier: number, hashedBytes: number) {
+  constructor(private cap: number, private readonly hasher: FileHasher, frontier: number, hashedBytes: number) {
     this.next = frontier;
     this.bytes = hashedBytes;
   }
@@ -45,10 +53,20 @@ export class PartPool {
     return this.held;
   }
 
+  get capacity(): number {
+    return this.cap;
+  }
+
+  /** One more slot (a stream was added). */
+  grow(): void {
+    this.cap++;
+    this.wake();
+  }
+
   /** Waits for a free buffer slot (first come, first served); rejects when `signal` aborts. */
   acquire(signal: AbortSignal): Promise<void> {
     if (signal.aborted) return Promise.reject(reasonOf(signal));
-    if (this.held < this.capacity && this.waiters.length === 0) {
+    if (this.held < this.cap && this.waiters.length === 0) {
       this.held++;
       return Promise.resolve();
     }
@@ -70,6 +88,14 @@ export class PartPool {
     });
   }
 
+  /** A buffer for a part of `size` bytes: a recycled one when a part of that size was released. */
+  buffer(size: number): Buffer {
+    const i = this.free.findIndex((b) => b.length === size);
+    if (i < 0) return Buffer.allocUnsafe(size);
+    const [buf] = this.free.splice(i, 1);
+    return buf as Buffer;
+  }
+
   /** Gives a slot back unused (a worker that found no part left to take). */
   release(): void {
     this.held--;
@@ -82,9 +108,13 @@ export class PartPool {
     this.advance();
   }
 
-  /** Part `n` is stored (its UploadPart succeeded, or it is the kept body of a single PutObject). */
-  markStored(n: number): void {
+  /**
+   * Part `n` is stored (its UploadPart succeeded), or, with `keep`, it is the body of a single
+   * PutObject still to be sent: hashed, but its buffer is not recycled.
+   */
+  markStored(n: number, keep = false): void {
     this.stored.add(n);
+    if (keep) this.kept.add(n);
     this.advance();
   }
 
@@ -96,6 +126,7 @@ export class PartPool {
       this.bytes += buf.length;
       this.filled.delete(this.next);
       this.stored.delete(this.next);
+      if (!this.kept.has(this.next)) this.free.push(buf);
       this.next++;
       this.held--;
       this.wake();
@@ -103,7 +134,7 @@ export class PartPool {
   }
 
   private wake(): void {
-    while (this.held < this.capacity && this.waiters.length > 0) {
+    while (this.held < this.cap && this.waiters.length > 0) {
       this.held++;
       this.waiters.shift()?.resolve();
     }
