@@ -65,7 +65,7 @@ const MiB = 1024 * 1024;
  * Download connections per file (ARCHIVE_STREAMS). Chosen by measurement with `npm run bench`:
  * see the README's Benchmark section for the runs behind it.
  */
-const DEFAULT_STREAMS = 4;
+const DEFAULT_STREAMS = 8;
 
 /**
  * A GES or IAM endpoint: https, because the IAM password and the tokens travel to it; plain

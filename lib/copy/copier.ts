@@ -47,14 +47,16 @@ function slotCount(deps: Pick<CopierDeps, 'partConcurrency' | 'streams'>): numbe
 /** An interruption must bring at least this much (or finish its range) to count as progress. */
 const PROGRESS_BYTES = MiB;
 /**
- * Streams are added one at a time, every RAMP_TICK_MS, while the download side is what holds the
- * copy back: once the first part is stored, each tick in which the streams spent under a tenth of
- * it waiting for a buffer or an upload slot adds one.
- * A near, fast source (the store is the limit) keeps one stream and its memory; a far one, capped
- * per connection, gets all of them within a second.
+ * Streams are added one at a time while the download side is what holds the copy back: two ticks
+ * of RAMP_TICK_MS in a row in which the streams spent under a tenth of the time waiting for a
+ * buffer or an upload slot, and each stream brought less than RAMP_SLOW_STREAM_BYTES_PER_S (a
+ * connection capped far away, not a near source that is merely starting up), add one. A near,
+ * fast source keeps one stream and its memory (on a shared machine, extra streams only compete
+ * for the CPU the store needs); a far one, capped per connection, gets all of them within a second.
  */
 const RAMP_TICK_MS = 100;
 const RAMP_MAX_WAIT_SHARE = 0.1;
+const RAMP_SLOW_STREAM_BYTES_PER_S = 48 * MiB;
 const HANDOVER_DRAIN_MS = 30_000;
 
 interface UploadState {
@@ -271,19 +273,23 @@ class FileCopy {
   /** Adds a stream each tick while the streams hardly waited for buffers or uploads (the download is the limit). */
   private rampStreams(epoch: Epoch, max: number): NodeJS.Timeout {
     let lastWaited = this.waitedSoFar();
-    const startFrontier = epoch.pool.frontier;
+    let lastBytes = this.stats.bytesDownloaded;
+    let slowTicks = 0;
     const timer = setInterval(() => {
       const running = epoch.workers.length;
       const total = this.waitedSoFar();
       const waited = total - lastWaited;
       lastWaited = total;
+      const perStream = ((this.stats.bytesDownloaded - lastBytes) * 1000) / RAMP_TICK_MS / running;
+      lastBytes = this.stats.bytesDownloaded;
       if (epoch.stop !== undefined || running >= max || epoch.nextPart > (this.upload?.parts ?? 0)) {
         clearInterval(timer);
         return;
       }
-      // Judge only once a part went all the way to S3: before that, nothing has had time to wait.
-      if (epoch.pool.frontier === startFrontier) return;
-      if (waited > RAMP_TICK_MS * RAMP_MAX_WAIT_SHARE * running) return;
+      const downloadBound = waited <= RAMP_TICK_MS * RAMP_MAX_WAIT_SHARE * running && perStream < RAMP_SLOW_STREAM_BYTES_PER_S;
+      slowTicks = downloadBound ? slowTicks + 1 : 0;
+      if (slowTicks < 2) return;
+      slowTicks = 0;
       epoch.pool.grow();
       epoch.workers.push(this.worker(epoch, undefined));
       this.stats.streams = Math.max(this.stats.streams, epoch.workers.length);

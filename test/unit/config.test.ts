@@ -29,7 +29,7 @@ describe('loadConfig', () => {
     expect(config.s3.forcePathStyle).toBe(false);
     // The copy memory bound depends on these: (streams + parts) x part size per file, times files.
     expect(config.partSizeBytes).toBe(8 * 1024 * 1024);
-    expect(config.concurrency).toEqual({ backups: 2, files: 4, parts: 4, streams: 4 });
+    expect(config.concurrency).toEqual({ backups: 2, files: 4, parts: 4, streams: 8 });
     expect(Object.isFrozen(config.ges)).toBe(true);
   });
 
