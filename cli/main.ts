@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
 import { publishRunAlert } from '../lib/alerts/index.js';
 import { exitCodeOf, runManifest } from '../lib/archive/run.js';
@@ -9,9 +8,11 @@ import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
 import { redactString, type Logger } from '../lib/log.js';
 import { createRuntime, type Runtime } from '../lib/runtime.js';
 import { formatRunSummary, jsonReport } from './format.js';
-import { createCliLogger, onInterrupt } from './plumbing.js';
+import { createCliLogger, onInterrupt, progressSink } from './plumbing.js';
 import { registerListCommand } from './list.js';
 import { createProgress, type Progress } from './progress.js';
+import { registerPruneCommand } from './prune.js';
+import { registerRestoreCommand } from './restore.js';
 import { registerVerifyCommand } from './verify.js';
 
 /**
@@ -32,6 +33,7 @@ interface CommonOptions {
   json?: boolean;
   verbose?: boolean;
   progress?: boolean;
+  force?: boolean;
 }
 
 class UsageError extends ArchiverError {
@@ -41,16 +43,6 @@ class UsageError extends ArchiverError {
 }
 
 const USAGE_CODES = new Set<string>([ErrorCodes.ArgsInvalid, ErrorCodes.ConfigInvalid, ErrorCodes.ManifestInvalid]);
-
-/** A stream that hands every log line to the progress display (which keeps its bar intact). */
-function progressSink(progress: Progress): Writable {
-  return new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      progress.log(chunk.toString());
-      callback();
-    },
-  });
-}
 
 function makeLogger(io: CliIo, progress: Progress, opts: CommonOptions): Logger {
   const level = opts.verbose ? 'debug' : io.stderr.isTTY && opts.progress !== false ? 'warn' : 'info';
@@ -105,6 +97,7 @@ async function runAndReport(io: CliIo, opts: CommonOptions, trigger: string, man
       signal: session.signal,
       onEvent: (e) => session.progress.onEvent(e),
       trigger,
+      force: opts.force === true,
     });
     session.progress.stop();
     await alertOnFailure(session, report);
@@ -157,12 +150,15 @@ export async function main(io: CliIo): Promise<number> {
     .description('archive one backup, by hand')
     .requiredOption('--graph <graphId>', 'graph id')
     .requiredOption('--backup <backupId>', 'backup id')
+    .option('--force', 'archive it again even when manifest.json exists (the repair after verify found damage)')
     .action(async (opts: CommonOptions & { graph: string; backup: string }) => {
       exitCode = await archiveCommand(io, opts);
     });
 
   registerVerifyCommand(program, io, (code) => { exitCode = code; });
   registerListCommand(program, io, (code) => { exitCode = code; });
+  registerRestoreCommand(program, io, (code) => { exitCode = code; });
+  registerPruneCommand(program, io, (code) => { exitCode = code; });
 
   if (io.argv.length === 0) {
     // No command is a usage error (exit 2), with the usage on stderr.

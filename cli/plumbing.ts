@@ -1,7 +1,8 @@
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import pretty from 'pino-pretty';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
+import type { Progress } from './progress.js';
 
 /**
  * What every CLI command shares: the stderr logger (readable single lines, or JSON with
@@ -43,4 +44,14 @@ export function onInterrupt(logger: Logger, what: string): { signal: AbortSignal
       process.off('SIGTERM', handler);
     },
   };
+}
+
+/** A stream that hands every log line to the progress display (which keeps its bar intact). */
+export function progressSink(progress: Pick<Progress, 'log'>): Writable {
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      progress.log(chunk.toString());
+      callback();
+    },
+  });
 }

@@ -58,6 +58,7 @@ function problemLine(p: VerifyProblem): string {
     case 'altered':
       return `${label} ${p.key}: SHA-256 ${p.actual?.sha256 ?? '?'}, manifest.json records ${p.expected?.sha256 ?? '?'}`;
     case 'manifest-invalid':
+    case 'sha256sums-mismatch':
     case 'unreadable':
       return `${label} ${p.key}: ${p.message ?? ''}`;
   }
@@ -120,7 +121,8 @@ truncated = shorter, size-mismatch = longer) and every object in a backup folder
 manifest does not list is reported as extra. The file's bytes are then streamed through
 SHA-256 and compared (altered = same length, other hash): for all files, or with --sample
 for a random share of them (rounded up, at least one), so a scheduled drill stays cheap.
-An unreadable or invalid manifest.json is reported as manifest-invalid.
+An unreadable or invalid manifest.json is reported as manifest-invalid; a SHA256SUMS that
+does not list the same files and digests as manifest.json as sha256sums-mismatch.
 Needs only ARCHIVE_BUCKET (and ARCHIVE_PREFIX, S3_FORCE_PATH_STYLE, the AWS SDK variables).
 Exit status: 0 everything checked matches; 1 any problem (or S3 failed); 2 invalid
 configuration or arguments.`)

@@ -9,6 +9,7 @@ import { buildArchiveManifest, type ArchivedFile } from './archive-manifest.js';
 import { ARCHIVE_MANIFEST_NAME, fileKey, manifestKey } from './keys.js';
 import { deleteReceipts, listReceiptKeys, receiptKey, storedFile, writeReceipt } from './receipts.js';
 import { putJson } from './s3-objects.js';
+import { SHA256SUMS_NAME, writeSha256Sums } from './sha256sums.js';
 import type { ArchiveDeps, ArchiveEvent, BackupReport, BackupTarget } from './types.js';
 
 export function toFileLink(file: GesBackupFile, receivedAt: number): FileLink {
@@ -37,9 +38,11 @@ export function validateBackupFiles(files: GesBackupFiles, allowedHosts: readonl
       throw new ArchiverError(ErrorCodes.UnsafeFileName,
         `GES listed the file name ${JSON.stringify(file.name.slice(0, 120))} for ${where}, which is refused: ${reason}`, { cause: err });
     }
-    if (file.name.toLowerCase() === ARCHIVE_MANIFEST_NAME) {
-      throw new ArchiverError(ErrorCodes.UnsafeFileName,
-        `File name "${file.name}" in ${where} collides with the archive's own ${ARCHIVE_MANIFEST_NAME}`);
+    for (const own of [ARCHIVE_MANIFEST_NAME, SHA256SUMS_NAME]) {
+      if (file.name.toLowerCase() === own.toLowerCase()) {
+        throw new ArchiverError(ErrorCodes.UnsafeFileName,
+          `File name "${file.name}" in ${where} collides with the archive's own ${own}`);
+      }
     }
     if (seen.has(file.name)) {
       throw new ArchiverError(ErrorCodes.GesBadResponse, `GES listed file "${file.name}" twice for ${where}`);
@@ -228,6 +231,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
       files,
     });
     const mKey = manifestKey(prefix, graphId, backupId);
+    await writeSha256Sums(deps, bucket, prefix, manifest, signal);
     await putJson(deps, bucket, mKey, manifest, signal);
     await deleteReceipts(deps, bucket, [...new Set([...receipts, ...written])])
       .catch((err: unknown) => log.warn({ err }, 'could not remove file receipts; they are harmless'));

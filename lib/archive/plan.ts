@@ -43,19 +43,26 @@ function skipped(graphId: string, backup: { id: string; name?: string }): Backup
   };
 }
 
+export interface PlanOptions {
+  /** Archive again even when manifest.json exists (`archive --force`, the repair path). */
+  force?: boolean | undefined;
+}
+
 async function planGraph(
   deps: ArchiveDeps,
   graphId: string,
   selector: RunManifest['graphs'][number]['backups'],
   signal?: AbortSignal,
+  options: PlanOptions = {},
 ): Promise<RunPlan> {
   const plan: RunPlan = { targets: [], settled: [] };
+  const archived = async (id: string): Promise<boolean> => options.force !== true && isArchived(deps, graphId, id, signal);
   let wanted: readonly string[] | undefined;
   if (Array.isArray(selector)) {
     // Explicit ids: an archived one needs nothing from GES.
     const pending: string[] = [];
     for (const id of new Set(selector as readonly string[])) {
-      if (await isArchived(deps, graphId, id, signal)) plan.settled.push(skipped(graphId, { id }));
+      if (await archived(id)) plan.settled.push(skipped(graphId, { id }));
       else pending.push(id);
     }
     if (pending.length === 0) return plan;
@@ -104,7 +111,7 @@ async function planGraph(
     if (!SAFE_ID.test(backup.id)) {
       plan.settled.push(failed(graphId, backup.id, new ArchiverError(ErrorCodes.GesBadResponse,
         `GES returned a backup id that is not a safe key segment: ${JSON.stringify(backup.id.slice(0, 80))}`)));
-    } else if (wanted === undefined && await isArchived(deps, graphId, backup.id, signal)) {
+    } else if (wanted === undefined && await archived(backup.id)) {
       plan.settled.push(skipped(graphId, backup));
     } else {
       plan.targets.push({ graphId, backupId: backup.id, backup });
@@ -113,13 +120,13 @@ async function planGraph(
   return plan;
 }
 
-export async function planRun(deps: ArchiveDeps, manifest: RunManifest, signal?: AbortSignal): Promise<RunPlan> {
+export async function planRun(deps: ArchiveDeps, manifest: RunManifest, signal?: AbortSignal, options: PlanOptions = {}): Promise<RunPlan> {
   const plan: RunPlan = { targets: [], settled: [] };
   // Graphs are planned one after another: listing is cheap next to copying, and this keeps
   // the GES request rate gentle.
   for (const graph of manifest.graphs) {
     try {
-      const part = await planGraph(deps, graph.graphId, graph.backups, signal);
+      const part = await planGraph(deps, graph.graphId, graph.backups, signal, options);
       plan.targets.push(...part.targets);
       plan.settled.push(...part.settled);
     } catch (err) {

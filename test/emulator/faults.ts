@@ -39,6 +39,7 @@ export class FaultState implements FaultControls {
   private cuts: Counted<{ name: string; cut: DownloadCut }>[] = [];
   private obs: Counted<{ name: string; status: number }>[] = [];
   private expiredTime: Counted<string>[] = [];
+  private importFailures: Counted<string>[] = [];
   private bytesPerSecond: number | null = null;
 
   constructor(private readonly hooks: FaultHooks) {}
@@ -72,6 +73,10 @@ export class FaultState implements FaultControls {
     this.obs.push({ value: { name, status }, remaining: count(times) });
   }
 
+  failImport(reason: string, times = 1): void {
+    this.importFailures.push({ value: reason, remaining: count(times) });
+  }
+
   changeFile(graphId: string, backupId: string, name: string, newSeed: string): void {
     this.hooks.changeFile(graphId, backupId, name, newSeed);
   }
@@ -81,13 +86,14 @@ export class FaultState implements FaultControls {
     this.cuts = [];
     this.obs = [];
     this.expiredTime = [];
+    this.importFailures = [];
     this.bytesPerSecond = null;
     this.hooks.restoreFiles();
   }
 
   // ---- used by the servers ----
 
-  /** 'token', 'list' and 'links' requests also match 'any'; other GES/IAM requests match only 'any'. */
+  /** 'token', 'list', 'links', 'import' and 'job' requests also match 'any'; other GES/IAM requests match only 'any'. */
   takeGes(op: Exclude<GesFaultOp, 'any'> | 'other'): GesFaultResponse | undefined {
     return take(this.ges, (f) => f.op === 'any' || f.op === op)?.resp;
   }
@@ -99,6 +105,10 @@ export class FaultState implements FaultControls {
 
   takeObsStatus(name: string): number | undefined {
     return take(this.obs, (f) => f.name === name)?.status;
+  }
+
+  takeImportFailure(): string | undefined {
+    return take(this.importFailures, () => true);
   }
 
   takeLinkExpiredTime(): string | undefined {
