@@ -115,10 +115,9 @@ export function createDirTarget(dir: string, logger: Logger): TargetWriter {
         throw fsError('create', temp, err);
       });
       try {
-        const out = handle.createWriteStream({ autoClose: false });
+        // flush: fsync before the stream closes the handle, so the rename never publishes data not yet on disk.
+        const out = handle.createWriteStream({ flush: true });
         await pipeline(Readable.from(body), new VerifyingStream(file, onBytes), out, ...(signal ? [{ signal }] : []));
-        await handle.sync();
-        await handle.close();
         await rename(temp, final);
       } catch (err) {
         await handle.close().catch(() => undefined);
