@@ -1,6 +1,7 @@
 import { ErrorCodes } from '../../../lib/errors.js';
 import { parseDuration } from '../../../lib/prune/duration.js';
 import { planPrune, type PruneCandidate } from '../../../lib/prune/plan.js';
+import { thrown } from '../../support/thrown.js';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 10, 30);
@@ -40,6 +41,6 @@ describe('parseDuration', () => {
   });
 
   it.each(['', '90', 'd', '5m', '1.5d', '-1d', '0d', '90 d', 'P90D'])('refuses %j, naming the option', (text) => {
-    expect(() => parseDuration(text)).toThrow(expect.objectContaining({ code: ErrorCodes.ArgsInvalid, message: expect.stringContaining('--keep-within') as string }));
+    expect(thrown(() => parseDuration(text))).toMatchObject({ code: ErrorCodes.ArgsInvalid, message: expect.stringContaining('--keep-within') as string });
   });
 });

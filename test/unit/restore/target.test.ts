@@ -1,6 +1,7 @@
 import { loadRestoreTargetConfig } from '../../../lib/config.js';
 import { ErrorCodes } from '../../../lib/errors.js';
 import { importPathOf, parseRestoreTarget } from '../../../lib/restore/target.js';
+import { thrown } from '../../support/thrown.js';
 
 describe('parseRestoreTarget', () => {
   it('reads s3://bucket/prefix/ (adding the folder\'s slash) and gives GES its import_path without scheme or trailing slash', () => {
@@ -16,7 +17,7 @@ describe('parseRestoreTarget', () => {
   });
 
   it.each(['', 's3://', 's3://Bad_Bucket/p/', 's3://bucket', 's3://bucket/', 's3://bucket/a//b/', 's3://bucket/../x/', 'obs://bucket/p/', 'https://host/p'])('refuses %j with ARGS_INVALID', (to) => {
-    expect(() => parseRestoreTarget(to)).toThrow(expect.objectContaining({ code: ErrorCodes.ArgsInvalid }));
+    expect(thrown(() => parseRestoreTarget(to))).toMatchObject({ code: ErrorCodes.ArgsInvalid });
   });
 });
 
@@ -44,7 +45,6 @@ describe('loadRestoreTargetConfig', () => {
     [{ RESTORE_S3_ENDPOINT: 'https://obs.example' }, 'RESTORE_S3_REGION is required'],
     [{ RESTORE_S3_ENDPOINT: 'https://obs.example', RESTORE_S3_REGION: 'r', RESTORE_S3_ACCESS_KEY_ID: 'AK' }, 'Set both RESTORE_S3_ACCESS_KEY_ID and RESTORE_S3_SECRET_ACCESS_KEY'],
   ])('refuses %j with CONFIG_INVALID naming the variable, never a value', (env, message) => {
-    expect(() => loadRestoreTargetConfig(env))
-      .toThrow(expect.objectContaining({ code: ErrorCodes.ConfigInvalid, message: expect.stringContaining(message) as string }));
+    expect(thrown(() => loadRestoreTargetConfig(env))).toMatchObject({ code: ErrorCodes.ConfigInvalid, message: expect.stringContaining(message) as string });
   });
 });
