@@ -45,7 +45,7 @@ function size(bytes: number | undefined): string {
 }
 
 function problemLine(p: VerifyProblem): string {
-  const label = p.kind.toUpperCase().padEnd(16);
+  const label = p.kind.toUpperCase().padEnd(19);
   switch (p.kind) {
     case 'missing':
       return `${label} ${p.key}${p.message ? `: ${p.message}` : `: not in the bucket; manifest.json records ${size(p.expected?.bytes)}`}`;
