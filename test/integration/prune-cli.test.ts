@@ -1,16 +1,15 @@
 // Retention against Swift: `ges-archiver prune` through the CLI, and pruneArchive with an S3
 // client that gives Swift AWS's Object Lock behaviour (Swift has none): HeadObject reports the
 // retention or legal hold of chosen keys and DeleteObject on them answers 403 AccessDenied.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { buildArchiveManifest, type ArchivedFile } from '../../lib/archive/archive-manifest.js';
 import { fileKey, manifestKey, runReportKey } from '../../lib/archive/keys.js';
-import { writeSha256Sums } from '../../lib/archive/sha256sums.js';
 import { ErrorCodes } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { pruneArchive, pruneExitCode } from '../../lib/prune/prune.js';
 import type { PruneDeps, PruneReport } from '../../lib/prune/types.js';
 import { createRetryPolicy } from '../../lib/retry.js';
+import { writeArchivedBackup } from '../support/archive-fixture.js';
 import { createTestBucket, listKeys, s3Client } from '../support/aws.js';
 import { runCli, useLocalS3 } from '../support/cli.js';
 
@@ -44,24 +43,15 @@ describe('ges-archiver prune', () => {
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
   }
 
-  /** An archived backup as the archiver lays it out: files, SHA256SUMS, manifest.json (and optional _state/ leftovers). */
+  /** An archived backup as the archiver lays it out (and optional _state/ leftovers). */
   async function archived(bucket: string, graphId: string, daysAgo: number, options: { backupTime?: boolean; state?: boolean } = {}): Promise<void> {
-    const backupId = id(daysAgo);
-    const files: ArchivedFile[] = [];
-    for (const name of ['a.bin', 'b.bin']) {
-      const body = randomBytes(100 + daysAgo);
-      const key = fileKey(PREFIX, graphId, backupId, name);
-      await put(bucket, key, body);
-      files.push({ name, key, bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') });
-    }
     const at = now - daysAgo * DAY;
-    const manifest = buildArchiveManifest({
-      graphId, backupId, archivedAt: new Date(at + 3_600_000), files,
+    await writeArchivedBackup(s3, bucket, PREFIX, {
+      graphId, backupId: id(daysAgo), archivedAt: new Date(at + 3_600_000),
+      files: { 'a.bin': randomBytes(100 + daysAgo), 'b.bin': randomBytes(100 + daysAgo) },
       ...(options.backupTime === false ? {} : { backupTimestamp: at }),
     });
-    await writeSha256Sums({ s3, retry: fastRetry }, bucket, PREFIX, manifest);
-    if (options.state) await put(bucket, `${PREFIX}_state/${graphId}/${backupId}/files/a.bin.json`, '{}');
-    await put(bucket, manifestKey(PREFIX, graphId, backupId), JSON.stringify(manifest));
+    if (options.state) await put(bucket, `${PREFIX}_state/${graphId}/${id(daysAgo)}/files/a.bin.json`, '{}');
   }
 
   async function runReport(bucket: string, daysAgo: number): Promise<string> {
