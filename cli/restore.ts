@@ -5,7 +5,6 @@ import { loadConfig, loadRestoreTargetConfig, loadStorageConfig } from '../lib/c
 import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
 import { createGesClient } from '../lib/ges/client.js';
 import { redactString } from '../lib/log.js';
-import { restoreBackup } from '../lib/restore/restore.js';
 import { parseRestoreTarget, targetLabel } from '../lib/restore/target.js';
 import type { RestoreEvent, RestoreReport, RestoreTarget } from '../lib/restore/types.js';
 import { createRetryPolicy } from '../lib/retry.js';
@@ -122,6 +121,8 @@ async function restoreCommand(io: CliIo, opts: RestoreCliOptions): Promise<numbe
     }
     interrupt = onInterrupt(logger, 'stopping the restore and cleaning up');
 
+    // Loaded here, not at start-up: lib-storage and the restore engine are not needed for --help.
+    const { restoreBackup } = await import('../lib/restore/restore.js');
     const report = await restoreBackup({ s3, targetS3, ges, config, logger, retry }, {
       graphId: opts.graph,
       backupId: opts.backup,
