@@ -82,7 +82,7 @@ async function restoreCommand(io: CliIo, opts: RestoreCliOptions): Promise<numbe
     else io.stdout.write(formatRestoreReport(report));
   };
 
-  const progress = createProgress(io.stderr, opts.progress !== false && opts.json !== true);
+  const progress = createProgress(io.stderr, opts.progress !== false);
   const level = opts.verbose ? 'debug' : io.stderr.isTTY && opts.progress !== false ? 'warn' : 'info';
   const logger = createCliLogger(io.env, level, progressSink(progress), io.stderr.isTTY === true);
   const closers: (() => Promise<void> | void)[] = [];
