@@ -287,6 +287,24 @@ describe('ges-archiver restore', () => {
       }
     });
 
+    it('writes with the archive\'s own S3 settings without RESTORE_S3_ENDPOINT, and with the RESTORE_S3_* credentials when it is set', async () => {
+      // Prepare
+      const target = await createTestBucket('restore-own-settings');
+      const wrongSecret = { ...targetEnv(), RESTORE_S3_SECRET_ACCESS_KEY: 'not-the-secret' };
+
+      // Act
+      const own = await runCli(['restore', '--graph', G, '--backup', B, '--to', `s3://${target}/own/`, '--json'], env);
+      const refused = await runCli(['restore', '--graph', G, '--backup', B, '--to', `s3://${target}/other/`, '--json'], wrongSecret);
+
+      // Assess
+      expect(own.code).toBe(0);
+      expect((await listKeys(target, 'own/')).sort()).toEqual(NAMES.map((n) => `own/${n}`));
+      expect(refused.code).toBe(2);
+      expect((JSON.parse(refused.stdout) as RestoreReport).error?.message).toMatch(/cannot be listed \(HTTP 403\)/);
+      expect(refused.stdout).not.toContain('not-the-secret');
+      expect(await listKeys(target, 'other/')).toEqual([]);
+    });
+
     it('refuses a folder that holds other objects (exit 2): GES would import them too', async () => {
       const target = await createTestBucket('restore-busy');
       await s3.send(new PutObjectCommand({ Bucket: target, Key: 'f/other.bin', Body: 'x' }));
