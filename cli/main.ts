@@ -9,6 +9,8 @@ import { registerCleanupCommand } from './cleanup.js';
 import { formatRunSummary, jsonReport } from './format.js';
 import { registerListCommand } from './list.js';
 import type { Progress } from './progress.js';
+import { registerPruneCommand } from './prune.js';
+import { registerRestoreCommand } from './restore.js';
 import { registerVerifyCommand } from './verify.js';
 
 /**
@@ -33,6 +35,7 @@ interface CommonOptions {
   json?: boolean;
   verbose?: boolean;
   progress?: boolean;
+  force?: boolean;
 }
 
 class UsageError extends ArchiverError {
@@ -107,6 +110,7 @@ async function runAndReport(io: CliIo, opts: CommonOptions, trigger: string, man
       signal: session.signal,
       onEvent: (e) => session.progress.onEvent(e),
       trigger,
+      force: opts.force === true,
     });
     session.progress.stop();
     await alertOnFailure(session, report);
@@ -162,6 +166,7 @@ export async function main(io: CliIo): Promise<number> {
     .description('archive one backup, by hand')
     .requiredOption('--graph <graphId>', 'graph id')
     .requiredOption('--backup <backupId>', 'backup id')
+    .option('--force', 'archive it again even when manifest.json exists (the repair after verify found damage)')
     .action(async (opts: CommonOptions & { graph: string; backup: string }) => {
       exitCode = await archiveCommand(io, opts);
     });
@@ -169,6 +174,8 @@ export async function main(io: CliIo): Promise<number> {
   registerVerifyCommand(program, io, (code) => { exitCode = code; });
   registerListCommand(program, io, (code) => { exitCode = code; });
   registerCleanupCommand(program, io, (code) => { exitCode = code; });
+  registerRestoreCommand(program, io, (code) => { exitCode = code; });
+  registerPruneCommand(program, io, (code) => { exitCode = code; });
 
   if (io.argv.length === 0) {
     // No command is a usage error (exit 2), with the usage on stderr.

@@ -44,7 +44,7 @@ export interface CliOutput {
 }
 
 /** A stream that hands every log line to the progress bar (which prints it above itself at once). */
-function progressSink(progress: Progress): Writable {
+export function progressSink(progress: Pick<Progress, 'log'>): Writable {
   return new Writable({
     write(chunk: Buffer | string, _encoding, callback) {
       progress.log(chunk.toString());

@@ -45,7 +45,7 @@ function size(bytes: number | undefined): string {
 }
 
 function problemLine(p: VerifyProblem): string {
-  const label = p.kind.toUpperCase().padEnd(16);
+  const label = p.kind.toUpperCase().padEnd(19);
   switch (p.kind) {
     case 'missing':
       // An empty key: nothing is archived under an empty ARCHIVE_PREFIX (the message names the bucket).
@@ -59,6 +59,7 @@ function problemLine(p: VerifyProblem): string {
     case 'altered':
       return `${label} ${p.key}: SHA-256 ${p.actual?.sha256 ?? '?'}, manifest.json records ${p.expected?.sha256 ?? '?'}`;
     case 'manifest-invalid':
+    case 'sha256sums-mismatch':
     case 'unreadable':
       return `${label} ${p.key}: ${p.message ?? ''}`;
   }
@@ -132,8 +133,9 @@ manifest does not list is reported as extra. The file's bytes are then streamed 
 SHA-256 and compared (altered = same length, other hash): for all files, or with --sample
 for a random share of them (rounded up, at least one), so a scheduled drill stays cheap.
 An unreadable or invalid manifest.json is reported as manifest-invalid; the file entries it
-still holds are checked all the same. Nothing archived under the prefix (or the graph or
-backup asked for) is a problem too, so a mistyped prefix never passes.
+still holds are checked all the same. A SHA256SUMS that does not list the same files and
+digests as manifest.json is sha256sums-mismatch. Nothing archived under the prefix (or the
+graph or backup asked for) is a problem too, so a mistyped prefix never passes.
 Progress (bytes and files re-read) goes to stderr like run's; --no-progress silences it.
 Needs only ARCHIVE_BUCKET (and ARCHIVE_PREFIX, S3_FORCE_PATH_STYLE, the AWS SDK variables).
 Exit status: 0 everything checked matches; 1 any problem (or S3 failed); 2 invalid

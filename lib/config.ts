@@ -308,3 +308,64 @@ export function loadLogSettings(env: Record<string, string | undefined>): LogSet
   }
   return { level: parsed.data.LOG_LEVEL, format: parsed.data.LOG_FORMAT ?? 'pretty' };
 }
+
+/**
+ * Where `restore --to s3://…` writes (CONTRACT.md, "Restore"): another S3 API, e.g. Huawei OBS,
+ * when RESTORE_S3_ENDPOINT is set; undefined means the archive's own S3 settings.
+ */
+export interface RestoreTargetS3Config {
+  readonly endpoint: string;
+  readonly region: string;
+  readonly forcePathStyle: boolean;
+  /** Absent: the AWS SDK's default credential chain. */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+}
+
+const restoreEnvSchema = z.object({
+  RESTORE_S3_ENDPOINT: optionalString,
+  RESTORE_S3_REGION: optionalString,
+  RESTORE_S3_FORCE_PATH_STYLE: booleanFlag('RESTORE_S3_FORCE_PATH_STYLE'),
+  RESTORE_S3_ACCESS_KEY_ID: optionalString,
+  RESTORE_S3_SECRET_ACCESS_KEY: z.string().optional().transform((v) => (v === '' ? undefined : v)),
+  AWS_REGION: optionalString,
+});
+
+/**
+ * Validates the RESTORE_S3_* variables. Without RESTORE_S3_ENDPOINT, restore writes with the
+ * archive's own client, so any other RESTORE_S3_* variable is refused rather than ignored.
+ * Messages name variables, never values.
+ */
+export function loadRestoreTargetConfig(env: Record<string, string | undefined>): RestoreTargetS3Config | undefined {
+  const parsed = restoreEnvSchema.safeParse(env);
+  if (!parsed.success) throw new ArchiverError(ErrorCodes.ConfigInvalid, `Invalid configuration: ${describeIssues(parsed.error)}`);
+  const e = parsed.data;
+  const others = ([
+    ['RESTORE_S3_REGION', e.RESTORE_S3_REGION !== undefined],
+    ['RESTORE_S3_FORCE_PATH_STYLE', e.RESTORE_S3_FORCE_PATH_STYLE],
+    ['RESTORE_S3_ACCESS_KEY_ID', e.RESTORE_S3_ACCESS_KEY_ID !== undefined],
+    ['RESTORE_S3_SECRET_ACCESS_KEY', e.RESTORE_S3_SECRET_ACCESS_KEY !== undefined],
+  ] as const).filter(([, set]) => set).map(([name]) => name);
+  if (e.RESTORE_S3_ENDPOINT === undefined) {
+    if (others.length > 0) {
+      throw new ArchiverError(ErrorCodes.ConfigInvalid, `${others.join(', ')} ${others.length === 1 ? 'is' : 'are'} set but RESTORE_S3_ENDPOINT is not: set it too (the restore target's S3 endpoint), or unset them to restore with the archive's own S3 settings`);
+    }
+    return undefined;
+  }
+  const endpoint = serviceUrl('RESTORE_S3_ENDPOINT').safeParse(e.RESTORE_S3_ENDPOINT);
+  if (!endpoint.success) throw new ArchiverError(ErrorCodes.ConfigInvalid, `Invalid configuration: ${describeIssues(endpoint.error)}`);
+  const region = e.RESTORE_S3_REGION ?? e.AWS_REGION;
+  if (region === undefined) {
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, 'RESTORE_S3_REGION is required with RESTORE_S3_ENDPOINT (or AWS_REGION), e.g. cn-north-4 for Huawei OBS');
+  }
+  if ((e.RESTORE_S3_ACCESS_KEY_ID === undefined) !== (e.RESTORE_S3_SECRET_ACCESS_KEY === undefined)) {
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, 'Set both RESTORE_S3_ACCESS_KEY_ID and RESTORE_S3_SECRET_ACCESS_KEY, or neither (then the AWS SDK\'s default credentials are used)');
+  }
+  return deepFreeze<RestoreTargetS3Config>({
+    endpoint: endpoint.data.replace(/\/+$/, ''),
+    region,
+    forcePathStyle: e.RESTORE_S3_FORCE_PATH_STYLE,
+    ...(e.RESTORE_S3_ACCESS_KEY_ID === undefined || e.RESTORE_S3_SECRET_ACCESS_KEY === undefined
+      ? {}
+      : { credentials: { accessKeyId: e.RESTORE_S3_ACCESS_KEY_ID, secretAccessKey: e.RESTORE_S3_SECRET_ACCESS_KEY } }),
+  });
+}

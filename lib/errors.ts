@@ -72,6 +72,12 @@ export const ErrorCodes = {
   QueueFailed: 'QUEUE_FAILED',
   /** A fan-out message is malformed. */
   MessageInvalid: 'MESSAGE_INVALID',
+  /** The backup asked for has no manifest.json in the archive (restore). */
+  NotArchived: 'NOT_ARCHIVED',
+  /** GES refused the import of a restored backup, or its import job failed or timed out. */
+  ImportFailed: 'IMPORT_FAILED',
+  /** An object is under S3 Object Lock retention or a legal hold and may not be deleted (prune). */
+  Locked: 'LOCKED',
   /** Anything not foreseen: a bug, or a failure of a dependency we could not classify. */
   Internal: 'INTERNAL',
 } as const;

@@ -3,7 +3,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Agent, type Dispatcher } from 'undici';
 import type { ArchiveDeps } from './archive/types.js';
-import type { Config } from './config.js';
+import type { Config, RestoreTargetS3Config } from './config.js';
 import { createCopier } from './copy/copier.js';
 import { createGesClient, type GesClientDeps } from './ges/client.js';
 import type { Logger } from './log.js';
@@ -45,6 +45,18 @@ export function createS3Client(config: Pick<Config, 's3'>): S3Client {
   // (AWS_REQUEST_CHECKSUM_CALCULATION...) come from the SDK's standard variables.
   // maxAttempts 1: lib/retry.ts is the one retry policy; SDK retries on top would multiply it.
   return new S3Client({ forcePathStyle: config.s3.forcePathStyle, maxAttempts: 1, requestHandler: AWS_REQUEST_HANDLER });
+}
+
+/** The restore target's own store (RESTORE_S3_*, e.g. Huawei OBS): same timeouts, same single retry policy. */
+export function createRestoreTargetS3Client(target: RestoreTargetS3Config): S3Client {
+  return new S3Client({
+    endpoint: target.endpoint,
+    region: target.region,
+    forcePathStyle: target.forcePathStyle,
+    ...(target.credentials === undefined ? {} : { credentials: { ...target.credentials } }),
+    maxAttempts: 1,
+    requestHandler: AWS_REQUEST_HANDLER,
+  });
 }
 
 // Region, credentials and endpoints (AWS_ENDPOINT_URL_SQS / _SNS) come from the SDK's standard

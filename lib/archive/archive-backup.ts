@@ -10,6 +10,7 @@ import { ARCHIVE_MANIFEST_NAME, fileKey, manifestKey } from './keys.js';
 import { clearBackupState } from './backup-state.js';
 import { listReceiptKeys, receiptKey, storedFile, writeReceipt } from './receipts.js';
 import { headObject, putJson } from './s3-objects.js';
+import { SHA256SUMS_NAME, writeSha256Sums } from './sha256sums.js';
 import type { ArchiveDeps, ArchiveEvent, BackupReport, BackupTarget } from './types.js';
 
 export function toFileLink(file: GesBackupFile, receivedAt: number): FileLink {
@@ -38,9 +39,11 @@ export function validateBackupFiles(files: GesBackupFiles, allowedHosts: readonl
       throw new ArchiverError(ErrorCodes.UnsafeFileName,
         `GES listed the file name ${JSON.stringify(file.name.slice(0, 120))} for ${where}, which is refused: ${reason}`, { cause: err });
     }
-    if (file.name.toLowerCase() === ARCHIVE_MANIFEST_NAME) {
-      throw new ArchiverError(ErrorCodes.UnsafeFileName,
-        `File name "${file.name}" in ${where} collides with the archive's own ${ARCHIVE_MANIFEST_NAME}`);
+    for (const own of [ARCHIVE_MANIFEST_NAME, SHA256SUMS_NAME]) {
+      if (file.name.toLowerCase() === own.toLowerCase()) {
+        throw new ArchiverError(ErrorCodes.UnsafeFileName,
+          `File name "${file.name}" in ${where} collides with the archive's own ${own}`);
+      }
     }
     if (seen.has(file.name)) {
       throw new ArchiverError(ErrorCodes.GesBadResponse, `GES listed file "${file.name}" twice for ${where}`);
@@ -280,6 +283,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
       files,
     });
     const mKey = manifestKey(prefix, graphId, backupId);
+    await writeSha256Sums(deps, bucket, prefix, manifest, signal);
     await putJson(deps, bucket, mKey, manifest, signal);
     await removeState(deps, target, log, signal);
     log.info({ files: manifest.fileCount, bytes: manifest.totalBytes }, 'backup archived');

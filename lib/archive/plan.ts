@@ -47,9 +47,9 @@ function skipped(graphId: string, backup: { id: string; name?: string }, reason:
   };
 }
 
-/** A skip report when the backup needs nothing from this run: archived, or being fanned out by another run. */
-async function alreadyHandled(deps: ArchiveDeps, graphId: string, backup: { id: string; name?: string }, signal?: AbortSignal): Promise<BackupReport | undefined> {
-  if (await isArchived(deps, graphId, backup.id, signal)) {
+/** A skip report when the backup needs nothing from this run: archived (unless forced), or being fanned out by another run. */
+async function alreadyHandled(deps: ArchiveDeps, graphId: string, backup: { id: string; name?: string }, signal: AbortSignal | undefined, force: boolean): Promise<BackupReport | undefined> {
+  if (!force && await isArchived(deps, graphId, backup.id, signal)) {
     return skipped(graphId, backup, { code: ErrorCodes.AlreadyArchived, message: 'already archived (manifest.json exists)' });
   }
   const { bucket, prefix } = deps.config.archive;
@@ -63,19 +63,26 @@ async function alreadyHandled(deps: ArchiveDeps, graphId: string, backup: { id: 
   });
 }
 
+export interface PlanOptions {
+  /** Archive again even when manifest.json exists (`archive --force`, the repair path); a fan-out in progress is still left alone. */
+  force?: boolean | undefined;
+}
+
 async function planGraph(
   deps: ArchiveDeps,
   graphId: string,
   selector: RunManifest['graphs'][number]['backups'],
   signal?: AbortSignal,
+  options: PlanOptions = {},
 ): Promise<RunPlan> {
   const plan: RunPlan = { targets: [], settled: [] };
+  const force = options.force === true;
   let wanted: readonly string[] | undefined;
   if (Array.isArray(selector)) {
     // Explicit ids: an archived one needs nothing from GES.
     const pending: string[] = [];
     for (const id of new Set(selector as readonly string[])) {
-      const handled = await alreadyHandled(deps, graphId, { id }, signal);
+      const handled = await alreadyHandled(deps, graphId, { id }, signal, force);
       if (handled) plan.settled.push(handled);
       else pending.push(id);
     }
@@ -135,20 +142,20 @@ async function planGraph(
         `GES returned a backup id that is not a safe key segment: ${JSON.stringify(backup.id.slice(0, 80))}`)));
       continue;
     }
-    const handled = wanted === undefined ? await alreadyHandled(deps, graphId, backup, signal) : undefined;
+    const handled = wanted === undefined ? await alreadyHandled(deps, graphId, backup, signal, force) : undefined;
     if (handled) plan.settled.push(handled);
     else plan.targets.push({ graphId, backupId: backup.id, backup });
   }
   return plan;
 }
 
-export async function planRun(deps: ArchiveDeps, manifest: RunManifest, signal?: AbortSignal): Promise<RunPlan> {
+export async function planRun(deps: ArchiveDeps, manifest: RunManifest, signal?: AbortSignal, options: PlanOptions = {}): Promise<RunPlan> {
   const plan: RunPlan = { targets: [], settled: [] };
   // Graphs are planned one after another: listing is cheap next to copying, and this keeps
   // the GES request rate gentle.
   for (const graph of manifest.graphs) {
     try {
-      const part = await planGraph(deps, graph.graphId, graph.backups, signal);
+      const part = await planGraph(deps, graph.graphId, graph.backups, signal, options);
       plan.targets.push(...part.targets);
       plan.settled.push(...part.settled);
     } catch (err) {

@@ -105,7 +105,7 @@ export async function finishRun(
 /** One scheduled run: plan the manifest, then archive. */
 export async function runManifest(deps: ArchiveDeps, manifest: RunManifest, options: RunOptions = {}): Promise<RunReport> {
   const startedAt = (deps.now ?? Date.now)();
-  const plan = await planRun(deps, manifest, options.signal);
+  const plan = await planRun(deps, manifest, options.signal, { force: options.force });
   return executePlan(deps, plan, { ...options, startedAt });
 }
 

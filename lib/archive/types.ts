@@ -71,4 +71,6 @@ export interface RunOptions {
   /** What started the run: 'cli', 'schedule', 'manual'... (recorded in the run report). */
   trigger?: string;
   runId?: string;
+  /** Archive again even when manifest.json exists; the new manifest.json is still written last. */
+  force?: boolean;
 }

@@ -40,6 +40,7 @@ export async function listArchivedBackups(deps: StorageDeps, options: ListOption
       fileCount: m.fileCount,
       totalBytes: m.totalBytes,
       ...(m.runId === undefined ? {} : { runId: m.runId, runReportKey: runReportKey(deps.config.archive.prefix, m.runId) }),
+      ...(folder.sha256sums === undefined ? {} : { sha256sumsKey: folder.sha256sums.key }),
     };
   })));
   const when = (s: ArchivedBackupSummary): string => (s.valid ? s.backupTime ?? s.archivedAt : '');

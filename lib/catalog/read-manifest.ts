@@ -13,22 +13,24 @@ export type ManifestReadResult =
   | { ok: false; problem: string; data?: unknown };
 
 /** Not an S3 failure but a property of the object: reported as a problem, never retried. */
-class ManifestTooLarge extends Error {
-  constructor() {
-    super(`manifest.json is larger than ${MAX_ARCHIVE_MANIFEST_BYTES} bytes`);
-    this.name = 'ManifestTooLarge';
+export class ObjectTooLarge extends Error {
+  constructor(name: string, maxBytes: number) {
+    super(`${name} is larger than ${maxBytes} bytes`);
+    this.name = 'ObjectTooLarge';
   }
 }
 
-
-/** Reads the whole (small) manifest object, refusing more than MAX_ARCHIVE_MANIFEST_BYTES. */
-function fetchManifestText(deps: StorageDeps, key: string, signal?: AbortSignal): Promise<string | undefined> {
+/**
+ * Reads a whole small object (manifest.json, SHA256SUMS) as UTF-8 text, refusing more than
+ * `maxBytes` (ObjectTooLarge); undefined when it does not exist.
+ */
+export function readSmallObjectText(deps: StorageDeps, key: string, maxBytes: number, signal?: AbortSignal): Promise<string | undefined> {
   return readObjectStream(deps, deps.config.archive.bucket, key, async (body) => {
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of body) {
       size += chunk.byteLength;
-      if (size > MAX_ARCHIVE_MANIFEST_BYTES) throw new ManifestTooLarge();
+      if (size > maxBytes) throw new ObjectTooLarge(key.slice(key.lastIndexOf('/') + 1), maxBytes);
       chunks.push(Buffer.from(chunk));
     }
     return Buffer.concat(chunks).toString('utf8');
@@ -60,9 +62,9 @@ function consistencyProblem(m: ArchiveManifest, folder: BackupFolder): string | 
 export async function readArchiveManifest(deps: StorageDeps, folder: BackupFolder, signal?: AbortSignal): Promise<ManifestReadResult> {
   let text: string | undefined;
   try {
-    text = await fetchManifestText(deps, folder.manifestKey, signal);
+    text = await readSmallObjectText(deps, folder.manifestKey, MAX_ARCHIVE_MANIFEST_BYTES, signal);
   } catch (err) {
-    if (err instanceof ManifestTooLarge) return { ok: false, problem: err.message };
+    if (err instanceof ObjectTooLarge) return { ok: false, problem: err.message };
     throw err;
   }
   if (text === undefined) return { ok: false, problem: 'manifest.json disappeared while it was being read' };

@@ -1,6 +1,7 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ARCHIVE_MANIFEST_NAME, backupPrefix, manifestKey } from '../archive/keys.js';
 import { s3Error } from '../archive/s3-objects.js';
+import { SHA256SUMS_NAME } from '../archive/sha256sums.js';
 import type { BackupFolder, StorageDeps } from './types.js';
 
 export interface ScanOptions {
@@ -72,6 +73,7 @@ export async function scanArchive(deps: StorageDeps, options: ScanOptions = {}):
         folders.set(id, folder);
       }
       if (where.rest === ARCHIVE_MANIFEST_NAME) folder.archived = true;
+      else if (where.rest === SHA256SUMS_NAME) folder.sha256sums = { key: object.Key, bytes: object.Size ?? 0 };
       else folder.objects.set(object.Key, object.Size ?? 0);
     }
     continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;

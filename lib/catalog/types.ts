@@ -23,8 +23,10 @@ export interface BackupFolder {
   manifestKey: string;
   /** True when `manifest.json` exists, i.e. the backup is archived (CONTRACT.md). */
   archived: boolean;
-  /** Every object in the folder except manifest.json: key → size in bytes. */
+  /** Every object in the folder except manifest.json and SHA256SUMS: key → size in bytes. */
   objects: Map<string, number>;
+  /** The folder's SHA256SUMS (`sha256sum -c` format), when there is one. */
+  sha256sums?: { key: string; bytes: number } | undefined;
 }
 
 /** One line of `list`: an archived backup, or one whose manifest.json cannot be used. */
@@ -43,6 +45,8 @@ export type ArchivedBackupSummary =
     /** The run that archived it, and where that run's report is (`{prefix}_runs/{runId}.json`). */
     runId?: string;
     runReportKey?: string;
+    /** The backup's SHA256SUMS (for `sha256sum -c`), when it has one (backups archived before it existed do not). */
+    sha256sumsKey?: string;
   }
   | {
     valid: false;

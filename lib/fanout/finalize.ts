@@ -6,6 +6,7 @@ import { fileKey, manifestKey } from '../archive/keys.js';
 import { clearBackupState } from '../archive/backup-state.js';
 import { listReceiptKeys, receiptKey, storedFile } from '../archive/receipts.js';
 import { headObject, putJson, s3Error } from '../archive/s3-objects.js';
+import { writeSha256Sums } from '../archive/sha256sums.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
 import { deleteKey, finalizeLockKey, getJson, readJob } from './state.js';
 import type { FanoutDeps } from './types.js';
@@ -176,6 +177,9 @@ export async function finalizeBackup(deps: FanoutDeps, graphId: string, backupId
     return { outcome: written ? 'exists' : 'incomplete', manifestKey: mKey };
   }
   const { manifest } = complete;
+  // Before manifest.json, which stays the last object; a finalizer that then loses the race
+  // wrote the same file (same receipts, same digests).
+  await writeSha256Sums(deps, bucket, prefix, manifest, signal);
 
   const outcome: FinalizeOutcome = await putIfAbsent(deps, mKey, manifest, signal).then((r) => (r === 'unsupported' ? writeUnderLock(deps, graphId, backupId, mKey, manifest, options) : r));
   if (outcome === 'written') {

@@ -6,8 +6,11 @@ import { createRetryPolicy, type RetryEvent, type RetryPolicy } from '../retry.j
 import { iamTokenSource, staticTokenSource, type TokenSource } from './auth.js';
 import { errorCodeInSuccessBody, gesErrorFromResponse } from './errors.js';
 import { exchange, type HttpAnswer } from './http.js';
-import type { GesBackup, GesBackupFiles } from './types.js';
-import { backupFilesSchema, backupPageSchema, normalizeBackupFiles, normalizeBackupPage, parseJsonBody, validateBody } from './wire.js';
+import type { GesBackup, GesBackupFiles, GesJob } from './types.js';
+import {
+  backupFilesSchema, backupPageSchema, importAnswerSchema, jobStatusSchema, normalizeBackupFiles, normalizeBackupPage,
+  normalizeImportAnswer, normalizeJobStatus, parseJsonBody, validateBody,
+} from './wire.js';
 
 export interface GesClient {
   /** Every backup of the graph, across all pages, deduplicated by id (ges-api.md §4.2, §9.10). */
@@ -16,6 +19,18 @@ export interface GesClient {
   getBackupFiles(graphId: string, backupId: string, options?: { signal?: AbortSignal }): Promise<GesBackupFiles>;
   /** The project id in use (from config, or from the IAM token's project.id). */
   projectId(options?: { signal?: AbortSignal }): Promise<string>;
+}
+
+/** Bringing a backup back into GES (ges-api.md §4.7) and following the job it starts (§4.4). */
+export interface GesImportApi {
+  /**
+   * `POST /v2/{project_id}/graphs/{graph_id}/backups/import` with `{"import_path": "bucket/prefix"}`:
+   * GES imports the backup files stored there (in OBS) as a backup of the graph. Returns the job id.
+   * Not idempotent: resent only when GES surely did not act on it (429, connection refused).
+   */
+  importBackup(graphId: string, importPath: string, options?: { signal?: AbortSignal }): Promise<{ jobId: string }>;
+  /** `GET /v2/{project_id}/graphs/{graph_id}/jobs/{job_id}/status`. */
+  getJobStatus(graphId: string, jobId: string, options?: { signal?: AbortSignal }): Promise<GesJob>;
 }
 
 export interface GesClientDeps {
@@ -71,6 +86,27 @@ function checkId(kind: 'graph' | 'backup', id: string): void {
   }
 }
 
+/** Network failures that happen before a request reaches GES: resending cannot do anything twice. */
+const NOT_SENT_NETWORK_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
+]);
+
+/**
+ * For a request that is not idempotent (starting an import job): only a throttled request (the
+ * gateway refused it) or one that never reached GES is safe to send again; any other failure
+ * might have started the job, so it is final and says how to check.
+ */
+function onlySafeResends(err: unknown, op: string): Error {
+  if (!(err instanceof ArchiverError)) return toArchiverError(err);
+  if (!err.retryable) return err;
+  const networkCode = err.details?.['networkCode'];
+  if (err.code === ErrorCodes.GesThrottled || (typeof networkCode === 'string' && NOT_SENT_NETWORK_CODES.has(networkCode))) return err;
+  return new ArchiverError(err.code, `${err.message} GES may still have started ${op}: check the graph's jobs in the GES console before trying again.`, {
+    cause: err.cause,
+    ...(err.details === undefined ? {} : { details: err.details }),
+  });
+}
+
 /** What a caller sees when the retry loop ends: always an ArchiverError; ABORTED when it gave up. */
 function finalError(err: unknown, op: string, signal: AbortSignal | undefined): ArchiverError {
   if (err instanceof ArchiverError) return err;
@@ -81,7 +117,7 @@ function finalError(err: unknown, op: string, signal: AbortSignal | undefined): 
   return toArchiverError(err);
 }
 
-export function createGesClient(deps: GesClientDeps): GesClient {
+export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
   const { config, logger } = deps;
   const retry = deps.retry ?? createRetryPolicy();
   const dispatcher = deps.dispatcher ?? new Agent();
@@ -130,9 +166,24 @@ export function createGesClient(deps: GesClientDeps): GesClient {
   }
 
   /** GET a GES path and return its JSON body; retried, with one token renewal on a 401. */
-  async function getJson(
+  function getJson(
     path: (projectId: string) => string,
     query: Record<string, string>,
+    op: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ json: unknown; receivedAt: number }> {
+    return requestJson('GET', path, query, undefined, op, signal);
+  }
+
+  /**
+   * One GES call returning its JSON body: retried (a POST only when resending is safe), with
+   * one token renewal on a 401 (GES refused the request, so resending it is safe).
+   */
+  async function requestJson(
+    method: 'GET' | 'POST',
+    path: (projectId: string) => string,
+    query: Record<string, string>,
+    body: unknown,
     op: string,
     signal: AbortSignal | undefined,
   ): Promise<{ json: unknown; receivedAt: number }> {
@@ -141,9 +192,10 @@ export function createGesClient(deps: GesClientDeps): GesClient {
       const url = new URL(`${config.endpoint}${path(projectId)}`);
       for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
       return exchange(http, {
-        method: 'GET',
+        method,
         url,
         headers: { 'x-auth-token': token, 'content-type': 'application/json', accept: 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         op,
         service: 'GES',
         signal,
@@ -178,8 +230,15 @@ export function createGesClient(deps: GesClientDeps): GesClient {
       return { json, receivedAt };
     };
 
+    const guarded = method === 'GET' ? attempt : async () => {
+      try {
+        return await attempt();
+      } catch (err) {
+        throw onlySafeResends(err, op);
+      }
+    };
     try {
-      return await retry(attempt, { signal, onRetry: onRetry(op) });
+      return await retry(guarded, { signal, onRetry: onRetry(op) });
     } catch (err) {
       throw failed(err, op, signal);
     }
@@ -276,5 +335,36 @@ export function createGesClient(deps: GesClientDeps): GesClient {
     }
   }
 
-  return { listBackups, getBackupFiles, projectId };
+  async function importBackup(graphId: string, importPath: string, options: { signal?: AbortSignal } = {}): Promise<{ jobId: string }> {
+    checkId('graph', graphId);
+    const op = `the import of ${importPath} into graph ${graphId}`;
+    const { json } = await requestJson(
+      'POST',
+      (p) => `/v2/${encodeURIComponent(p)}/graphs/${encodeURIComponent(graphId)}/backups/import`,
+      {},
+      { import_path: importPath },
+      op,
+      options.signal,
+    );
+    const answer = normalizeImportAnswer(validateBody(importAnswerSchema, json, op));
+    logger.info({ graphId, importPath, jobId: answer.jobId }, 'ges import started');
+    return answer;
+  }
+
+  async function getJobStatus(graphId: string, jobId: string, options: { signal?: AbortSignal } = {}): Promise<GesJob> {
+    checkId('graph', graphId);
+    if (jobId.trim() === '' || jobId === '.' || jobId === '..') {
+      throw new ArchiverError(ErrorCodes.GesBadResponse, `GES returned an unusable job id ${JSON.stringify(jobId)}`);
+    }
+    const op = `the status of job ${jobId} of graph ${graphId}`;
+    const { json } = await getJson(
+      (p) => `/v2/${encodeURIComponent(p)}/graphs/${encodeURIComponent(graphId)}/jobs/${encodeURIComponent(jobId)}/status`,
+      {},
+      op,
+      options.signal,
+    );
+    return normalizeJobStatus(validateBody(jobStatusSchema, json, op), jobId);
+  }
+
+  return { listBackups, getBackupFiles, projectId, importBackup, getJobStatus };
 }

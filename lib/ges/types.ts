@@ -37,3 +37,14 @@ export interface GesBackupFiles {
   /** epoch ms when GES answered (for link-expiry fallback) */
   receivedAt: number;
 }
+
+/** A GES job as its status API reports it (ges-api.md §4.4). */
+export interface GesJob {
+  jobId: string;
+  /** pending | running | waiting | success | failed | partiallyFailed, or a value GES invents (not finished). */
+  status: string;
+  /** Why it failed, when GES says. */
+  failReason?: string;
+  /** `job_progress`, documented as reserved: shown when present, never relied on. */
+  progress?: number;
+}

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ArchiverError, ErrorCodes } from '../errors.js';
-import type { GesBackup, GesBackupFile } from './types.js';
+import type { GesBackup, GesBackupFile, GesJob } from './types.js';
 
 /**
  * Wire shapes of the GES and IAM answers the archiver reads, and their validation.
@@ -99,6 +99,36 @@ export const backupFilesSchema = z
   .object({
     bucket: optionalString,
     files: z.array(backupFileEntrySchema).nullish(),
+  })
+  .loose();
+
+/** The answer to `POST …/backups/import` (ges-api.md §4.7): `{"job_id": "…"}` (v1 spelling accepted too). */
+export const importAnswerSchema = z
+  .object({
+    job_id: optionalText,
+    jobId: optionalText,
+  })
+  .loose()
+  .superRefine((body, ctx) => {
+    if ((body.job_id ?? body.jobId ?? '').trim() === '') ctx.addIssue({ code: 'custom', path: ['job_id'], message: 'job_id is missing' });
+  });
+
+/**
+ * A job's status (`GET …/jobs/{job_id}/status`, ges-api.md §4.4): `status` is pending,
+ * running, waiting, success, failed or partiallyFailed; `fail_reason` says why it failed;
+ * `job_progress` is documented as reserved.
+ */
+export const jobStatusSchema = z
+  .object({
+    job_id: optionalText,
+    jobId: optionalText,
+    status: nonEmptyString('status'),
+    job_type: optionalString,
+    jobType: optionalString,
+    fail_reason: optionalText,
+    failReason: optionalText,
+    job_progress: numberLike,
+    jobProgress: numberLike,
   })
   .loose();
 
@@ -204,6 +234,21 @@ export function normalizeBackupFiles(body: z.output<typeof backupFilesSchema>): 
       downloadLink: f.download_link ?? f.downloadLink ?? '',
       linkExpiredTime: f.link_expired_time ?? f.linkExpiredTime,
     })),
+  };
+}
+
+export function normalizeImportAnswer(body: z.output<typeof importAnswerSchema>): { jobId: string } {
+  return { jobId: (body.job_id ?? body.jobId ?? '').trim() };
+}
+
+export function normalizeJobStatus(body: z.output<typeof jobStatusSchema>, jobId: string): GesJob {
+  const failReason = body.fail_reason ?? body.failReason;
+  const progress = body.job_progress ?? body.jobProgress;
+  return {
+    jobId: body.job_id ?? body.jobId ?? jobId,
+    status: body.status,
+    ...(failReason === undefined || failReason.trim() === '' ? {} : { failReason }),
+    ...(progress === undefined ? {} : { progress }),
   };
 }
 

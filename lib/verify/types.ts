@@ -11,6 +11,8 @@ export type VerifyProblemKind =
   | 'size-mismatch'
   /** manifest.json is unreadable, not JSON, not the schema, or inconsistent with its folder. */
   | 'manifest-invalid'
+  /** The backup's SHA256SUMS is unreadable or does not list the files and digests manifest.json lists. */
+  | 'sha256sums-mismatch'
   /** The object could not be read back (S3 kept failing after retries): not verified. */
   | 'unreadable';
 
@@ -24,7 +26,7 @@ export interface VerifyProblem {
   expected?: { bytes?: number; sha256?: string };
   /** What the bucket holds. */
   actual?: { bytes?: number; sha256?: string };
-  /** A sentence for the kinds that need one (manifest-invalid, unreadable, missing backups). */
+  /** A sentence for the kinds that need one (manifest-invalid, sha256sums-mismatch, unreadable, missing backups). */
   message?: string;
 }
 

@@ -1,7 +1,9 @@
+import type { ArchiveManifest } from '../archive/archive-manifest.js';
 import pLimit from 'p-limit';
 import type { ArchivedFile } from '../archive/archive-manifest.js';
 import { manifestKey } from '../archive/keys.js';
-import { readArchiveManifest } from '../catalog/read-manifest.js';
+import { parseSha256Sums, sha256SumsDisagreement } from '../archive/sha256sums.js';
+import { ObjectTooLarge, readArchiveManifest, readSmallObjectText } from '../catalog/read-manifest.js';
 import { scanArchive } from '../catalog/scan.js';
 import type { BackupFolder, StorageDeps } from '../catalog/types.js';
 import { errorSummary, isAbortError } from '../errors.js';
@@ -64,7 +66,7 @@ async function contentProblem(deps: StorageDeps, check: FileCheck, options: Veri
   const expected = { bytes: file.bytes, sha256: file.sha256 };
   const onBytes = options.onEvent === undefined ? undefined : (delta: number) => options.onEvent?.({ type: 'bytes', delta });
   try {
-    const actual = await hashObject(deps, file.key, signal, onBytes);
+    const actual = await hashObject(deps, file.key, signal, { onBytes });
     if (actual === undefined) return { kind: 'missing', ...where, expected };
     const kind = compareObject(file, actual);
     return kind ? { kind, ...where, expected, actual } : undefined;
@@ -74,6 +76,27 @@ async function contentProblem(deps: StorageDeps, check: FileCheck, options: Veri
     deps.logger.warn({ err, key: file.key }, 'could not read an archived object back');
     return { kind: 'unreadable', ...where, expected, message: `${code}: ${message}` };
   }
+}
+
+/** SHA256SUMS lists a line of ~70 bytes per file; 16 MiB is far beyond any real backup's. */
+const MAX_SHA256SUMS_BYTES = 16 * 1024 * 1024;
+
+/** The backup's SHA256SUMS, when it has one, must list exactly the files and digests of manifest.json. */
+async function sha256SumsProblem(deps: StorageDeps, folder: BackupFolder, manifest: ArchiveManifest, signal?: AbortSignal): Promise<VerifyProblem | undefined> {
+  if (folder.sha256sums === undefined) return undefined;
+  const where = { kind: 'sha256sums-mismatch' as const, key: folder.sha256sums.key, graphId: folder.graphId, backupId: folder.backupId };
+  let text: string | undefined;
+  try {
+    text = await readSmallObjectText(deps, folder.sha256sums.key, MAX_SHA256SUMS_BYTES, signal);
+  } catch (err) {
+    if (err instanceof ObjectTooLarge) return { ...where, message: err.message };
+    throw err;
+  }
+  if (text === undefined) return { ...where, message: 'SHA256SUMS disappeared while it was being read' };
+  const parsed = parseSha256Sums(text);
+  if (!parsed.ok) return { ...where, message: `SHA256SUMS is not in sha256sum format: ${parsed.problem}` };
+  const disagreement = sha256SumsDisagreement(parsed.entries, manifest.files);
+  return disagreement === undefined ? undefined : { ...where, message: disagreement };
 }
 
 /**
@@ -127,6 +150,11 @@ export async function verifyArchive(deps: StorageDeps, options: VerifyOptions = 
     }
     for (const file of files) checks.push({ folder, backup, file });
   });
+  const sums = await Promise.all(archived.map((folder, i) => {
+    const read = manifests[i]!;
+    return read.ok ? limit(async () => sha256SumsProblem(deps, folder, read.manifest, signal)) : Promise.resolve(undefined);
+  }));
+  for (const p of sums) if (p) problems.push(p);
 
   const sample = chooseSample(checks.length, options.samplePercent ?? 100, options.random ?? Math.random);
   const listing = checks.map(listingProblem);

@@ -588,6 +588,132 @@ describe('emulator', () => {
     });
   });
 
+  describe('backup import and job status', () => {
+    async function postImport(e: Emulator, graphId: string, body: unknown, token: string | null = 'static-token'): Promise<{ status: number; body: Record<string, unknown> }> {
+      const res = await fetch(`${e.gesEndpoint}/v2/${e.projectId}/graphs/${graphId}/backups/import`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...(token === null ? {} : { 'X-Auth-Token': token }) },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    }
+
+    async function jobStatus(e: Emulator, graphId: string, jobId: string): Promise<{ status: number; body: Record<string, unknown> }> {
+      const res = await gesGet(e, `/v2/${e.projectId}/graphs/${graphId}/jobs/${jobId}/status`, 'static-token');
+      return { status: res.status, body: res.body as Record<string, unknown> };
+    }
+
+    it('runs an import job: pending, running, then success after importPollsUntilDone polls, and lists the imported backup', async () => {
+      await withEmulator(spec({ importPollsUntilDone: 3 }), async (e) => {
+        // Act
+        const started = await postImport(e, 'g-1', { import_path: 'restore-bucket/g-1/b-1' });
+        const jobId = started.body.job_id as string;
+        const polls = [];
+        for (let i = 0; i < 4; i++) polls.push((await jobStatus(e, 'g-1', jobId)).body);
+        const list = await gesGet(e, `/v2/${e.projectId}/graphs/g-1/backups`, 'static-token');
+        // Assess
+        expect(started.status).toBe(200);
+        expect(jobId).toMatch(/^[0-9a-f]{32}$/);
+        expect(polls.map((p) => p.status)).toEqual(['pending', 'running', 'success', 'success']);
+        expect(polls[2]).toMatchObject({ job_id: jobId, job_type: 'ImportBackup', related_graph: 'social', job_progress: 100 });
+        expect(polls[2]!.fail_reason).toBeUndefined();
+        expect(e.stats.imports).toEqual([{ graphId: 'g-1', importPath: 'restore-bucket/g-1/b-1', jobId }]);
+        expect(e.stats.jobStatusRequests).toBe(4);
+        const imported = (list.body as { backup_list: { backup_method: string; status: string }[] }).backup_list.filter((b) => b.backup_method === 'import');
+        expect(imported).toHaveLength(1);
+        expect(imported[0]!.status).toBe('success');
+      });
+    });
+
+    it('fails the next import job with the fail_reason given to faults.failImport, and only that one', async () => {
+      await withEmulator(spec({ importPollsUntilDone: 1 }), async (e) => {
+        // Prepare
+        e.faults.failImport('The backup files in OBS were modified.');
+        // Act
+        const failing = (await postImport(e, 'g-1', { import_path: 'b/p' })).body.job_id as string;
+        const next = (await postImport(e, 'g-1', { import_path: 'b/q' })).body.job_id as string;
+        const failed = await jobStatus(e, 'g-1', failing);
+        const again = await jobStatus(e, 'g-1', failing);
+        const ok = await jobStatus(e, 'g-1', next);
+        // Assess
+        expect(failed.body).toMatchObject({ status: 'failed', fail_reason: 'The backup files in OBS were modified.' });
+        expect(again.body.status).toBe('failed');
+        expect(ok.body.status).toBe('success');
+      });
+    });
+
+    it('asks the verifyImport hook about the import path and fails the job with its reason', async () => {
+      const asked: string[] = [];
+      await withEmulator(spec({
+        importPollsUntilDone: 1,
+        verifyImport: (importPath, graphId) => {
+          asked.push(`${graphId}:${importPath}`);
+          return Promise.resolve(importPath.endsWith('/empty') ? 'No backup files found in the import path.' : undefined);
+        },
+      }), async (e) => {
+        // Act
+        const bad = (await postImport(e, 'g-1', { import_path: 'bucket/empty' })).body.job_id as string;
+        const good = (await postImport(e, 'g-1', { import_path: 'bucket/full' })).body.job_id as string;
+        // Assess
+        expect((await jobStatus(e, 'g-1', bad)).body).toMatchObject({ status: 'failed', fail_reason: 'No backup files found in the import path.' });
+        expect((await jobStatus(e, 'g-1', good)).body.status).toBe('success');
+        expect(asked).toEqual(['g-1:bucket/empty', 'g-1:bucket/full']);
+      });
+    });
+
+    it('refuses an import path with a scheme or a trailing slash, an empty or missing one, an unknown graph, and no token', async () => {
+      await withEmulator(spec(), async (e) => {
+        // Act
+        const answers = await Promise.all([
+          postImport(e, 'g-1', { import_path: 'obs://bucket/prefix' }),
+          postImport(e, 'g-1', { import_path: 'bucket/prefix/' }),
+          postImport(e, 'g-1', { import_path: '' }),
+          postImport(e, 'g-1', {}),
+          postImport(e, 'g-1', 'not json'),
+          postImport(e, 'nope', { import_path: 'bucket/prefix' }),
+          postImport(e, 'g-1', { import_path: 'bucket/prefix' }, null),
+        ]);
+        // Assess
+        expect(answers.map((a) => [a.status, a.body.error_code])).toEqual([
+          [400, 'GES.7011'], [400, 'GES.7011'], [400, 'GES.7050'], [400, 'GES.7050'], [400, 'GES.7016'], [400, 'GES.7000'], [401, 'APIGW.0301'],
+        ]);
+        expect(e.stats.imports).toEqual([]);
+      });
+    });
+
+    it('answers GES.7007 for an unknown job and for a job of another graph', async () => {
+      await withEmulator(spec(), async (e) => {
+        // Prepare
+        const jobId = (await postImport(e, 'g-1', { import_path: 'bucket/prefix' })).body.job_id as string;
+        // Act
+        const unknown = await jobStatus(e, 'g-1', 'ffffffffffffffffffffffffffffffff');
+        const otherGraph = await jobStatus(e, 'g-paged', jobId);
+        // Assess
+        expect([unknown.status, unknown.body.error_code]).toEqual([400, 'GES.7007']);
+        expect([otherGraph.status, otherGraph.body.error_code]).toEqual([400, 'GES.7007']);
+      });
+    });
+
+    it('injects faults on import and job requests separately', async () => {
+      await withEmulator(spec(), async (e) => {
+        // Prepare
+        e.faults.failGes('import', { status: 429, body: { error_code: 'APIGW.0308', error_msg: 'throttled' } });
+        e.faults.failGes('job', { status: 503 });
+        // Act
+        const throttled = await postImport(e, 'g-1', { import_path: 'bucket/prefix' });
+        const started = await postImport(e, 'g-1', { import_path: 'bucket/prefix' });
+        const unavailable = await gesGet(e, `/v2/${e.projectId}/graphs/g-1/jobs/${started.body.job_id as string}/status`, 'static-token');
+        const answered = await jobStatus(e, 'g-1', started.body.job_id as string);
+        // Assess
+        expect(throttled.status).toBe(429);
+        expect(started.status).toBe(200);
+        expect(unavailable.status).toBe(503);
+        expect(answered.status).toBe(200);
+        expect(e.stats.importRequests).toBe(1);
+      });
+    });
+  });
+
   describe('addBackup', () => {
     it('makes a new backup visible in the list and downloadable', async () => {
       await withEmulator(spec(), async (e) => {

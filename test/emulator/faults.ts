@@ -40,6 +40,7 @@ export class FaultState implements FaultControls {
   private obs: Counted<{ name: string; status: number }>[] = [];
   private expiredTime: Counted<string>[] = [];
   private offsetIgnored: Counted<true>[] = [];
+  private importFailures: Counted<string>[] = [];
   private bytesPerSecond: number | null = null;
 
   constructor(private readonly hooks: FaultHooks) {}
@@ -77,6 +78,10 @@ export class FaultState implements FaultControls {
     this.offsetIgnored.push({ value: true, remaining: count(times) });
   }
 
+  failImport(reason: string, times = 1): void {
+    this.importFailures.push({ value: reason, remaining: count(times) });
+  }
+
   changeFile(graphId: string, backupId: string, name: string, newSeed: string): void {
     this.hooks.changeFile(graphId, backupId, name, newSeed);
   }
@@ -87,13 +92,14 @@ export class FaultState implements FaultControls {
     this.obs = [];
     this.expiredTime = [];
     this.offsetIgnored = [];
+    this.importFailures = [];
     this.bytesPerSecond = null;
     this.hooks.restoreFiles();
   }
 
   // ---- used by the servers ----
 
-  /** 'token', 'list' and 'links' requests also match 'any'; other GES/IAM requests match only 'any'. */
+  /** 'token', 'list', 'links', 'import' and 'job' requests also match 'any'; other GES/IAM requests match only 'any'. */
   takeGes(op: Exclude<GesFaultOp, 'any'> | 'other'): GesFaultResponse | undefined {
     return take(this.ges, (f) => f.op === 'any' || f.op === op)?.resp;
   }
@@ -109,6 +115,10 @@ export class FaultState implements FaultControls {
 
   takeIgnoreListOffset(): boolean {
     return take(this.offsetIgnored, () => true) === true;
+  }
+
+  takeImportFailure(): string | undefined {
+    return take(this.importFailures, () => true);
   }
 
   takeLinkExpiredTime(): string | undefined {

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FaultState } from './faults.js';
 import { readBody, requestId, sendBody, sendJson, splitUrl, track } from './http-util.js';
+import { JobStore } from './jobs.js';
 import type { BackupEntry, FileEntry, Model, TokenInfo, TokenStore } from './model.js';
 import { presign, uriEncode } from './signing.js';
 import type { EmulatorOptions, EmulatorStats, EmulatorUser, LinkExpiredTimeFormat } from './types.js';
@@ -81,6 +82,7 @@ function str(v: unknown): string | undefined {
 
 export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   let linkSequence = 0;
+  const jobs = new JobStore(ctx);
 
   const authenticate = (req: IncomingMessage, res: ServerResponse, projectId: string): TokenInfo | undefined => {
     const token = req.headers['x-auth-token'];
@@ -191,7 +193,7 @@ export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: S
     const graph = ctx.model.graphs.get(b.graphId);
     const totalBytes = b.files.reduce((n, f) => n + f.content.bytes, 0);
     const v: [string, string, unknown][] = [
-      ['id', 'id', b.id], ['name', 'name', b.name], ['backup_method', 'backupMethod', 'manual'],
+      ['id', 'id', b.id], ['name', 'name', b.name], ['backup_method', 'backupMethod', b.backupMethod],
       ['graph_id', 'graphId', b.graphId], ['graph_name', 'graphName', graph?.name ?? ''],
       ['graph_status', 'graphStatus', '200'], ['graph_size_type_index', 'graphSizeTypeIndex', '1'],
       ['data_store_version', 'dataStoreVersion', '2.2.21'], ['arch', 'arch', 'x86_64'], ['status', 'status', b.status],
@@ -301,16 +303,20 @@ export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: S
     }
 
     const [version, projectId, graphs, ...rest] = seg;
-    if ((version !== 'v2' && version !== 'v1.0') || projectId === undefined || graphs !== 'graphs' || method !== 'GET') {
+    const isImport = method === 'POST' && version === 'v2' && rest.length === 3 && rest[1] === 'backups' && rest[2] === 'import';
+    if ((version !== 'v2' && version !== 'v1.0') || projectId === undefined || graphs !== 'graphs' || (method !== 'GET' && !isImport)) {
       const fault = ctx.faults.takeGes('other');
       return fault ? sendFault(res, fault) : notFound();
     }
     const camel = version === 'v1.0';
     const isLinks = rest.length === 2 && rest[1] === 'backup-files' && !camel;
     const isList = (rest.length === 1 && rest[0] === 'backups') || (rest.length === 2 && rest[1] === 'backups');
-    const fault = ctx.faults.takeGes(isLinks ? 'links' : isList ? 'list' : 'other');
+    const isJob = !isImport && version === 'v2' && rest.length === 4 && rest[1] === 'jobs' && rest[3] === 'status';
+    const fault = ctx.faults.takeGes(isLinks ? 'links' : isList ? 'list' : isImport ? 'import' : isJob ? 'job' : 'other');
     if (fault) return sendFault(res, fault);
     if (!authenticate(req, res, projectId)) return;
+    if (isImport) return jobs.startImport(req, res, rest[0] as string);
+    if (isJob) return jobs.status(res, rest[0] as string, rest[2] as string);
 
     if (rest.length === 0) return listGraphs(res, rawQuery, camel);
     if (rest.length === 1 && rest[0] === 'backups') return listBackups(res, rawQuery, camel, undefined);

@@ -21,6 +21,7 @@ function newStats(): EmulatorStats {
   return {
     linkRequests: 0, listRequests: 0, tokenRequests: 0, failedLogins: 0, downloadRequests: 0,
     downloadBytes: new Map(), requestsByHost: new Map(), rangeRequests: 0, authHeadersSentToObs: 0,
+    importRequests: 0, imports: [], jobStatusRequests: 0,
   };
 }
 

@@ -26,6 +26,7 @@ export interface BackupEntry {
   id: string;
   name: string;
   status: BackupStatus;
+  backupMethod: string;
   graphId: string;
   startTimestamp: number;
   endTimestamp: number;
@@ -84,6 +85,7 @@ export class Model {
       id: spec.id,
       name: spec.name ?? `${graph.name}-${compactUtc(startTimestamp)}`,
       status: spec.status ?? 'success',
+      backupMethod: spec.backupMethod ?? 'manual',
       graphId, startTimestamp, endTimestamp, files,
     });
   }

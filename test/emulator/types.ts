@@ -14,6 +14,8 @@ export interface EmulatorBackupSpec {
   status?: BackupStatus;
   /** Epoch milliseconds; defaults to a deterministic time derived from the backup's position. */
   startTimestamp?: number;
+  /** `backup_method` in the lists; default "manual". Imported backups are "import" (ges-api.md §4.7). */
+  backupMethod?: 'manual' | 'auto' | 'import';
   files: EmulatorFileSpec[];
 }
 
@@ -68,6 +70,13 @@ export interface EmulatorOptions {
   bucket?: string;
   /** Called once per finished request (both servers); used by the CLI's --verbose. */
   onRequest?: (event: EmulatorRequestEvent) => void;
+  /** Status requests an import job needs before it ends (pending, running…, then success/failed). Default 2. */
+  importPollsUntilDone?: number;
+  /**
+   * Called when an import starts, with its `import_path` and graph: resolve to a fail reason to make
+   * the job fail, or undefined to let it succeed (tests check the restored files here, as GES would).
+   */
+  verifyImport?: (importPath: string, graphId: string) => Promise<string | undefined>;
 }
 
 export interface EmulatorStats {
@@ -87,6 +96,12 @@ export interface EmulatorStats {
   rangeRequests: number;
   /** OBS requests that carried X-Auth-Token or Authorization (a client must not send them, §9.14). */
   authHeadersSentToObs: number;
+  /** POST …/backups/import requests, whatever their outcome. */
+  importRequests: number;
+  /** Import jobs started, in order. */
+  imports: { graphId: string; importPath: string; jobId: string }[];
+  /** GET …/jobs/{id}/status requests. */
+  jobStatusRequests: number;
 }
 
 export interface GesFaultResponse {
@@ -96,7 +111,7 @@ export interface GesFaultResponse {
   headers?: Record<string, string>;
 }
 
-export type GesFaultOp = 'token' | 'list' | 'links' | 'any';
+export type GesFaultOp = 'token' | 'list' | 'links' | 'import' | 'job' | 'any';
 
 export interface FaultControls {
   /** The next `times` matching IAM/GES requests get `resp` instead of being served. */
@@ -119,6 +134,8 @@ export interface FaultControls {
    * stop after one page.
    */
   ignoreListOffset(times?: number): void;
+  /** The next `times` import jobs end `failed` with this `fail_reason`. */
+  failImport(reason: string, times?: number): void;
   /** Changes a generated file's content (and so its ETag and Last-Modified). */
   changeFile(graphId: string, backupId: string, name: string, newSeed: string): void;
   /** Clears every pending fault and the throttle, and restores changed files. Revoked tokens stay revoked. */

@@ -251,6 +251,8 @@ describe('fan-out over SQS', () => {
     const manifest = JSON.parse((await getObjectBytes(bucket, manifestKey)).toString()) as { runId: string; files: { name: string; sha256: string }[] };
     expect(manifest.runId).toBe('run-1');
     expect(manifest.files.map((f) => [f.name, f.sha256])).toEqual(files.map((name) => [name, sha256(Buffer.from(`bytes of ${name}`))]));
+    // SHA256SUMS, for sha256sum -c, comes with the manifest (written just before it).
+    expect((await getObjectBytes(bucket, `${prefix}${G}/${B1}/SHA256SUMS`)).toString()).toBe(files.map((name) => `${sha256(Buffer.from(`bytes of ${name}`))}  ${name}\n`).join(''));
     expect(await listKeys(bucket, `${prefix}_state/`)).toEqual([]);
 
     // Act: a late finalizer

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { Agent, request } from 'undici';
 import type { Config } from '../../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
-import { createGesClient, type GesClient } from '../../lib/ges/client.js';
+import { createGesClient } from '../../lib/ges/client.js';
+import { waitForJob, type JobPoll } from '../../lib/ges/jobs.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
 import { DEFAULT_USER, startEmulator, type Emulator, type EmulatorOptions } from '../emulator/index.js';
@@ -48,7 +49,7 @@ function tokenConfig(em: Emulator): Config['ges'] {
   return { endpoint: em.gesEndpoint, projectId: em.projectId, auth: { mode: 'token', token: STATIC }, requestTimeoutMs: 5000 };
 }
 
-function client(config: Config['ges']): GesClient {
+function client(config: Config['ges']): ReturnType<typeof createGesClient> {
   return createGesClient({
     config,
     logger: silentLogger(),
@@ -189,5 +190,95 @@ describe('GES client against the emulator', () => {
     expect(noBackup.code).toBe(ErrorCodes.BackupNotFound);
     expect(noBackup.details?.['requestId']).toEqual(expect.any(String));
     expect(noGraph.code).toBe(ErrorCodes.GraphNotFound);
+  });
+
+  describe('backup import and job status', () => {
+    const FAST = { timeoutMs: 10_000, pollIntervalMs: 10 };
+
+    it('starts an import with the import_path as given and follows the job to success, reporting every poll', async () => {
+      // Prepare
+      const em = await start({ importPollsUntilDone: 3 });
+      const c = client(iamConfig(em));
+      const polls: JobPoll[] = [];
+
+      // Act
+      const { jobId } = await c.importBackup(GRAPH, 'restore-bucket/ges/b1');
+      const job = await waitForJob({ ges: c, logger: silentLogger() }, { graphId: GRAPH, jobId, what: 'the import' }, { ...FAST, onPoll: (p) => polls.push(p) });
+
+      // Assess
+      expect(em.stats.imports).toEqual([{ graphId: GRAPH, importPath: 'restore-bucket/ges/b1', jobId }]);
+      expect(job).toMatchObject({ jobId, status: 'success', progress: 100 });
+      expect(polls.map((p) => [p.polls, p.job.status])).toEqual([[1, 'pending'], [2, 'running'], [3, 'success']]);
+    });
+
+    it('ends with IMPORT_FAILED naming GES\'s fail_reason when the job fails', async () => {
+      // Prepare
+      const em = await start({ importPollsUntilDone: 2 });
+      em.faults.failImport('The backup files were modified.');
+      const c = client(tokenConfig(em));
+      const { jobId } = await c.importBackup(GRAPH, 'b/p');
+
+      // Act
+      const err = await caught(waitForJob({ ges: c, logger: silentLogger() }, { graphId: GRAPH, jobId, what: 'the import of b/p' }, FAST));
+
+      // Assess
+      expect(err.code).toBe(ErrorCodes.ImportFailed);
+      expect(err.message).toContain('The backup files were modified.');
+      expect(err.details).toMatchObject({ jobId, lastStatus: 'failed' });
+    });
+
+    it('gives up with IMPORT_FAILED after the time limit, saying the job may still be running', async () => {
+      // Prepare
+      const em = await start({ importPollsUntilDone: 1000 });
+      const c = client(tokenConfig(em));
+      const { jobId } = await c.importBackup(GRAPH, 'b/p');
+
+      // Act
+      const err = await caught(waitForJob({ ges: c, logger: silentLogger() }, { graphId: GRAPH, jobId, what: 'the import' }, { timeoutMs: 200, pollIntervalMs: 20 }));
+
+      // Assess
+      expect(err.code).toBe(ErrorCodes.ImportFailed);
+      expect(err.details).toMatchObject({ reason: 'timeout', lastStatus: 'running' });
+      expect(err.message).toMatch(/may still be running/);
+      expect(em.stats.jobStatusRequests).toBeGreaterThan(2);
+      expect(em.stats.jobStatusRequests).toBeLessThan(20);
+    });
+
+    it('resends an import that was throttled, but never one GES may have acted on (503); retries job status on 503', async () => {
+      // Prepare
+      const em = await start();
+      const c = client(tokenConfig(em));
+      em.faults.failGes('import', { status: 429, body: { error_code: 'APIGW.0308', error_msg: 'throttled' } });
+
+      // Act
+      const throttledThenOk = await c.importBackup(GRAPH, 'b/p');
+      em.faults.failGes('import', { status: 503 });
+      const unavailable = await caught(c.importBackup(GRAPH, 'b/q'));
+      em.faults.failGes('job', { status: 503 }, 2);
+      const status = await c.getJobStatus(GRAPH, throttledThenOk.jobId);
+
+      // Assess
+      expect(em.stats.imports.map((i) => i.importPath)).toEqual(['b/p']);
+      expect(unavailable.code).toBe(ErrorCodes.GesUnavailable);
+      expect(unavailable.retryable).toBe(false);
+      expect(unavailable.message).toMatch(/check the graph's jobs in the GES console/);
+      expect(status.status).toBe('pending');
+    });
+
+    it('maps a refused import path to GES_REQUEST_REJECTED with GES\'s code, and an unknown job to one too', async () => {
+      // Prepare
+      const em = await start();
+      const c = client(tokenConfig(em));
+
+      // Act
+      const badPath = await caught(c.importBackup(GRAPH, 'obs://b/p/'));
+      const noJob = await caught(c.getJobStatus(GRAPH, 'ffffffffffffffffffffffffffffffff'));
+
+      // Assess
+      expect(badPath.code).toBe(ErrorCodes.GesRequestRejected);
+      expect(badPath.details).toMatchObject({ remoteCode: 'GES.7011' });
+      expect(noJob.code).toBe(ErrorCodes.GesRequestRejected);
+      expect(noJob.details).toMatchObject({ remoteCode: 'GES.7007' });
+    });
   });
 });

@@ -76,17 +76,17 @@ describe('ges-archiver list against archives in Swift', () => {
     expect(doc).toMatchObject({ bucket, prefix: PREFIX });
     expect(doc.backups).toEqual([
       {
-        valid: true, graphId: G1, backupId: B1, manifestKey: `${PREFIX}${G1}/${B1}/manifest.json`,
+        valid: true, graphId: G1, backupId: B1, manifestKey: `${PREFIX}${G1}/${B1}/manifest.json`, sha256sumsKey: `${PREFIX}${G1}/${B1}/SHA256SUMS`,
         backupName: 'g1-nightly', backupTime: '2026-11-20T01:00:00.000Z', archivedAt: expect.any(String) as unknown, fileCount: 2, totalBytes: 1024,
         runId: expect.any(String) as unknown, runReportKey: expect.stringMatching(new RegExp(`^${PREFIX}_runs/.+\\.json$`)) as unknown,
       },
       {
-        valid: true, graphId: G2, backupId: B2_A, manifestKey: `${PREFIX}${G2}/${B2_A}/manifest.json`,
+        valid: true, graphId: G2, backupId: B2_A, manifestKey: `${PREFIX}${G2}/${B2_A}/manifest.json`, sha256sumsKey: `${PREFIX}${G2}/${B2_A}/SHA256SUMS`,
         backupName: 'g2-first', backupTime: '2026-11-02T00:00:00.000Z', archivedAt: expect.any(String) as unknown, fileCount: 1, totalBytes: 2048,
         runId: expect.any(String) as unknown, runReportKey: expect.any(String) as unknown,
       },
       {
-        valid: true, graphId: G2, backupId: B2_B, manifestKey: `${PREFIX}${G2}/${B2_B}/manifest.json`,
+        valid: true, graphId: G2, backupId: B2_B, manifestKey: `${PREFIX}${G2}/${B2_B}/manifest.json`, sha256sumsKey: `${PREFIX}${G2}/${B2_B}/SHA256SUMS`,
         backupName: 'g2-second', backupTime: '2026-11-03T00:00:00.000Z', archivedAt: expect.any(String) as unknown, fileCount: 2, totalBytes: 4106,
         runId: expect.any(String) as unknown, runReportKey: expect.any(String) as unknown,
       },

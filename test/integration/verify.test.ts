@@ -131,6 +131,8 @@ describe('ges-archiver verify against archives in Swift', () => {
       `missing ${key(G1, B1, 'ghost.bin')}`,
       `size-mismatch ${key(G1, B1, 'longer.bin')}`,
       `truncated ${key(G1, B1, 'truncated.bin')}`,
+      // The edited manifest.json lists ghost.bin, which SHA256SUMS (written with the archive) does not.
+      `sha256sums-mismatch ${key(G1, B1, 'SHA256SUMS')}`,
     ].sort());
     expect(report.problems.find((p) => p.kind === 'truncated')).toMatchObject({ expected: { bytes: 2000 }, actual: { bytes: 1999 } });
     expect(report.problems.find((p) => p.kind === 'altered')).toMatchObject({
@@ -144,7 +146,7 @@ describe('ges-archiver verify against archives in Swift', () => {
       expect(human.stdout).toContain(key(G1, B1, name));
     }
     expect(human.stdout).toMatch(/^ALTERED\s+\S+altered\.bin/m);
-    expect(human.stdout).toContain('6 problems.');
+    expect(human.stdout).toContain('7 problems.');
   });
 
   it('reports an unusable manifest.json as manifest-invalid and still verifies the other backups', async () => {
@@ -232,6 +234,32 @@ describe('ges-archiver verify against archives in Swift', () => {
     expect(quiet.stderr).toBe('');
   });
 
+  it('checks SHA256SUMS against manifest.json (never reported as extra) and names where they disagree', async () => {
+    // Prepare
+    const bucket = await createTestBucket('verify-sums');
+    await archive(bucket, G1, B1);
+    await archive(bucket, G2, B2);
+    const sumsKey = key(G1, B1, 'SHA256SUMS');
+    const sums = (await getObjectBytes(bucket, sumsKey)).toString();
+    const clean = await runCli(['verify', '--json'], storageEnv(bucket));
+    await put(bucket, sumsKey, sums.replace(emulator.fileSha256(G1, B1, 'big.bin'), 'f'.repeat(64)));
+    await put(bucket, key(G2, B2, 'SHA256SUMS'), 'not a checksum file\n');
+
+    // Act
+    const result = await runCli(['verify', '--json'], storageEnv(bucket));
+    const human = await runCli(['verify'], storageEnv(bucket));
+
+    // Assess
+    expect(clean.code).toBe(0);
+    expect(sums.split('\n').filter((l) => l !== '')).toHaveLength(6);
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout) as VerifyReport;
+    expect(problemsOf(report)).toEqual([`sha256sums-mismatch ${sumsKey}`, `sha256sums-mismatch ${key(G2, B2, 'SHA256SUMS')}`].sort());
+    expect(report.problems.find((p) => p.key === sumsKey)?.message).toMatch(/^big\.bin: SHA256SUMS says f{64}, manifest\.json says [0-9a-f]{64}$/);
+    expect(report.problems.find((p) => p.backupId === B2)?.message).toMatch(/not in sha256sum format/);
+    expect(human.stdout).toContain(`SHA256SUMS-MISMATCH ${sumsKey}: big.bin`);
+  });
+
   it('--sample 50 re-reads 20 of 40 files, chosen by the seeded generator, yet still finds a deleted file outside the sample', async () => {
     // Prepare
     const bucket = await createTestBucket('verify-sample');
@@ -243,7 +271,8 @@ describe('ges-archiver verify against archives in Swift', () => {
       return next(args);
     }, { step: 'initialize', name: 'recordGetObject' });
     const deps = { s3: client, config: { archive: { bucket, prefix: PREFIX } }, logger: silentLogger(), retry: createRetryPolicy() };
-    const dataReads = (): string[] => reads.filter((k) => !k.endsWith('/manifest.json')).sort();
+    // manifest.json and SHA256SUMS are read for every backup; the sample is about the files.
+    const dataReads = (): string[] => reads.filter((k) => !k.endsWith('/manifest.json') && !k.endsWith('/SHA256SUMS')).sort();
 
     try {
       // Act

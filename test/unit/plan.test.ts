@@ -78,6 +78,18 @@ describe('planRun', () => {
     expect(ges.calls).toEqual(['list:g4']);
   });
 
+  it('with force (archive --force), plans archived backups again, still only success ones that GES lists', async () => {
+    // Prepare
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'p/g9/done/manifest.json', Body: '{}' }));
+    const ges = fakeGes({ g9: [backup('done', 'success', 2), backup('busy', 'backing_up', 3)] });
+    // Act
+    const plan = await planRun(deps(ges), { version: 1, graphs: [{ graphId: 'g9', backups: ['done', 'busy'] }] }, undefined, { force: true });
+    // Assess
+    expect(plan.targets.map((t) => t.backupId)).toEqual(['done']);
+    expect(plan.settled.map((b) => [b.backupId, b.status, b.error?.code])).toEqual([['busy', 'failed', 'BACKUP_NOT_READY']]);
+    expect(ges.calls).toEqual(['list:g9']);
+  });
+
   it('fails unknown, unfinished and unlisted-graph entries with stable codes, and keeps the rest', async () => {
     // Prepare
     const ges = fakeGes({ g5: [backup('ok', 'success', 1), backup('busy', 'backing_up', 2)], g7: [backup('f', 'failed', 1)] });

@@ -3,8 +3,8 @@
 // SQS queue, and the EMF the restoreDrill function prints.
 import { createHash, randomBytes } from 'node:crypto';
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { CreateTopicCommand, SubscribeCommand, type SNSClient } from '@aws-sdk/client-sns';
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { buildArchiveManifest, type ArchivedFile } from '../../../lib/archive/archive-manifest.js';
 import { fileKey, manifestKey } from '../../../lib/archive/keys.js';
@@ -14,7 +14,8 @@ import { createRetryPolicy } from '../../../lib/retry.js';
 import { seededRandom } from '../../../lib/verify/sample.js';
 import { runRestoreDrill, type DrillDeps } from '../../../lib/verify/drill.js';
 import { resetDrillRuntime } from '../../../functions/lib/drill-runtime.js';
-import { createTestBucket, s3Client, snsClient, sqsClient, sqsEndpoint, uniqueName } from '../../support/aws.js';
+import { alertQueue as subscribedQueue, alertsOn as receiveAlerts } from '../../support/alert-queue.js';
+import { createTestBucket, s3Client, snsClient, sqsClient, sqsEndpoint } from '../../support/aws.js';
 import { useLocalS3 } from '../../support/cli.js';
 
 const PREFIX = 'ges-backups/';
@@ -57,23 +58,8 @@ async function archiveBackup(bucket: string, backupId: string, files: Record<str
   await put(bucket, manifestKey(PREFIX, G, backupId), JSON.stringify(manifest));
 }
 
-async function alertQueue(): Promise<{ topicArn: string; queueUrl: string }> {
-  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('drill-alerts') }));
-  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
-  const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: uniqueName('drill-topic') }));
-  await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: Attributes!.QueueArn! }));
-  return { topicArn: TopicArn!, queueUrl: QueueUrl! };
-}
-
-interface Alert { subject: string; body: { runId: string; source: string; summary: string; failures: Array<{ graphId: string; backupId: string; file?: string; code: string; message: string }> } }
-
-async function alertsOn(queueUrl: string, waitSeconds: number): Promise<Alert[]> {
-  const res = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitSeconds }));
-  return (res.Messages ?? []).map((m) => {
-    const envelope = JSON.parse(m.Body!) as { Subject: string; Message: string };
-    return { subject: envelope.Subject, body: JSON.parse(envelope.Message) as Alert['body'] };
-  });
-}
+const alertQueue = (): ReturnType<typeof subscribedQueue> => subscribedQueue(sqs, sns, 'drill');
+const alertsOn = (queueUrl: string, waitSeconds: number): ReturnType<typeof receiveAlerts> => receiveAlerts(sqs, queueUrl, waitSeconds);
 
 function drillDeps(bucket: string, metrics: MemoryMetrics, topicArn?: string): DrillDeps {
   return {

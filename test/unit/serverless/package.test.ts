@@ -171,7 +171,7 @@ describe('functions', () => {
   }
 
   it('triggers scheduledRun with an EventBridge Scheduler schedule in a time zone, through its own role', () => {
-    expect(ofType('AWS::Scheduler::Schedule')).toHaveLength(2);
+    expect(ofType('AWS::Scheduler::Schedule')).toHaveLength(3);
     const props = scheduleOf('ScheduledRunLambdaFunction');
     expect(props['ScheduleExpression']).toMatch(/^(rate|cron)\(.+\)$/);
     expect(props['ScheduleExpressionTimezone']).toBe('UTC');
@@ -183,7 +183,7 @@ describe('functions', () => {
   });
 
   it('does not retry failed scheduled or manual runs asynchronously', () => {
-    for (const id of ['ScheduledRunLambdaEvConf', 'ArchiveBackupLambdaEvConf', 'RestoreDrillLambdaEvConf']) {
+    for (const id of ['ScheduledRunLambdaEvConf', 'ArchiveBackupLambdaEvConf', 'RestoreDrillLambdaEvConf', 'ScheduledPruneLambdaEvConf']) {
       expect(resource(id, 'AWS::Lambda::EventInvokeConfig').Properties['MaximumRetryAttempts']).toBe(0);
     }
   });
@@ -220,6 +220,25 @@ describe('functions', () => {
     expect(JSON.parse(target['Input'] as string)).toEqual({ source: 'ges-archiver.drill' });
   });
 
+  it('runs scheduledPrune on its own schedule, off by default, with the retention params and without Huawei credentials', () => {
+    const props = resource('ScheduledPruneLambdaFunction', 'AWS::Lambda::Function').Properties;
+    expect(props).toMatchObject({
+      FunctionName: 'ges-archiver-dev-scheduledPrune', Runtime: 'nodejs22.x', Architectures: ['arm64'],
+      Handler: 'functions/scheduled-prune.handler', Timeout: 900, Role: { 'Fn::GetAtt': ['PruneRole', 'Arn'] },
+    });
+    const vars = (props['Environment'] as { Variables: Json }).Variables;
+    // Empty by default: the function refuses to prune without a keep-last.
+    expect(vars['PRUNE_KEEP_LAST']).toBe('');
+    expect(vars['PRUNE_KEEP_WITHIN']).toBe('');
+    expect(vars['ALERT_TOPIC_ARN']).toEqual({ Ref: 'AlertTopic' });
+    const schedule = scheduleOf('ScheduledPruneLambdaFunction');
+    expect(schedule['State']).toBe('DISABLED');
+    expect(schedule['ScheduleExpression']).toMatch(/^(rate|cron)\(.+\)$/);
+    const target = schedule['Target'] as Json;
+    expect(target['RoleArn']).toEqual({ 'Fn::GetAtt': ['PruneSchedulerInvokeRole', 'Arn'] });
+    expect(JSON.parse(target['Input'] as string)).toEqual({ source: 'ges-archiver.prune' });
+  });
+
   it('has no trigger on archiveBackup (manual invocation only)', () => {
     const triggers = ['AWS::Scheduler::Schedule', 'AWS::Events::Rule', 'AWS::Lambda::EventSourceMapping', 'AWS::Lambda::Permission']
       .flatMap((type) => ofType(type));
@@ -235,6 +254,20 @@ describe('bundles', () => {
     writeFileSync(file, code);
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(file)}); console.log(typeof m.handler);`], { encoding: 'utf8' });
     expect(out.trim()).toBe('function');
+  });
+
+  it('scheduledPrune is one ESM bundle that refuses to prune without a retention', () => {
+    const file = join(service.dir, 'bundle-check', 'functions/scheduled-prune.mjs');
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, readZipEntry(join(outDir, 'scheduledPrune.zip'), 'functions/scheduled-prune.mjs'));
+    const script = `const { handler } = await import(${JSON.stringify(file)});
+      process.env.ARCHIVE_BUCKET = 'bucket-ok';
+      const ctx = { functionName: 'f', awsRequestId: 'req-1', getRemainingTimeInMillis: () => 60000 };
+      try { await handler({}, ctx); console.log('no error'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const result = JSON.parse(out.trim()) as { code: string; message: string };
+    expect(result.code).toBe('CONFIG_INVALID');
+    expect(result.message).toContain('pruneKeepLast');
   });
 
   it.each(Object.entries(FUNCTIONS))('%s is one ESM bundle (with its source map) that loads under Node 22', (name, f) => {
@@ -277,28 +310,45 @@ describe('archive bucket', () => {
     });
   });
 
-  it('aborts incomplete multipart uploads after 7 days (a continuation chain keeps its upload) and moves to cold storage only when configured', () => {
-    const rules = ((resources['ArchiveBucket']!.Properties['LifecycleConfiguration']) as { Rules: Json[] }).Rules;
+  function lifecycleRules(): Json[] {
+    return ((resources['ArchiveBucket']!.Properties['LifecycleConfiguration']) as { Rules: Json[] }).Rules;
+  }
+
+  it('aborts incomplete multipart uploads after 7 days (a continuation chain keeps its upload), expires old versions under _state/ soon and elsewhere after noncurrentVersionDays, and removes expired delete markers', () => {
+    const rules = lifecycleRules();
     expect(rules).toContainEqual(expect.objectContaining({ Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }));
-    const cold = rules.find((r) => 'Fn::If' in r) as { 'Fn::If': [string, Json, Json] } | undefined;
-    expect(cold?.['Fn::If'][0]).toBe('HasColdTransition');
-    expect(cold?.['Fn::If'][1]).toMatchObject({ Status: 'Enabled', Transitions: [{ StorageClass: 'GLACIER_IR' }] });
-    expect(cold?.['Fn::If'][2]).toEqual({ Ref: 'AWS::NoValue' });
+    expect(rules).toContainEqual({ Id: 'ExpireNoncurrentState', Status: 'Enabled', Prefix: 'ges-backups/_state/', NoncurrentVersionExpiration: { NoncurrentDays: 7 } });
+    expect(rules).toContainEqual({ Id: 'RemoveExpiredDeleteMarkers', Status: 'Enabled', Prefix: 'ges-backups/', ExpiredObjectDeleteMarker: true });
+    const noncurrent = rules.find((r) => 'Fn::If' in r && (r['Fn::If'] as [string])[0] === 'HasNoncurrentExpiry') as { 'Fn::If': [string, Json, Json] };
+    expect(noncurrent['Fn::If'][1]).toEqual({ Id: 'ExpireNoncurrentVersions', Status: 'Enabled', Prefix: 'ges-backups/', NoncurrentVersionExpiration: { NoncurrentDays: 30 } });
+    expect(noncurrent['Fn::If'][2]).toEqual({ Ref: 'AWS::NoValue' });
   });
 
   it('expires working state under _state/ that no run finished, after two weeks', () => {
-    const rules = ((resources['ArchiveBucket']!.Properties['LifecycleConfiguration']) as { Rules: Json[] }).Rules;
-    expect(rules).toContainEqual({
-      Id: 'ExpireStaleWorkingState', Status: 'Enabled', Prefix: 'ges-backups/_state/', ExpirationInDays: 14, NoncurrentVersionExpirationInDays: 1,
-    });
+    expect(lifecycleRules()).toContainEqual({ Id: 'ExpireStaleWorkingState', Status: 'Enabled', Prefix: 'ges-backups/_state/', ExpirationInDays: 14 });
   });
 
-  it('enables Object Lock with a default retention only when configured', () => {
+  it('moves only backup folders to cold storage, and only when configured: one rule per first character of a graph id, none for _state/ or _runs/', () => {
+    const cold = lifecycleRules().filter((r) => 'Fn::If' in r && (r['Fn::If'] as [string])[0] === 'HasColdTransition') as Array<{ 'Fn::If': [string, Json, Json] }>;
+    const alphabet = [...'0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'];
+    expect(cold.map((r) => r['Fn::If'][1]['Prefix'])).toEqual(alphabet.map((c) => `ges-backups/${c}`));
+    expect(new Set(cold.map((r) => r['Fn::If'][1]['Id'])).size).toBe(alphabet.length);
+    for (const r of cold) {
+      expect(r['Fn::If'][1]).toMatchObject({ Status: 'Enabled', Transitions: [{ StorageClass: 'GLACIER_IR' }] });
+      expect(r['Fn::If'][2]).toEqual({ Ref: 'AWS::NoValue' });
+    }
+    // Every key the archive writes outside a backup folder starts with "_".
+    expect(alphabet.some((c) => '_state/'.startsWith(c) || '_runs/'.startsWith(c))).toBe(false);
+  });
+
+  it('always enables Object Lock (it cannot be turned on later without replacing the bucket); only the default retention is optional', () => {
     const props = resources['ArchiveBucket']!.Properties;
-    expect(props['ObjectLockEnabled']).toEqual({ 'Fn::If': ['HasObjectLock', true, { Ref: 'AWS::NoValue' }] });
-    const lock = props['ObjectLockConfiguration'] as { 'Fn::If': [string, Json, Json] };
-    expect(lock['Fn::If'][0]).toBe('HasObjectLock');
-    expect(lock['Fn::If'][1]).toMatchObject({ ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'GOVERNANCE' } } });
+    expect(props['ObjectLockEnabled']).toBe(true);
+    const lock = props['ObjectLockConfiguration'] as { ObjectLockEnabled: string; Rule: { 'Fn::If': [string, Json, Json] } };
+    expect(lock.ObjectLockEnabled).toBe('Enabled');
+    expect(lock.Rule['Fn::If'][0]).toBe('HasObjectLockRetention');
+    expect(lock.Rule['Fn::If'][1]).toMatchObject({ DefaultRetention: { Mode: 'GOVERNANCE' } });
+    expect(lock.Rule['Fn::If'][2]).toEqual({ Ref: 'AWS::NoValue' });
   });
 
   it('denies every request that does not use TLS', () => {
@@ -315,7 +365,7 @@ describe('archive bucket', () => {
   });
 
   it('defines every optional feature as a condition on its param (all off by default)', () => {
-    for (const c of ['HasManifestUri', 'HasAlertEmail', 'HasKmsKey', 'HasColdTransition', 'HasObjectLock']) {
+    for (const c of ['HasManifestUri', 'HasAlertEmail', 'HasKmsKey', 'HasColdTransition', 'HasObjectLockRetention']) {
       expect(template.Conditions[c]).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
     }
   });
@@ -391,6 +441,13 @@ describe('alerts', () => {
     });
   });
 
+  it('alarms on the scheduled prune failing to run', () => {
+    expect(resource('ScheduledPruneErrorsAlarm', 'AWS::CloudWatch::Alarm').Properties).toMatchObject({
+      Namespace: 'AWS/Lambda', MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'ScheduledPruneLambdaFunction' } }],
+      Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', AlarmActions: [{ Ref: 'AlertTopic' }],
+    });
+  });
+
   it('alarms on the restore drill failing to run, and on a too old newest backup only when backupAgeAlarmHours is set', () => {
     expect(resource('RestoreDrillErrorsAlarm', 'AWS::CloudWatch::Alarm').Properties).toMatchObject({
       Namespace: 'AWS/Lambda', MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'RestoreDrillLambdaFunction' } }],
@@ -437,10 +494,11 @@ describe('dashboard', () => {
     expect(text).toContain('ApproximateAgeOfOldestMessage');
     expect(text).toContain('SUB_CopyQueueName');
     expect(text).toContain('SUB_DeadLetterQueueName');
-    for (const fn of ['scheduledRun', 'archiveBackup', 'copyWorker', 'restoreDrill']) expect(text).toContain(`ges-archiver-dev-${fn}`);
+    for (const fn of ['scheduledRun', 'archiveBackup', 'copyWorker', 'restoreDrill', 'scheduledPrune']) expect(text).toContain(`ges-archiver-dev-${fn}`);
     const alarms = widgets.find((w) => w.type === 'alarm')!.properties.alarms!;
     expect(alarms).toContain('SUB_FreshnessAlarmArn');
     expect(alarms).toContain('SUB_DrillErrorsAlarmArn');
+    expect(alarms).toContain('SUB_PruneErrorsAlarmArn');
   });
 });
 
@@ -457,7 +515,7 @@ describe('IAM', () => {
   const actions = (s: Statement) => [s.Action].flat();
 
   it('has one role per function plus one scheduler role per schedule, and no shared default role', () => {
-    expect(roles().sort()).toEqual(['ArchiveBackupRole', 'CopyWorkerRole', 'DrillSchedulerInvokeRole', 'RestoreDrillRole', 'ScheduledRunRole', 'SchedulerInvokeRole']);
+    expect(roles().sort()).toEqual(['ArchiveBackupRole', 'CopyWorkerRole', 'DrillSchedulerInvokeRole', 'PruneRole', 'PruneSchedulerInvokeRole', 'RestoreDrillRole', 'ScheduledRunRole', 'SchedulerInvokeRole']);
     expect(resources['IamRoleLambdaExecution']).toBeUndefined();
   });
 
@@ -533,8 +591,9 @@ describe('IAM', () => {
     }
   });
 
-  it('never lets a role delete a finished manifest.json, a run report, or anything outside the prefix', () => {
-    for (const roleId of roles()) {
+  it('never lets a role but the prune delete a finished manifest.json, a run report, or anything outside the prefix', () => {
+    // The prune is the one role that deletes archived backups (see below).
+    for (const roleId of roles().filter((r) => r !== 'PruneRole')) {
       for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion']) {
         expect([roleId, allows(roleId, action, obj('g-1/b-1/manifest.json'))]).toEqual([roleId, false]);
         expect(allows(roleId, action, obj('_runs/20261127T133000Z-1a2b3c4d.json'))).toBe(false);
@@ -568,6 +627,26 @@ describe('IAM', () => {
     expect(invoke[0]!.Resource).toEqual([
       { 'Fn::GetAtt': ['RestoreDrillLambdaFunction', 'Arn'] },
       { 'Fn::Sub': '${RestoreDrillLambdaFunction.Arn}:*' },
+    ]);
+  });
+
+  it('lets scheduledPrune list, read (with the lock status), delete under the prefix and write only its marker under _state/; no secret', () => {
+    const statements = statementsOf('PruneRole');
+    expect(statements.flatMap(actions).sort()).toEqual([
+      'kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:DeleteObject', 's3:GetObject',
+      's3:GetObjectLegalHold', 's3:GetObjectRetention', 's3:ListBucket', 's3:PutObject', 'sns:Publish',
+    ]);
+    const byAction = (a: string) => statements.find((s) => actions(s).includes(a))!;
+    expect(byAction('s3:DeleteObject').Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/*' });
+    expect(byAction('s3:PutObject').Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/_state/*' });
+    expect(byAction('s3:GetObjectRetention').Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/*' });
+    expect(byAction('s3:ListBucket').Condition).toEqual({ StringLike: { 's3:prefix': ['ges-backups/*'] } });
+    expect(byAction('sns:Publish').Resource).toEqual({ Ref: 'AlertTopic' });
+    const invoke = statementsOf('PruneSchedulerInvokeRole');
+    expect(invoke).toHaveLength(1);
+    expect(invoke[0]!.Resource).toEqual([
+      { 'Fn::GetAtt': ['ScheduledPruneLambdaFunction', 'Arn'] },
+      { 'Fn::Sub': '${ScheduledPruneLambdaFunction.Arn}:*' },
     ]);
   });
 
