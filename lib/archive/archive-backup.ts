@@ -144,11 +144,14 @@ export class LinkSource {
  * A copy's last check before it commits (CopyFileRequest.beforeCommit): when another run wrote
  * the backup's manifest.json while this one copied, the file is not replaced (its object under
  * a finished manifest may even hold other bytes): ALREADY_ARCHIVED, and the copier aborts.
+ * `repairing` is the ETag of the manifest.json an `archive --force` set out to replace: that
+ * one may be replaced, any other (a run that finished meanwhile) may not.
  */
-export function refuseIfArchived(deps: Pick<ArchiveDeps, 's3' | 'retry' | 'config'>, target: { graphId: string; backupId: string }, fileName: string) {
+export function refuseIfArchived(deps: Pick<ArchiveDeps, 's3' | 'retry' | 'config'>, target: { graphId: string; backupId: string }, fileName: string, repairing?: string) {
   return async (_result: unknown, signal: AbortSignal): Promise<void> => {
     const { bucket, prefix } = deps.config.archive;
-    if (await headObject(deps, bucket, manifestKey(prefix, target.graphId, target.backupId), signal)) {
+    const now = await headObject(deps, bucket, manifestKey(prefix, target.graphId, target.backupId), signal);
+    if (now !== undefined && (repairing === undefined || now.etag !== repairing)) {
       throw new ArchiverError(ErrorCodes.AlreadyArchived,
         `Graph ${target.graphId} backup ${target.backupId} was archived by another run while ${fileName} was being copied; this copy was not stored`);
     }
@@ -162,6 +165,8 @@ export interface ArchiveBackupOptions {
   onEvent?: (event: ArchiveEvent) => void;
   /** Shared across a run so the file concurrency bound holds for the whole run. */
   fileLimit?: LimitFunction;
+  /** `archive --force`: the backup's manifest.json may exist and is replaced (written last, as always). */
+  force?: boolean;
 }
 
 /**
@@ -197,6 +202,8 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     if (options.dryRun) {
       return { ...base, status: 'planned', files: listing.files.length, bytes: estimatedBytes, durationMs: now() - started };
     }
+    // A forced re-archive may replace the manifest.json it found, and only that one.
+    const repairing = options.force === true ? (await headObject(deps, bucket, manifestKey(prefix, graphId, backupId), signal))?.etag : undefined;
 
     emit({ type: 'backup-start', graphId, backupId, files: listing.files.length, estimatedBytes });
     log.info({ files: listing.files.length, estimatedBytes }, 'archiving backup');
@@ -233,7 +240,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
           signal: signal,
           onProgress: (delta) => emit({ type: 'bytes', delta }),
           metadata: { 'ges-graph-id': graphId, 'ges-backup-id': backupId },
-          beforeCommit: refuseIfArchived(deps, target, file.name),
+          beforeCommit: refuseIfArchived(deps, target, file.name, repairing),
         });
         if (result.status !== 'complete') {
           throw new ArchiverError(ErrorCodes.Internal, `Copy of ${file.name} stopped before completion`);

@@ -61,7 +61,7 @@ export async function executePlan(deps: ArchiveDeps, plan: RunPlan, options: Run
   const reports = await Promise.all(plan.targets.map((target) => backupLimit(async () => {
     const report: BackupReport = signal.aborted
       ? { graphId: target.graphId, backupId: target.backupId, status: 'failed', files: 0, bytes: 0, error: errorSummary(toArchiverError(signal.reason)) }
-      : await archiveBackup(deps, target, { signal, dryRun, runId, fileLimit, ...(options.onEvent ? { onEvent: options.onEvent } : {}) });
+      : await archiveBackup(deps, target, { signal, dryRun, runId, fileLimit, force: options.force === true, ...(options.onEvent ? { onEvent: options.onEvent } : {}) });
     options.onEvent?.({ type: 'backup-done', report });
     return report;
   })));

@@ -23,6 +23,7 @@ export function s3Error(action: string, key: string, err: unknown): Error {
 export interface HeadResult {
   bytes: number;
   metadata: Record<string, string>;
+  etag: string | undefined;
 }
 
 export async function headObject(
@@ -34,7 +35,7 @@ export async function headObject(
   return deps.retry(async () => {
     try {
       const res = await deps.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-      return { bytes: res.ContentLength ?? 0, metadata: res.Metadata ?? {} };
+      return { bytes: res.ContentLength ?? 0, metadata: res.Metadata ?? {}, etag: res.ETag };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw s3Error('HeadObject', key, err);

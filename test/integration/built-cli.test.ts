@@ -106,7 +106,7 @@ describe('the built ges-archiver command (bin + dist bundle)', () => {
     const report = JSON.parse(stdout) as { backups: { graphId: string; backupId: string; status: string; files: number }[] };
     expect(report.backups).toEqual([expect.objectContaining({ graphId: GRAPH, backupId: BACKUP, status: 'archived', files: FILES.length })]);
     const prefix = `ges-backups/${GRAPH}/${BACKUP}/`;
-    expect(await listKeys(bucket, prefix)).toEqual([...FILES.map((f) => `${prefix}${f.name}`), `${prefix}manifest.json`].sort());
+    expect(await listKeys(bucket, prefix)).toEqual([...FILES.map((f) => `${prefix}${f.name}`), `${prefix}SHA256SUMS`, `${prefix}manifest.json`].sort());
     for (const f of FILES) {
       expect(sha256(await getObjectBytes(bucket, `${prefix}${f.name}`))).toBe(emulator.fileSha256(GRAPH, BACKUP, f.name));
     }

@@ -81,6 +81,6 @@ describe('Lambda credentials from Secrets Manager in a warm container', () => {
     // Assess
     expect(third.backups[0]).toMatchObject({ backupId: B, status: 'archived' });
     expect(emulator.stats.tokenRequests).toBe(2);
-    expect(await listKeys(bucket, `ges-backups/${G}/${B}/`)).toEqual([`ges-backups/${G}/${B}/graph.bin`, `ges-backups/${G}/${B}/manifest.json`]);
+    expect(await listKeys(bucket, `ges-backups/${G}/${B}/`)).toEqual([`ges-backups/${G}/${B}/SHA256SUMS`, `ges-backups/${G}/${B}/graph.bin`, `ges-backups/${G}/${B}/manifest.json`]);
   });
 });

@@ -41,7 +41,7 @@ describe('loadRestoreTargetConfig', () => {
 
   it.each([
     [{ RESTORE_S3_REGION: 'x' }, 'RESTORE_S3_REGION is set but RESTORE_S3_ENDPOINT is not'],
-    [{ RESTORE_S3_ENDPOINT: 'obs.example' }, 'RESTORE_S3_ENDPOINT must be an http(s) URL'],
+    [{ RESTORE_S3_ENDPOINT: 'obs.example' }, 'RESTORE_S3_ENDPOINT must be an https URL'],
     [{ RESTORE_S3_ENDPOINT: 'https://obs.example' }, 'RESTORE_S3_REGION is required'],
     [{ RESTORE_S3_ENDPOINT: 'https://obs.example', RESTORE_S3_REGION: 'r', RESTORE_S3_ACCESS_KEY_ID: 'AK' }, 'Set both RESTORE_S3_ACCESS_KEY_ID and RESTORE_S3_SECRET_ACCESS_KEY'],
   ])('refuses %j with CONFIG_INVALID naming the variable, never a value', (env, message) => {
