@@ -169,7 +169,7 @@ export async function archiver(stage: Stage, c: BenchCase, source: Source, prefi
   if (b?.status !== 'archived' || b.bytes !== totalBytes(c)) {
     throw new Error(`the archiver did not archive ${c.backupId} (expected status "archived" and ${totalBytes(c)} bytes): ${stdout.slice(0, 500)}`);
   }
-  await checkStored(stage, c, `${prefix}${source.graphId}/${c.backupId}/`, ['--exclude', 'manifest.json']);
+  await checkStored(stage, c, `${prefix}${source.graphId}/${c.backupId}/`, ['--exclude', 'manifest.json', '--exclude', 'SHA256SUMS']);
   return { bytes: totalBytes(c), seconds: run.seconds, peakRssBytes: run.peakRssBytes };
 }
 

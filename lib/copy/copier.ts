@@ -251,17 +251,18 @@ class FileCopy {
     this.signal.addEventListener('abort', onCopyAbort, { once: true });
     const handoverAt = this.req.handoverAt;
     const timer = handoverAt === undefined ? undefined : setTimeout(() => stopEpoch(epoch, new HandoverDue()), Math.max(0, handoverAt - this.now()));
+    let ramp: NodeJS.Timeout | undefined;
     try {
       if (this.handoverDue()) stopEpoch(epoch, new HandoverDue());
       const remainingParts = upload.parts - pool.frontier + 1;
       const max = upload.parallel ? Math.max(1, Math.min(this.streams, remainingParts)) : 1;
       epoch.workers.push(this.worker(epoch, first));
       this.stats.streams = Math.max(this.stats.streams, 1);
-      const ramp = max > 1 ? this.rampStreams(epoch, max) : undefined;
+      if (max > 1) ramp = this.rampStreams(epoch, max);
       // Workers never reject (they record why they stopped); more may be added while we wait.
       for (let i = 0; i < epoch.workers.length; i++) await epoch.workers[i];
-      clearInterval(ramp);
     } finally {
+      clearInterval(ramp);
       clearTimeout(timer);
       this.signal.removeEventListener('abort', onCopyAbort);
     }
@@ -270,7 +271,7 @@ class FileCopy {
     return this.finish(pool);
   }
 
-  /** Adds a stream each tick while the streams hardly waited for buffers or uploads (the download is the limit). */
+  /** Adds a stream every two ticks in which the download was the limit (see RAMP_TICK_MS). */
   private rampStreams(epoch: Epoch, max: number): NodeJS.Timeout {
     let lastWaited = this.waitedSoFar();
     let lastBytes = this.stats.bytesDownloaded;

@@ -44,6 +44,8 @@ export class UploadSession {
   private readonly inflight = new Set<Promise<void>>();
   private uploadError: Error | undefined;
   private completed = false;
+  /** The version our Complete or PutObject created, on a versioned bucket: the only one cleanup may delete. */
+  private createdVersion: string | undefined;
   /** A PutObject was sent and did not end in a definite refusal: an object may exist at the key. */
   private putMayHaveLanded = false;
   /** Single-PUT mode: the whole (hashed) body, waiting for putSingleObject(). */
@@ -151,9 +153,10 @@ export class UploadSession {
     await this.o.retry(async () => {
       attempts++;
       try {
-        await this.o.s3.send(new CompleteMultipartUploadCommand({
+        const out = await this.o.s3.send(new CompleteMultipartUploadCommand({
           Bucket: this.o.bucket, Key: this.o.key, UploadId: uploadId, MultipartUpload: { Parts },
         }), { abortSignal: signal });
+        this.createdVersion = out.VersionId;
       } catch (err) {
         // A retried Complete whose first try went through: the upload is gone, the object is there (verify checks it).
         if (attempts > 1 && (err as { name?: string }).name === 'NoSuchUpload') return;
@@ -190,10 +193,12 @@ export class UploadSession {
     try {
       await this.send('PutObject', async (abortSignal) => {
         try {
-          return await this.o.s3.send(unsignedPayload(new PutObjectCommand({
+          const out = await this.o.s3.send(unsignedPayload(new PutObjectCommand({
             Bucket: this.o.bucket, Key: this.o.key, Body: body, ContentLength: body.length, ContentMD5: md5,
             ContentType: 'application/octet-stream', Metadata: metadata,
           })), { abortSignal });
+          this.createdVersion = out.VersionId;
+          return out;
         } catch (err) {
           // A 4xx is a definite refusal (BadDigest among them); anything else may have stored the object.
           if (!isClientError(err)) uncertain = true;
@@ -217,7 +222,9 @@ export class UploadSession {
     await Promise.allSettled([...this.inflight]);
     try {
       if (this.completed || this.putMayHaveLanded) {
-        await deleteObject(this.o);
+        // On a versioned bucket, only the version this copy created: a version another run
+        // stored at the same key (under a finished manifest.json) stays as it is.
+        await deleteObject(this.o, this.createdVersion);
       } else {
         await this.abort(uploadId);
       }
@@ -296,11 +303,11 @@ export async function abortMultipart(t: UploadTarget, uploadId: string): Promise
   t.log.warn({ uploadId }, 'multipart upload still listed after two aborts');
 }
 
-async function deleteObject(t: UploadTarget): Promise<void> {
+async function deleteObject(t: UploadTarget, versionId: string | undefined): Promise<void> {
   const signal = cleanupSignal();
   await t.retry(async () => {
     try {
-      await t.s3.send(new DeleteObjectCommand({ Bucket: t.bucket, Key: t.key }), { abortSignal: signal });
+      await t.s3.send(new DeleteObjectCommand({ Bucket: t.bucket, Key: t.key, ...(versionId === undefined ? {} : { VersionId: versionId }) }), { abortSignal: signal });
     } catch (err) {
       throw toS3Error(err, 'DeleteObject');
     }

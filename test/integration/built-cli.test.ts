@@ -148,6 +148,27 @@ describe('the built ges-archiver command (bin + dist bundle)', () => {
     await expectArchived(bucket, result.stdout);
   });
 
+  it('takes the way back: verify, restore into a directory that the system sha256sum -c accepts, and a prune dry run', async () => {
+    const bucket = await createTestBucket('built-cli-back');
+    const env = archiverEnv(bucket);
+    expect((await run(['archive', '--graph', GRAPH, '--backup', BACKUP, '--json', '--no-progress'], { cwd: workDir, env })).code).toBe(0);
+    const target = join(workDir, 'restored');
+
+    const verify = await run(['verify', '--graph', GRAPH, '--json', '--no-progress'], { cwd: workDir, env });
+    const restore = await run(['restore', '--graph', GRAPH, '--backup', BACKUP, '--to', target, '--json', '--no-progress'], { cwd: workDir, env });
+    const check = spawnSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: target, encoding: 'utf8' });
+    const prune = await run(['prune', '--keep-last', '1', '--dry-run', '--json'], { cwd: workDir, env });
+
+    expect(verify.code).toBe(0);
+    expect(restore.code).toBe(0);
+    expect((JSON.parse(restore.stdout) as { files: { name: string; status: string }[] }).files.map((f) => [f.name, f.status]).sort())
+      .toEqual(FILES.map((f) => [f.name, 'restored']).sort());
+    expect(check.status).toBe(0);
+    expect(check.stdout).toContain('vertices.bin: OK');
+    expect(prune.code).toBe(0);
+    expect(JSON.parse(prune.stdout)).toMatchObject({ kept: [{ graphId: GRAPH, backupId: BACKUP }], deleted: [] });
+  });
+
   it('exits 2 on invalid arguments, with the reason on stderr and nothing on stdout', async () => {
     const cases: [string[], string][] = [
       [['archive', '--graph', GRAPH], "required option '--backup <backupId>' not specified"],

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AbortMultipartUploadCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Agent } from 'undici';
 import { copierMemoryBound, createCopier, type CopierDeps, type CopyFileRequest, type FileLink } from '../../lib/copy/copier.js';
 import { linkExpiresAt } from '../../lib/copy/link-expiry.js';
@@ -236,6 +236,33 @@ describe('the Lambda deadline never throws a continued upload away', () => {
     // Assess
     expect(err.code).toBe(ErrorCodes.DeadlineExceeded);
     await expectNoTrace(key);
+  });
+
+  it('on a versioned bucket, a failed copy deletes only the version it created, never the key', async () => {
+    // Prepare: the store reports a version for the Complete and a wrong length after it; deletes are recorded.
+    const versioned = s3Client();
+    const deletes: unknown[] = [];
+    versioned.middlewareStack.add((next, context) => async (args) => {
+      if (context.commandName === 'DeleteObjectCommand') {
+        deletes.push(args.input);
+        return { output: { $metadata: {} }, response: {} } as Awaited<ReturnType<typeof next>>;
+      }
+      const out = await next(args);
+      if (context.commandName === 'CompleteMultipartUploadCommand') (out.output as { VersionId?: string }).VersionId = 'v-ours';
+      if (context.commandName === 'HeadObjectCommand') (out.output as { ContentLength?: number }).ContentLength = 1;
+      return out;
+    }, { step: 'initialize', name: 'versionedStoreForTest' });
+    const key = freshKey(BIG.name);
+    try {
+      // Act
+      const err = await failure(createCopier(deps({ s3: versioned })).copyFile({ bucket, key, fileName: BIG.name, getLink: gesLinks(BIG.name).getLink }));
+      // Assess
+      expect(err.code).toBe(ErrorCodes.VerifyFailed);
+      expect(deletes).toEqual([expect.objectContaining({ Key: key, VersionId: 'v-ours' })]);
+    } finally {
+      versioned.destroy();
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    }
   });
 
   it('states its memory bound as (streams + upload slots) x part size', () => {
