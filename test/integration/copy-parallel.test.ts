@@ -6,15 +6,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { AbortMultipartUploadCommand, DeleteObjectCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Agent } from 'undici';
-import { copierMemoryBound, createCopier, type CopierDeps, type CopyFileRequest, type FileLink } from '../../lib/copy/copier.js';
-import { linkExpiresAt } from '../../lib/copy/link-expiry.js';
+import { copierMemoryBound, createCopier, type CopierDeps, type CopyFileRequest } from '../../lib/copy/copier.js';
 import { MiB } from '../../lib/copy/part-size.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
-import { createTestBucket, getObjectBytes, listInProgressUploads, listKeys, s3Client } from '../support/aws.js';
+import { failure, expectNoTrace as expectNoTraceIn, gesLinkSource, type GesLinkSource } from '../support/copy.js';
+import { createTestBucket, getObjectBytes, listInProgressUploads, s3Client } from '../support/aws.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
-import { issueToken, links } from '../emulator/test-client.js';
+import { issueToken } from '../emulator/test-client.js';
 
 const PART = 5 * MiB;
 const G = 'graph-p';
@@ -62,36 +62,16 @@ function deps(overrides: Partial<CopierDeps> = {}): CopierDeps {
   };
 }
 
-function gesLinks(name: string, hook?: (call: number) => void): { getLink: CopyFileRequest['getLink']; calls: () => number } {
-  let calls = 0;
-  return {
-    calls: () => calls,
-    getLink: async (): Promise<FileLink> => {
-      calls++;
-      hook?.(calls);
-      const receivedAt = Date.now();
-      const file = (await links(emu, token, G, B)).find((f) => f.name === name);
-      if (!file) throw new Error(`no link for ${name}`);
-      return { url: file.download_link, expiresAt: linkExpiresAt(file.download_link, file.link_expired_time, receivedAt) };
-    },
-  };
+function gesLinks(name: string, hook?: (call: number) => void): GesLinkSource {
+  return gesLinkSource(emu, token, G, B, name, hook);
 }
 
 let keyCounter = 0;
 const freshKey = (name: string): string => `ges-backups/${G}/${B}/${++keyCounter}/${name}`;
 
-async function failure(p: Promise<unknown>): Promise<ArchiverError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as ArchiverError;
-  }
-  throw new Error('expected the copy to fail');
-}
 
-async function expectNoTrace(key: string): Promise<void> {
-  expect(await listInProgressUploads(bucket)).toEqual([]);
-  expect(await listKeys(bucket, key)).not.toContain(key);
+function expectNoTrace(key: string): Promise<void> {
+  return expectNoTraceIn(bucket, key);
 }
 
 describe('parallel ranged streams against the emulator and Swift', () => {
