@@ -47,3 +47,20 @@ export function buildBucketRuntime(options: BucketRuntimeOptions = {}): BucketRu
     ...(topicArn === undefined ? {} : { topicArn }),
   };
 }
+
+/**
+ * One runtime per Lambda container (its clients reused between invocations), handed out with the
+ * invocation's logger; `reset` drops it (tests).
+ */
+export function containerRuntime<R extends { logger: Logger }>(build: () => R): { get(options?: { logger?: Logger }): R; reset(): void } {
+  let cached: R | undefined;
+  return {
+    get(options = {}) {
+      cached ??= build();
+      return options.logger === undefined ? cached : { ...cached, logger: options.logger };
+    },
+    reset() {
+      cached = undefined;
+    },
+  };
+}

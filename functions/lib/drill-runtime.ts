@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { describeIssues } from '../../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
-import { buildBucketRuntime, type BucketRuntime, type BucketRuntimeOptions } from './bucket-runtime.js';
+import { buildBucketRuntime, containerRuntime, type BucketRuntime, type BucketRuntimeOptions } from './bucket-runtime.js';
 
 /** The restore drill's composition root: the bucket and the alert topic (bucket-runtime.ts), and the sample share. */
 export const DRILL_SAMPLE_ENV_VAR = 'DRILL_SAMPLE_PERCENT';
@@ -33,15 +33,14 @@ export function buildDrillRuntime(options: DrillRuntimeOptions = {}): DrillRunti
   return { ...buildBucketRuntime(options), samplePercent: parsed.data[DRILL_SAMPLE_ENV_VAR] };
 }
 
-let cached: DrillRuntime | undefined;
+const container = containerRuntime(() => buildDrillRuntime());
 
 /** The container's DrillRuntime (clients reused between invocations), with the invocation's logger. */
 export function getDrillRuntime(options: { logger?: Logger } = {}): DrillRuntime {
-  cached ??= buildDrillRuntime();
-  return options.logger === undefined ? cached : { ...cached, logger: options.logger };
+  return container.get(options);
 }
 
 /** Drops the cached DrillRuntime (tests). */
 export function resetDrillRuntime(): void {
-  cached = undefined;
+  container.reset();
 }

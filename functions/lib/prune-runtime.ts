@@ -3,7 +3,7 @@ import { describeIssues } from '../../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { parseDuration } from '../../lib/prune/duration.js';
-import { buildBucketRuntime, type BucketRuntime, type BucketRuntimeOptions } from './bucket-runtime.js';
+import { buildBucketRuntime, containerRuntime, type BucketRuntime, type BucketRuntimeOptions } from './bucket-runtime.js';
 
 /**
  * The scheduled prune's composition root: the bucket and the alert topic (bucket-runtime.ts),
@@ -47,15 +47,14 @@ export function buildPruneRuntime(options: BucketRuntimeOptions = {}): PruneRunt
   };
 }
 
-let cached: PruneRuntime | undefined;
+const container = containerRuntime(() => buildPruneRuntime());
 
 /** The container's PruneRuntime (clients reused between invocations), with the invocation's logger. */
 export function getPruneRuntime(options: { logger?: Logger } = {}): PruneRuntime {
-  cached ??= buildPruneRuntime();
-  return options.logger === undefined ? cached : { ...cached, logger: options.logger };
+  return container.get(options);
 }
 
 /** Drops the cached PruneRuntime (tests). */
 export function resetPruneRuntime(): void {
-  cached = undefined;
+  container.reset();
 }

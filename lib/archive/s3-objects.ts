@@ -63,7 +63,7 @@ export async function* listObjects(
       try {
         return await deps.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: listPrefix, ContinuationToken: continuation }), { abortSignal: signal });
       } catch (err) {
-        throw s3Error('ListObjectsV2', listPrefix, err);
+        throw s3Error('ListObjectsV2', `s3://${bucket}/${listPrefix}`, err);
       }
     }, { signal });
     for (const o of page.Contents ?? []) {

@@ -1,16 +1,13 @@
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { s3Error } from '../archive/s3-objects.js';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { listObjects as eachObject, type ListedObject } from '../archive/s3-objects.js';
 import type { RetryPolicy } from '../retry.js';
 
-export interface ListedObject {
-  key: string;
-  bytes: number;
-  lastModified: Date | undefined;
-}
+export type { ListedObject } from '../archive/s3-objects.js';
 
 /**
- * Every object under `prefix` in `bucket`, following ListObjectsV2 pagination, each page
- * retried by the one policy. Memory: one entry per object (key, size, date), never bodies.
+ * Every object under `prefix` in `bucket`, collected from the paged listing of
+ * lib/archive/s3-objects.ts (each page retried by the one policy). Memory: one entry per object
+ * (key, size, date), never bodies; callers that can work page by page use that generator.
  */
 export async function listObjects(
   deps: { s3: S3Client; retry: RetryPolicy },
@@ -19,20 +16,6 @@ export async function listObjects(
   signal?: AbortSignal,
 ): Promise<ListedObject[]> {
   const objects: ListedObject[] = [];
-  let token: string | undefined;
-  do {
-    const continuation = token;
-    const page = await deps.retry(async () => {
-      try {
-        return await deps.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: continuation }), { abortSignal: signal });
-      } catch (err) {
-        throw s3Error('ListObjectsV2', `s3://${bucket}/${prefix}`, err);
-      }
-    }, { signal });
-    for (const o of page.Contents ?? []) {
-      if (o.Key !== undefined) objects.push({ key: o.Key, bytes: o.Size ?? 0, lastModified: o.LastModified });
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token !== undefined);
+  for await (const o of eachObject(deps, bucket, prefix, signal)) objects.push(o);
   return objects;
 }

@@ -49,14 +49,6 @@ export class PartPool {
     return this.bytes;
   }
 
-  get slotsHeld(): number {
-    return this.held;
-  }
-
-  get capacity(): number {
-    return this.cap;
-  }
-
   /** One more slot (a stream was added). */
   grow(): void {
     this.cap++;

@@ -142,7 +142,7 @@ export class UploadSession {
 
   /** Waits for every queued part; throws the first part failure. */
   async drain(): Promise<void> {
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    await this.settle();
     this.throwUploadError();
   }
 
@@ -219,7 +219,7 @@ export class UploadSession {
 
   /** After a failure (the copy's signal already aborted): let in-flight parts settle, then remove the upload or the unverified object. */
   async cleanup(uploadId: string | undefined, cause: unknown): Promise<void> {
-    await Promise.allSettled([...this.inflight]);
+    await this.settle();
     try {
       if (this.completed || this.putMayHaveLanded) {
         // On a versioned bucket, only the version this copy created: a version another run
