@@ -32,6 +32,40 @@ const CJS_SHIMS = [
   'const __dirname = __gesDirname(__filename);',
 ].join(' ');
 
+// undici 8 declares Node.js >= 22.19 and reads two newer Node.js functions as it loads: zlib's
+// zstd decompressor (Node.js 22.15; bound by its decompress interceptor, which the archiver never
+// uses: it sends no Accept-Encoding) and worker_threads' markAsUncloneable (22.10; marks its
+// fetch objects as not structured-cloneable, which the archiver never tries). On an older 22,
+// either missing function stops the command at start. So undici's own imports of those two
+// modules get Node.js's module, or, where the function is missing, a copy with a stand-in: a
+// zstd factory that fails when called, naming the version it needs, and a no-op mark. Every
+// other function is Node.js's own. With this the command runs on every Node.js 22; CI runs the
+// built-CLI tests on 22.0.0 too (test/integration/built-cli.test.ts).
+const UNDICI_BUILTINS = {
+  zlib: [
+    "const zlib = require('node:zlib');",
+    "module.exports = typeof zlib.createZstdDecompress === 'function' ? zlib : {",
+    '  ...zlib,',
+    "  createZstdDecompress() { throw new Error('zstd content encoding needs Node.js >= 22.15'); },",
+    '};',
+  ].join('\n'),
+  worker_threads: [
+    "const threads = require('node:worker_threads');",
+    "module.exports = typeof threads.markAsUncloneable === 'function' ? threads : { ...threads, markAsUncloneable() {} };",
+  ].join('\n'),
+};
+
+/** @type {import('esbuild').Plugin} */
+const undiciOnEveryNode22 = {
+  name: 'undici-on-every-node-22',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?(zlib|worker_threads)$/ }, (args) => (/node_modules\/undici\//.test(args.importer)
+      ? { path: args.path.replace(/^node:/, ''), namespace: 'undici-builtins' }
+      : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'undici-builtins' }, (args) => ({ contents: UNDICI_BUILTINS[args.path], loader: 'js' }));
+  },
+};
+
 /** `.../node_modules/@scope/name/lib/x.js` -> the package folder, or undefined for our sources. */
 function packageDir(input) {
   const match = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
@@ -91,6 +125,7 @@ const result = await build({
   define: { GES_ARCHIVER_VERSION: JSON.stringify(pkg.version) },
   logLevel: 'warning',
   metafile: true,
+  plugins: [undiciOnEveryNode22],
 });
 writeFileSync(join(outDir, 'meta.json'), JSON.stringify(result.metafile));
 writeFileSync(join(outDir, 'THIRD-PARTY-LICENSES.txt'), thirdPartyLicenses(result.metafile));

