@@ -110,6 +110,10 @@ const result = await build({
   bundle: true,
   platform: 'node',
   format: 'esm',
+  // The ES module builds where a package has one (the AWS SDK's dist-es): esbuild drops what is
+  // not imported and needs no CommonJS wrappers. Measured: 3.5 -> 2.9 MiB, and a run archiving
+  // one small file takes ~20 % less time, nearly all of it start-up.
+  mainFields: ['module', 'main'],
   target: 'node22',
   // The commands import their heavy modules dynamically (cli/main.ts); splitting puts those
   // in chunks, so `--help` and `--version` parse about 100 KB instead of 3 MB.
