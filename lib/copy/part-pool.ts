@@ -1,4 +1,5 @@
 import type { FileHasher } from './hasher.js';
+import { sharedBuffer } from './md5-worker.js';
 
 /**
  * The parts of one file between the sockets and S3, and the memory they may take.
@@ -20,7 +21,8 @@ import type { FileHasher } from './hasher.js';
  * instead of a fresh allocation. Fresh multi-MiB buffers cost the kernel's page faults on first
  * touch and the garbage collector's time (measured: ~25 % of the copy's CPU on a 1 GiB file);
  * recycled ones cost neither. A free buffer belongs to a released slot, so buffers held plus
- * buffers free never exceed `capacity`.
+ * buffers free never exceed `capacity`. They live over a SharedArrayBuffer, so the Content-MD5
+ * worker reads them without a copy (lib/copy/md5-worker.ts).
  */
 export class PartPool {
   private held = 0;
@@ -83,7 +85,7 @@ export class PartPool {
   /** A buffer for a part of `size` bytes: a recycled one when a part of that size was released. */
   buffer(size: number): Buffer {
     const i = this.free.findIndex((b) => b.length === size);
-    if (i < 0) return Buffer.allocUnsafe(size);
+    if (i < 0) return sharedBuffer(size);
     const [buf] = this.free.splice(i, 1);
     return buf as Buffer;
   }

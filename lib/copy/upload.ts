@@ -6,6 +6,7 @@ import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RetryPolicy } from '../retry.js';
 import { contentMd5 } from './hasher.js';
+import { contentMd5Off } from './md5-worker.js';
 import { toS3Error } from './s3-errors.js';
 
 /**
@@ -120,7 +121,7 @@ export class UploadSession {
   }
 
   private async uploadPart(uploadId: string, partNumber: number, body: Buffer): Promise<string> {
-    const md5 = contentMd5(body);
+    const md5 = await contentMd5Off(body);
     const signal = this.o.signal;
     return this.o.retry(async () => {
       try {

@@ -1,0 +1,53 @@
+// Content-MD5 off the event loop (lib/copy/md5-worker.ts): the same digest as inline hashing,
+// computed on another thread for large shared part buffers, inline for everything else.
+import { createHash } from 'node:crypto';
+import { contentMd5Off, sharedBuffer } from '../../../lib/copy/md5-worker.js';
+
+const MiB = 1024 * 1024;
+const md5 = (b: Uint8Array): string => createHash('md5').update(b).digest('base64');
+
+function fill(buf: Buffer, seed: number): Buffer {
+  for (let i = 0; i < buf.length; i += 4096) buf[i] = (i / 4096 + seed) & 0xff;
+  return buf;
+}
+
+describe('contentMd5Off', () => {
+  it('gives the MD5 of a large shared part buffer, also for a slice at an offset', async () => {
+    const whole = fill(sharedBuffer(8 * MiB), 3);
+    const slice = whole.subarray(MiB + 5, 7 * MiB);
+
+    await expect(contentMd5Off(whole)).resolves.toBe(md5(whole));
+    await expect(contentMd5Off(slice)).resolves.toBe(md5(slice));
+  });
+
+  it('keeps each answer with its own part when many are in flight at once', async () => {
+    const parts = Array.from({ length: 12 }, (_, i) => fill(sharedBuffer(2 * MiB), i));
+
+    const digests = await Promise.all(parts.map((p) => contentMd5Off(p)));
+
+    expect(digests).toEqual(parts.map(md5));
+    expect(new Set(digests).size).toBe(parts.length);
+  });
+
+  it('does not hash a shared buffer on the event loop: the loop keeps turning while 64 MiB are hashed', async () => {
+    const big = fill(sharedBuffer(64 * MiB), 9);
+    let turns = 0;
+    const ticker = setInterval(() => { turns++; }, 1);
+
+    const digest = await contentMd5Off(big);
+    clearInterval(ticker);
+
+    // Inline, 64 MiB of MD5 (~100 ms here) would block every timer until it is done.
+    expect(digest).toBe(md5(big));
+    expect(turns).toBeGreaterThan(5);
+  });
+
+  it('hashes small or unshared bodies inline, with the same result', async () => {
+    const small = fill(sharedBuffer(64 * 1024), 1);
+    const unshared = fill(Buffer.alloc(4 * MiB), 2);
+
+    await expect(contentMd5Off(small)).resolves.toBe(md5(small));
+    await expect(contentMd5Off(unshared)).resolves.toBe(md5(unshared));
+    await expect(contentMd5Off(Buffer.alloc(0))).resolves.toBe('1B2M2Y8AsgTpgAmY7PhCfg==');
+  });
+});
