@@ -29,7 +29,7 @@ function line(b: BackupReport): string {
   const what = `${b.graphId}/${b.backupId}${b.backupName ? ` (${b.backupName})` : ''}`;
   const size = b.status === 'skipped' ? (b.reason?.message ?? 'already archived') : `${b.files} file${b.files === 1 ? '' : 's'}, ${formatBytes(b.bytes)}${b.status === 'planned' ? ' (estimated)' : ''}`;
   const took = b.durationMs !== undefined && b.status !== 'skipped' ? `, ${formatDuration(b.durationMs)}` : '';
-  const err = b.error ? `\n           ${b.error.code}: ${b.error.message}` : '';
+  const err = b.error && b.status !== 'cancelled' ? `\n           ${b.error.code}: ${b.error.message}` : '';
   return `  ${b.status.padEnd(9)}${what}  ${size}${took}${err}`;
 }
 
@@ -41,7 +41,7 @@ export function formatRunSummary(report: RunReport, bucket: string): string {
   for (const b of report.backups) out.push(line(b));
   const counts = report.dryRun
     ? `${t.planned} planned, ${t.skipped} skipped, ${t.failed} failed`
-    : `${t.archived} archived, ${t.queued > 0 ? `${t.queued} queued, ` : ''}${t.skipped} skipped, ${t.failed} failed`;
+    : `${t.archived} archived, ${t.queued > 0 ? `${t.queued} queued, ` : ''}${t.skipped} skipped, ${t.failed} failed${t.cancelled > 0 ? `, ${t.cancelled} cancelled (run it again to continue)` : ''}`;
   out.push(`${counts}; ${t.files} files, ${formatBytes(t.bytes)} in ${formatDuration(report.durationMs)}.`);
   const archived = report.backups.filter((b) => b.manifestKey);
   if (archived.length > 0) {

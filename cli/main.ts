@@ -71,7 +71,7 @@ async function openSession(io: CliIo, opts: CommonOptions): Promise<Session> {
   const config = loadConfig(io.env);
   const { logger, progress } = createCliOutput(io, { verbose: opts.verbose, progress: opts.progress !== false, defaultLevel: 'info' });
   const runtime = createRuntime(config, logger);
-  const interrupt = onInterrupt(logger, 'cancelling copies and cleaning up');
+  const interrupt = onInterrupt(logger, 'stopping the copies; what is stored is kept for the next run');
   return {
     config,
     runtime,

@@ -75,8 +75,9 @@ export function createCliOutput(io: { env: Record<string, string | undefined>; s
 }
 
 /**
- * SIGINT/SIGTERM abort the returned signal (an ArchiverError ABORTED), so copies stop and
- * clean up; a second one quits at once with status 130.
+ * SIGINT/SIGTERM abort the returned signal (an ArchiverError ABORTED), so copies stop: a long
+ * copy saves a checkpoint that the next run continues from, a short one is removed, and the run
+ * reports its backups `cancelled` and exits 130. A second signal quits at once with status 130.
  */
 export function onInterrupt(logger: Logger, what: string): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();

@@ -1,15 +1,17 @@
 import pLimit, { type LimitFunction } from 'p-limit';
 import { assertAllowedLink, assertSafeFileName } from '../copy/guard.js';
 import { linkExpiresAt } from '../copy/link-expiry.js';
-import type { FileLink } from '../copy/copier.js';
+import { checkpointSchema, type CopyCheckpoint } from '../copy/checkpoint.js';
+import type { CopyFileRequest, CopyFileResult, FileLink } from '../copy/copier.js';
+import { isNoSuchUpload } from '../copy/s3-errors.js';
 import { ArchiverError, ErrorCodes, errorSummary, failureOf, toArchiverError } from '../errors.js';
 import type { GesClient } from '../ges/client.js';
 import type { GesBackupFile, GesBackupFiles } from '../ges/types.js';
 import { buildArchiveManifest, type ArchivedFile } from './archive-manifest.js';
 import { ARCHIVE_MANIFEST_NAME, fileKey, manifestKey } from './keys.js';
-import { clearBackupState } from './backup-state.js';
-import { listReceiptKeys, receiptKey, storedFile, writeReceipt } from './receipts.js';
-import { headObject, putJson } from './s3-objects.js';
+import { clearBackupState, listBackupState } from './backup-state.js';
+import { checkpointKey, receiptKey, storedFile, writeReceipt } from './receipts.js';
+import { deleteKey, getJson, headObject, putJson } from './s3-objects.js';
 import { SHA256SUMS_NAME, writeSha256Sums } from './sha256sums.js';
 import type { ArchiveDeps, ArchiveEvent, BackupReport, BackupTarget } from './types.js';
 
@@ -214,7 +216,9 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     // run cheaper). Once another run is found to have archived the backup, nothing more starts.
     let firstError: ArchiverError | undefined;
     let archivedElsewhere: ArchiverError | undefined;
-    const receipts = await listReceiptKeys(deps, bucket, prefix, graphId, backupId, signal);
+    // Receipts of files stored by an earlier run, checkpoints of copies it was interrupted in.
+    const state = new Set((await listBackupState(deps, bucket, prefix, graphId, backupId, signal)).map((o) => o.key));
+    let interrupted = 0;
 
     const results = await Promise.all(listing.files.map((file) => limit(async (): Promise<ArchivedFile | undefined> => {
       if (signal.aborted || firstError !== undefined || archivedElsewhere !== undefined) return undefined;
@@ -223,7 +227,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
       try {
         // A file completed by an earlier, interrupted run: reuse it when the object is there
         // with the receipt's length.
-        const stored = receipts.has(rKey) ? await storedFile(deps, bucket, { name: file.name, key, receiptKey: rKey }, signal) : undefined;
+        const stored = state.has(rKey) ? await storedFile(deps, bucket, { name: file.name, key, receiptKey: rKey }, signal) : undefined;
         if (stored) {
           log.info({ file: file.name, bytes: stored.bytes }, 'file already archived by an earlier run; reusing it');
           filesDone += 1;
@@ -231,7 +235,8 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
           emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: stored.bytes, reused: true });
           return stored;
         }
-        const result = await deps.copier.copyFile({
+        const ckKey = checkpointKey(prefix, graphId, backupId, file.name);
+        const result = await copyResumable(deps, {
           bucket,
           key,
           fileName: file.name,
@@ -241,7 +246,12 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
           onProgress: (delta) => emit({ type: 'bytes', delta }),
           metadata: { 'ges-graph-id': graphId, 'ges-backup-id': backupId },
           beforeCommit: refuseIfArchived(deps, target, file.name, repairing),
-        });
+          resumable: true,
+        }, state.has(ckKey) ? ckKey : undefined, ckKey, log);
+        if (result.status === 'handover') {
+          interrupted += 1;
+          return undefined;
+        }
         if (result.status !== 'complete') {
           throw new ArchiverError(ErrorCodes.Internal, `Copy of ${file.name} stopped before completion`);
         }
@@ -279,6 +289,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     }
     if (firstError !== undefined) throw firstError;
     if (signal.aborted) throw toArchiverError(signal.reason);
+    if (interrupted > 0) throw new ArchiverError(ErrorCodes.Internal, `${interrupted} copies handed over without an interruption`);
     const files = results.filter((r): r is ArchivedFile => r !== undefined);
     const manifest = buildArchiveManifest({
       graphId,
@@ -297,9 +308,64 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     return { ...base, status: 'archived', files: manifest.fileCount, bytes: manifest.totalBytes, durationMs: now() - started, manifestKey: mKey };
   } catch (err) {
     const e = failureOf(err, signal);
+    if (e.code === ErrorCodes.Aborted && signal.aborted) {
+      log.warn({ filesDone }, 'backup cancelled; what is stored stays for the next run');
+      return { ...base, status: 'cancelled', files: filesDone, bytes: bytesDone, durationMs: now() - started, error: errorSummary(e) };
+    }
     log.error({ err: e }, 'backup failed');
     return { ...base, status: 'failed', files: filesDone, bytes: bytesDone, durationMs: now() - started, error: errorSummary(e) };
   }
+}
+
+/** Saving a checkpoint after an interruption gets this long of its own (the run's signal has aborted). */
+const CHECKPOINT_SAVE_MS = 10_000;
+
+/**
+ * One copy that survives an interruption: it continues from the checkpoint at `resumeFrom` (an
+ * earlier run's), and when the run is interrupted it saves its own there (status 'handover').
+ * A checkpoint whose upload is gone (aborted by `cleanup`, expired) is dropped and the file
+ * starts over; a copy that fails removes its checkpoint (the copier has aborted the upload).
+ */
+async function copyResumable(
+  deps: ArchiveDeps, request: CopyFileRequest, resumeFrom: string | undefined, ckKey: string, log: ArchiveDeps['logger'],
+): Promise<CopyFileResult> {
+  const { bucket } = deps.config.archive;
+  const signal = request.signal;
+  const drop = (): Promise<void> => deleteKey(deps, bucket, ckKey, AbortSignal.timeout(CHECKPOINT_SAVE_MS))
+    .catch((err: unknown) => log.warn({ err: toArchiverError(err), file: request.fileName }, 'could not remove the copy checkpoint; `ges-archiver cleanup` removes it'));
+  let checkpoint: CopyCheckpoint | undefined;
+  if (resumeFrom !== undefined) {
+    const parsed = checkpointSchema.safeParse(await getJson(deps, bucket, resumeFrom, signal));
+    if (parsed.success && parsed.data.key === request.key) {
+      checkpoint = parsed.data;
+      log.info({ file: request.fileName, offset: checkpoint.offset, totalBytes: checkpoint.totalBytes },
+        `resuming ${request.fileName} at byte ${checkpoint.offset} of ${checkpoint.totalBytes}, where an earlier run was interrupted`);
+      request.onProgress?.(checkpoint.offset);
+    } else {
+      log.warn({ file: request.fileName }, 'copy checkpoint unreadable; copying the file from the start');
+    }
+  }
+  let result: CopyFileResult;
+  try {
+    result = await deps.copier.copyFile(checkpoint ? { ...request, checkpoint } : request);
+  } catch (err) {
+    if (checkpoint !== undefined && isNoSuchUpload(err) && !signal?.aborted) {
+      log.warn({ file: request.fileName }, 'the multipart upload of the copy checkpoint is gone; copying the file from the start');
+      request.onProgress?.(-checkpoint.offset);
+      await drop();
+      return copyResumable(deps, request, undefined, ckKey, log);
+    }
+    if (checkpoint !== undefined) await drop();
+    throw err;
+  }
+  if (result.status === 'handover') {
+    await putJson(deps, bucket, ckKey, result.checkpoint, AbortSignal.timeout(CHECKPOINT_SAVE_MS));
+    log.info({ file: request.fileName, offset: result.checkpoint.offset, totalBytes: result.checkpoint.totalBytes },
+      `${request.fileName}: ${result.checkpoint.offset} of ${result.checkpoint.totalBytes} bytes stored and kept; the next run continues from there`);
+  } else if (checkpoint !== undefined) {
+    await drop();
+  }
+  return result;
 }
 
 /** Once a backup is archived, its working state (receipts, a stale fan-out's job and checkpoints) goes; a leftover is harmless. */

@@ -66,6 +66,11 @@ export async function writeReceipt(deps: Deps, bucket: string, key: string, rece
  * The keys of the receipts that exist for a backup: one listing instead of a GET per file
  * (most backups have none).
  */
+/** A copy's multipart progress (a handed-over Lambda copy, an interrupted CLI copy): `checkpoints/{fileName}.json`. */
+export function checkpointKey(prefix: string, graphId: string, backupId: string, fileName: string): string {
+  return `${stateBackupPrefix(prefix, graphId, backupId)}checkpoints/${fileName}.json`;
+}
+
 export async function listReceiptKeys(deps: Deps, bucket: string, prefix: string, graphId: string, backupId: string, signal?: AbortSignal): Promise<Set<string>> {
   const keys = new Set<string>();
   for await (const o of listObjects(deps, bucket, `${stateBackupPrefix(prefix, graphId, backupId)}files/`, signal)) keys.add(o.key);

@@ -16,7 +16,7 @@ export function newRunId(now: number = Date.now()): string {
 }
 
 export function runTotals(backups: BackupReport[]): RunReport['totals'] {
-  const t = { archived: 0, skipped: 0, failed: 0, planned: 0, queued: 0, files: 0, bytes: 0 };
+  const t = { archived: 0, skipped: 0, failed: 0, planned: 0, queued: 0, cancelled: 0, files: 0, bytes: 0 };
   for (const b of backups) {
     t[b.status] += 1;
     t.files += b.files;
@@ -114,7 +114,12 @@ export async function archiveOne(deps: ArchiveDeps, graphId: string, backupId: s
   return runManifest(deps, { version: 1, graphs: [{ graphId, backups: [backupId] }] }, options);
 }
 
-/** Exit status of the CLI (CONTRACT.md): 0 all archived/skipped/planned/queued, 1 any failure. */
-export function exitCodeOf(report: RunReport): 0 | 1 {
+/**
+ * Exit status of the CLI (CONTRACT.md): 0 all archived/skipped/planned/queued, 1 any failure,
+ * 130 (128 + SIGINT, what a shell reports for Ctrl-C) when the run was interrupted, whatever
+ * else happened: the run did not finish.
+ */
+export function exitCodeOf(report: RunReport): 0 | 1 | 130 {
+  if (report.backups.some((b) => b.status === 'cancelled')) return 130;
   return report.backups.some((b) => b.status === 'failed') ? 1 : 0;
 }

@@ -18,8 +18,12 @@ export interface ArchiveDeps {
   now?: () => number;
 }
 
-/** `queued`: the scheduled run fanned the backup's files out to the copy queue (not a failure). */
-export type BackupStatus = 'archived' | 'skipped' | 'failed' | 'planned' | 'queued';
+/**
+ * `queued`: the scheduled run fanned the backup's files out to the copy queue (not a failure).
+ * `cancelled`: the run was interrupted (Ctrl-C, SIGTERM) before the backup was done; what it
+ * stored is kept for the next run (receipts, checkpoints of long copies).
+ */
+export type BackupStatus = 'archived' | 'skipped' | 'failed' | 'planned' | 'queued' | 'cancelled';
 
 /** One line of the run report (CONTRACT.md, `--json`). */
 export interface BackupReport {
@@ -46,7 +50,7 @@ export interface RunReport {
   backups: BackupReport[];
   /** Where the report was stored (`{prefix}_runs/{runId}.json`), when it was. */
   reportKey?: string;
-  totals: { archived: number; skipped: number; failed: number; planned: number; queued: number; files: number; bytes: number };
+  totals: { archived: number; skipped: number; failed: number; planned: number; queued: number; cancelled: number; files: number; bytes: number };
 }
 
 /** A backup chosen for the run. `backup` is GES's list entry when the run listed the graph. */

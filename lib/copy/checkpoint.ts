@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { ArchiverError, ErrorCodes } from '../errors.js';
 import { MIN_PART_SIZE, partCount } from './part-size.js';
 
@@ -67,3 +68,16 @@ export function validateCheckpoint(cp: CopyCheckpoint, target: { bucket: string;
   if (cp.sourceEtag !== undefined && typeof cp.sourceEtag !== 'string') bad('sourceEtag');
   if (cp.sourceLastModified !== undefined && typeof cp.sourceLastModified !== 'string') bad('sourceLastModified');
 }
+
+/** The shape of a checkpoint read back from the store (validateCheckpoint checks the rest when it is used). */
+export const checkpointSchema = z.looseObject({
+  version: z.literal(1),
+  bucket: z.string(),
+  key: z.string(),
+  uploadId: z.string().min(1),
+  partSize: z.number().int().positive(),
+  totalBytes: z.number().int().positive(),
+  offset: z.number().int().nonnegative(),
+  parts: z.array(z.object({ partNumber: z.number().int().positive(), etag: z.string().min(1) })),
+  hashState: z.string().min(1),
+});

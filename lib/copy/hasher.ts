@@ -56,6 +56,36 @@ export function contentMd5(data: Uint8Array): string {
   return createHash('md5').update(data).digest('base64');
 }
 
+/**
+ * Chooses at its first update, when the first part is in and the copy's pace is known:
+ * hash-wasm when `wantsMidstate()` (the copy will take long enough that an interruption should
+ * not lose it), node:crypto otherwise. Before that it can be saved (nothing hashed yet).
+ */
+class DeferredHasher implements FileHasher {
+  private chosen: FileHasher | undefined;
+  constructor(private readonly wasm: IHasher, private readonly wantsMidstate: () => boolean) {}
+  get kind(): 'node' | 'wasm' {
+    return this.chosen?.kind ?? 'wasm';
+  }
+  update(data: Uint8Array): void {
+    this.chosen ??= this.wantsMidstate() ? new WasmHasher(this.wasm) : new NodeHasher();
+    this.chosen.update(data);
+  }
+  digestHex(): string {
+    return (this.chosen ??= new NodeHasher()).digestHex();
+  }
+  save(): string {
+    return (this.chosen ??= new WasmHasher(this.wasm)).save();
+  }
+}
+
+/** A hasher that becomes serialisable only if `wantsMidstate()` says so at its first update. */
+export async function createDeferredHasher(wantsMidstate: () => boolean): Promise<FileHasher> {
+  const hash = await createSHA256();
+  hash.init();
+  return new DeferredHasher(hash, wantsMidstate);
+}
+
 export async function createFileHasher(serialisable: boolean): Promise<FileHasher> {
   if (!serialisable) return new NodeHasher();
   const hash = await createSHA256();

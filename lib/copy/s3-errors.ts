@@ -68,3 +68,13 @@ export function toS3Error(err: unknown, operation: string, details: Record<strin
     details: { operation, remoteCode, status, ...details },
   });
 }
+
+/** True when the copy failed because its multipart upload no longer exists (aborted, expired, completed by a duplicate). */
+export function isNoSuchUpload(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
+    const { name, details, cause } = e as { name?: unknown; details?: { remoteCode?: unknown }; cause?: unknown };
+    if (name === 'NoSuchUpload' || details?.remoteCode === 'NoSuchUpload') return true;
+    e = cause;
+  }
+  return false;
+}

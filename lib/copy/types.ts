@@ -29,6 +29,13 @@ export interface CopyFileRequest {
   checkpoint?: CopyCheckpoint;
   /** Epoch ms; once reached, stop at a part boundary and return a checkpoint. */
   handoverAt?: number;
+  /**
+   * When `signal` aborts (Ctrl-C, a deadline), return a checkpoint (status 'handover') instead of
+   * aborting the multipart upload, if the copy was expected to take longer than
+   * RESUMABLE_AFTER_MS: such a copy keeps a serialisable hash (hash-wasm, ~300 MiB/s); a shorter
+   * one keeps node:crypto's (~1,500 MiB/s) and is simply done again. A failure still aborts.
+   */
+  resumable?: boolean;
   /** User metadata for the object (S3 fixes it when the multipart upload is created). */
   metadata?: Record<string, string>;
   /**

@@ -1,5 +1,7 @@
 import { stateBackupPrefix } from '../archive/receipts.js';
 
+export { checkpointKey } from '../archive/receipts.js';
+
 export { deleteKey, getJson } from '../archive/s3-objects.js';
 export { jobKey, jobSchema, readJob, writeJob, type FanoutJob } from '../archive/fanout-job.js';
 
@@ -11,10 +13,6 @@ export { jobKey, jobSchema, readJob, writeJob, type FanoutJob } from '../archive
  * - `checkpoints/{fileName}.json`: a handed-over copy's multipart progress;
  * - `finalize.lock`: the lock of the finalize fallback for stores without conditional writes.
  */
-export function checkpointKey(prefix: string, graphId: string, backupId: string, fileName: string): string {
-  return `${stateBackupPrefix(prefix, graphId, backupId)}checkpoints/${fileName}.json`;
-}
-
 export function finalizeLockKey(prefix: string, graphId: string, backupId: string): string {
   return `${stateBackupPrefix(prefix, graphId, backupId)}finalize.lock`;
 }

@@ -4,7 +4,9 @@ import { LinkSource, refuseIfArchived } from '../archive/archive-backup.js';
 import { fileKey, manifestKey } from '../archive/keys.js';
 import { receiptKey, storedFile, writeReceipt } from '../archive/receipts.js';
 import { headObject, putJson } from '../archive/s3-objects.js';
+import { checkpointSchema } from '../copy/checkpoint.js';
 import type { CopyCheckpoint, CopyFileRequest, CopyFileResult } from '../copy/copier.js';
+import { isNoSuchUpload } from '../copy/s3-errors.js';
 import { ArchiverError, ErrorCodes, failureOf, isAbortError, toArchiverError } from '../errors.js';
 import { publishRunAlert, type AlertFailure } from '../alerts/index.js';
 import { finalizeBackup, type FinalizeOptions } from './finalize.js';
@@ -65,27 +67,6 @@ function receiveCountOf(record: CopyRecord): number {
   return parsed.success ? parsed.data.ApproximateReceiveCount ?? 1 : 1;
 }
 
-const checkpointShape = z.looseObject({
-  version: z.literal(1),
-  bucket: z.string(),
-  key: z.string(),
-  uploadId: z.string().min(1),
-  partSize: z.number().int().positive(),
-  totalBytes: z.number().int().positive(),
-  offset: z.number().int().nonnegative(),
-  parts: z.array(z.object({ partNumber: z.number().int().positive(), etag: z.string().min(1) })),
-  hashState: z.string().min(1),
-});
-
-/** True when the copy failed because its multipart upload no longer exists (aborted, expired, completed by a duplicate). */
-function isNoSuchUpload(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
-    const { name, details, cause } = e as { name?: unknown; details?: { remoteCode?: unknown }; cause?: unknown };
-    if (name === 'NoSuchUpload' || details?.remoteCode === 'NoSuchUpload') return true;
-    e = cause;
-  }
-  return false;
-}
 
 /** Best effort ids of a message we could not parse, for the alert. */
 function idsOfPoison(body: string): { runId: string; graphId: string; backupId: string; file?: string } {
@@ -212,7 +193,7 @@ class Worker {
 
     let checkpoint: CopyCheckpoint | undefined;
     if (message.checkpointKey !== undefined) {
-      const parsed = checkpointShape.safeParse(await getJson(deps, bucket, ckKey, signal));
+      const parsed = checkpointSchema.safeParse(await getJson(deps, bucket, ckKey, signal));
       if (parsed.success) checkpoint = parsed.data;
       else log.warn({}, 'checkpoint missing or unreadable; copying the file from the start');
     }
@@ -297,7 +278,7 @@ class Worker {
     if (message.checkpointKey === undefined) return;
     const { bucket } = this.deps.config.archive;
     try {
-      const parsed = checkpointShape.safeParse(await getJson(this.deps, bucket, message.checkpointKey, this.options.signal));
+      const parsed = checkpointSchema.safeParse(await getJson(this.deps, bucket, message.checkpointKey, this.options.signal));
       if (parsed.success) await this.deps.copier.abortCheckpoint(parsed.data);
       await deleteKey(this.deps, bucket, message.checkpointKey, this.options.signal);
     } catch (err) {
