@@ -83,6 +83,21 @@ async function setup(options: { aws?: ConditionalWritesOptions } = {}) {
   return { bucket, s3, sent, conditional, copy, keyOf, put, bytesAt, manifestKey: manifestKey(prefix, G, B) };
 }
 
+type Setup = Awaited<ReturnType<typeof setup>>;
+const OTHER_RUNS_FILE = 'the other run\'s file';
+
+/** Another run stores the file at the key and finishes the backup (its manifest.json). */
+async function otherRunFinishes(t: Setup, key: string): Promise<void> {
+  await t.put(key, OTHER_RUNS_FILE);
+  await t.put(t.manifestKey, '{"files":[]}');
+}
+
+/** The copy was refused: the other run's object is as it left it, and no upload is left. */
+async function expectOtherRunsFileKept(t: Setup, key: string): Promise<void> {
+  expect((await t.bytesAt(key)).toString()).toBe(OTHER_RUNS_FILE);
+  expect(await listInProgressUploads(t.bucket, direct)).toEqual([]);
+}
+
 const variants = [
   { label: 'a single PutObject', file: FILES.small, command: 'PutObject' as const },
   { label: 'a multipart upload', file: FILES.big, command: 'CompleteMultipartUpload' as const },
@@ -127,7 +142,7 @@ describe.each(variants)('committing $label', ({ file, command }) => {
   describe('with AWS S3 semantics', () => {
     it('commits a free key with If-None-Match: *', async () => {
       // Prepare
-      const t = await setup({ aws: {} });
+      const t: Setup = await setup({ aws: {} });
       const key = t.keyOf(file.name);
 
       // Act
@@ -141,7 +156,7 @@ describe.each(variants)('committing $label', ({ file, command }) => {
 
     it('replaces an object no manifest vouches for through If-Match with the ETag it had', async () => {
       // Prepare
-      const t = await setup({ aws: {} });
+      const t: Setup = await setup({ aws: {} });
       const key = t.keyOf(file.name);
       const leftover = await t.put(key, 'leftover of an unfinished run');
 
@@ -156,7 +171,7 @@ describe.each(variants)('committing $label', ({ file, command }) => {
 
     it('an archive --force repair replaces the file under the manifest.json it set out to replace', async () => {
       // Prepare: an archived backup whose file object is damaged
-      const t = await setup({ aws: {} });
+      const t: Setup = await setup({ aws: {} });
       const key = t.keyOf(file.name);
       const damaged = await t.put(key, 'damaged');
       const repairing = await t.put(t.manifestKey, '{"files":[]}');
@@ -172,12 +187,10 @@ describe.each(variants)('committing $label', ({ file, command }) => {
 
     it('a manifest.json written between the check and the commit: ALREADY_ARCHIVED, the other run\'s object untouched, no upload left', async () => {
       // Prepare: another run stores the file and finishes the backup just before this copy commits
-      const t = await setup({
+      const t: Setup = await setup({
         aws: {
           before: async ({ n, key }) => {
-            if (n !== 1) return;
-            await t.put(key, 'the other run\'s file');
-            await t.put(t.manifestKey, '{"files":[]}');
+            if (n === 1) await otherRunFinishes(t, key);
           },
         },
       });
@@ -188,19 +201,17 @@ describe.each(variants)('committing $label', ({ file, command }) => {
       // Assess
       expect(err.code).toBe(ErrorCodes.AlreadyArchived);
       expect(t.conditional?.calls.map((c) => [c.ifNoneMatch, c.ifMatch, c.outcome])).toEqual([['*', undefined, 412]]);
-      expect((await t.bytesAt(t.keyOf(file.name))).toString()).toBe('the other run\'s file');
-      expect(await listInProgressUploads(t.bucket, direct)).toEqual([]);
+      await expectOtherRunsFileKept(t, t.keyOf(file.name));
     });
 
     it('a commit that failed without an answer, then found the other run\'s object (412): the cleanup deletes nothing', async () => {
       // Prepare: the first commit attempt ends in a 500 after the other run stored its file and
       // finished the backup; the retry gets 412
-      const t = await setup({
+      const t: Setup = await setup({
         aws: {
           before: async ({ n, key }) => {
             if (n !== 1) return;
-            await t.put(key, 'the other run\'s file');
-            await t.put(t.manifestKey, '{"files":[]}');
+            await otherRunFinishes(t, key);
             throw Object.assign(new Error('We encountered an internal error. Please try again.'), { name: 'InternalError', $metadata: { httpStatusCode: 500 } });
           },
         },
@@ -212,13 +223,12 @@ describe.each(variants)('committing $label', ({ file, command }) => {
       // Assess
       expect(err.code).toBe(ErrorCodes.AlreadyArchived);
       expect(t.conditional?.calls.map((c) => c.outcome)).toEqual(['failed', 412]);
-      expect((await t.bytesAt(t.keyOf(file.name))).toString()).toBe('the other run\'s file');
-      expect(await listInProgressUploads(t.bucket, direct)).toEqual([]);
+      await expectOtherRunsFileKept(t, t.keyOf(file.name));
     });
 
     it('an object that changes again before the If-Match: S3_FAILED (retryable) naming the key, nothing replaced, no upload left', async () => {
       // Prepare: a leftover, which another writer replaces right before this copy's If-Match
-      const t = await setup({
+      const t: Setup = await setup({
         aws: {
           before: async ({ n, key }) => {
             if (n === 2) await t.put(key, 'written meanwhile');
@@ -243,7 +253,7 @@ describe.each(variants)('committing $label', ({ file, command }) => {
 
     it('a 409 ConditionalRequestConflict: S3_FAILED (retryable) naming the key, and nothing left behind', async () => {
       // Prepare
-      const t = await setup({ aws: { conflict: ({ n }) => n === 1 } });
+      const t: Setup = await setup({ aws: { conflict: ({ n }) => n === 1 } });
       const key = t.keyOf(file.name);
 
       // Act
@@ -261,7 +271,7 @@ describe.each(variants)('committing $label', ({ file, command }) => {
     it('a store that refuses If-Match (400 InvalidArgument): the object is replaced without it, and that is learned once', async () => {
       // Prepare: a leftover at the key; the store takes If-None-Match but refuses If-Match
       let refused = 0;
-      const t = await setup({ aws: {} });
+      const t: Setup = await setup({ aws: {} });
       t.s3.middlewareStack.add((next, context) => async (args) => {
         if (context.commandName === `${command}Command` && (args.input as { IfMatch?: string }).IfMatch !== undefined) {
           refused++;
