@@ -2,18 +2,14 @@ import {
   AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client,
 } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { toS3Error } from '../copy/s3-errors.js';
+import { isNotFound, toS3Error } from '../copy/s3-errors.js';
 import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
 import type { RetryPolicy } from '../retry.js';
 
 /** Small S3 helpers for the orchestrator: existence checks and whole-object JSON writes. */
 
-/** The object is not there (a missing bucket is not "no object": it is an error). */
-export function isNotFound(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  if (e.name === 'NoSuchBucket') return false;
-  return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
-}
+/** The object is not there (a missing bucket is not "no object": it is an error); lib/copy's. */
+export { isNotFound };
 
 /** An S3 failure on `key` as S3_FAILED naming the operation, the store's code and the HTTP status (see toS3Error). */
 export function s3Error(action: string, key: string, err: unknown): Error {

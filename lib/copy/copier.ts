@@ -660,12 +660,14 @@ class FileCopy {
     }
     const totalBytes = upload?.totalBytes ?? 0;
     const sha256 = this.hasher.digestHex();
-    await this.req.beforeCommit?.({ bytes: totalBytes, sha256 }, this.signal);
+    // Run right before the commit, and again if the commit finds an object at the key (commit.ts).
+    const beforeCommit = async (): Promise<void> => this.req.beforeCommit?.({ bytes: totalBytes, sha256 }, this.signal);
+    await beforeCommit();
     if (upload?.uploadId !== undefined) {
-      await this.session.complete(upload.uploadId);
+      await this.session.complete(upload.uploadId, beforeCommit);
       await this.session.verify(totalBytes);
     } else {
-      await this.session.putSingleObject(sha256);
+      await this.session.putSingleObject(sha256, beforeCommit);
       this.stats.singlePut = true;
     }
     this.log.debug({ bytes: totalBytes, ...this.finishStats() }, 'file copied');

@@ -78,3 +78,16 @@ export function isNoSuchUpload(err: unknown): boolean {
   }
   return false;
 }
+
+/** A 4xx: a definite refusal, so the request did not change anything at the key. */
+export function isClientError(err: unknown): boolean {
+  const status = (err as SdkError | null)?.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500;
+}
+
+/** The object is not there (a missing bucket is not "no object": it is an error). */
+export function isNotFound(err: unknown): boolean {
+  const e = (err ?? {}) as SdkError;
+  if (e.name === 'NoSuchBucket') return false;
+  return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
+}

@@ -40,8 +40,10 @@ export interface CopyFileRequest {
   metadata?: Record<string, string>;
   /**
    * Awaited right before the object is committed (CompleteMultipartUpload, or the single
-   * PutObject), once every byte is stored and the SHA-256 is final. Throwing refuses the
-   * commit: the copy fails with that error and leaves no upload and no object.
+   * PutObject), once every byte is stored and the SHA-256 is final, and again when the commit
+   * (sent with `If-None-Match: *`) finds an object at the key, before that object is replaced.
+   * Throwing refuses the commit: the copy fails with that error, leaves no upload and no object
+   * of its own, and the object found at the key stays as it is.
    */
   beforeCommit?(result: { bytes: number; sha256: string }, signal: AbortSignal): Promise<void>;
 }

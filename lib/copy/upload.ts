@@ -6,6 +6,7 @@ import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RetryPolicy } from '../retry.js';
 import { contentMd5 } from './hasher.js';
+import { commitObject, type CommitMark, type CommitTarget } from './commit.js';
 import { contentMd5Off } from './md5-worker.js';
 import { toS3Error } from './s3-errors.js';
 
@@ -147,23 +148,30 @@ export class UploadSession {
     this.throwUploadError();
   }
 
-  async complete(uploadId: string): Promise<void> {
+  /**
+   * Completes the upload at the key without replacing an object a finished manifest.json
+   * vouches for (see commit.ts): `recheck` is the copy's beforeCommit, run again when the key
+   * turns out to hold an object.
+   */
+  async complete(uploadId: string, recheck: () => Promise<void>): Promise<void> {
     const Parts = this.partList().map(({ partNumber, etag }) => ({ PartNumber: partNumber, ETag: etag }));
-    const signal = this.o.signal;
-    let attempts = 0;
-    await this.o.retry(async () => {
-      attempts++;
-      try {
-        const out = await this.o.s3.send(new CompleteMultipartUploadCommand({
-          Bucket: this.o.bucket, Key: this.o.key, UploadId: uploadId, MultipartUpload: { Parts },
-        }), { abortSignal: signal });
-        this.createdVersion = out.VersionId;
-      } catch (err) {
-        // A retried Complete whose first try went through: the upload is gone, the object is there (verify checks it).
-        if (attempts > 1 && (err as { name?: string }).name === 'NoSuchUpload') return;
-        throw toS3Error(err, 'CompleteMultipartUpload');
-      }
-    }, { signal });
+    const mark: CommitMark = { mayHaveLanded: false };
+    this.createdVersion = await commitObject(this.commitTarget(), {
+      operation: 'CompleteMultipartUpload',
+      recheck,
+      send: async (condition, abortSignal) => {
+        try {
+          const out = await this.o.s3.send(new CompleteMultipartUploadCommand({
+            Bucket: this.o.bucket, Key: this.o.key, UploadId: uploadId, MultipartUpload: { Parts }, ...condition,
+          }), { abortSignal });
+          return out.VersionId;
+        } catch (err) {
+          // A retried Complete whose earlier try went through: the upload is gone, the object is there (verify checks it).
+          if (mark.mayHaveLanded && (err as { name?: string }).name === 'NoSuchUpload') return undefined;
+          throw err;
+        }
+      },
+    }, mark);
     this.completed = true;
   }
 
@@ -180,37 +188,39 @@ export class UploadSession {
   /**
    * Stores the kept single body (empty if none) with one PutObject. An empty file's digest goes in
    * its metadata: it is known before the PUT. Content-MD5 and ContentLength make the store verify
-   * the bytes and the PUT is atomic, so no HeadObject is needed.
+   * the bytes and the PUT is atomic, so no HeadObject is needed. `recheck` as for complete().
    */
-  async putSingleObject(sha256: string): Promise<void> {
+  async putSingleObject(sha256: string, recheck: () => Promise<void>): Promise<void> {
     const body = this.single ?? Buffer.alloc(0);
-    await this.putObject(body, body.length === 0 ? { ...this.o.metadata, sha256 } : this.o.metadata);
+    await this.putObject(body, body.length === 0 ? { ...this.o.metadata, sha256 } : this.o.metadata, recheck);
     this.single = undefined;
   }
 
-  private async putObject(body: Buffer, metadata: Record<string, string> | undefined): Promise<void> {
+  private async putObject(body: Buffer, metadata: Record<string, string> | undefined, recheck: () => Promise<void>): Promise<void> {
     const md5 = contentMd5(body);
-    let uncertain = false;
+    const mark: CommitMark = { mayHaveLanded: false };
     try {
-      await this.send('PutObject', async (abortSignal) => {
-        try {
+      this.createdVersion = await commitObject(this.commitTarget(), {
+        operation: 'PutObject',
+        recheck,
+        send: async (condition, abortSignal) => {
           const out = await this.o.s3.send(unsignedPayload(new PutObjectCommand({
             Bucket: this.o.bucket, Key: this.o.key, Body: body, ContentLength: body.length, ContentMD5: md5,
-            ContentType: 'application/octet-stream', Metadata: metadata,
+            ContentType: 'application/octet-stream', Metadata: metadata, ...condition,
           })), { abortSignal });
-          this.createdVersion = out.VersionId;
-          return out;
-        } catch (err) {
-          // A 4xx is a definite refusal (BadDigest among them); anything else may have stored the object.
-          if (!isClientError(err)) uncertain = true;
-          throw err;
-        }
-      });
+          return out.VersionId;
+        },
+      }, mark);
     } catch (err) {
-      this.putMayHaveLanded = uncertain;
+      // A 4xx is a definite refusal (BadDigest, 412 among them); anything else may have stored the object.
+      this.putMayHaveLanded = mark.mayHaveLanded;
       throw err;
     }
     this.completed = true;
+  }
+
+  private commitTarget(): CommitTarget {
+    return { s3: this.o.s3, retry: this.o.retry, log: this.o.log, bucket: this.o.bucket, key: this.o.key, signal: this.o.signal };
   }
 
   async abort(uploadId: string | undefined): Promise<void> {
@@ -269,11 +279,6 @@ interface BuildStack {
 }
 interface BuildArgs {
   request: { headers?: Record<string, string> };
-}
-
-function isClientError(err: unknown): boolean {
-  const status = (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
-  return status !== undefined && status >= 400 && status < 500;
 }
 
 function cleanupSignal(): AbortSignal {

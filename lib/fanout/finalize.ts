@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { buildArchiveManifest, type ArchivedFile, type ArchiveManifest } from '../archive/archive-manifest.js';
 import { fileKey, manifestKey } from '../archive/keys.js';
@@ -7,6 +7,9 @@ import { clearBackupState } from '../archive/backup-state.js';
 import { listReceiptKeys, receiptKey, storedFile } from '../archive/receipts.js';
 import { headObject, putJson, s3Error } from '../archive/s3-objects.js';
 import { writeSha256Sums } from '../archive/sha256sums.js';
+import {
+  conditionalConflict, conditionalWritesRefused, conditionSupported, learnConditionUnsupported, preconditionFailed,
+} from '../copy/conditional-writes.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
 import { deleteKey, finalizeLockKey, getJson, readJob } from './state.js';
 import type { FanoutDeps } from './types.js';
@@ -20,8 +23,9 @@ import { sleep } from '../retry.js';
  *    its object is missing or has another length ('incomplete': a later worker finalizes).
  * 2. AWS S3: `PutObject` with `If-None-Match: *`. The store decides atomically; 412 means
  *    another worker wrote it first ('exists').
- * 3. Stores without conditional writes (any answer of `conditionalWritesRefused`: Swift's 501
- *    NotImplemented, a 400 refusing the header; remembered per S3 client) fall back to a lock
+ * 3. Stores without conditional writes (any answer of `conditionalWritesRefused` in
+ *    lib/copy/conditional-writes.ts: Swift's 501 NotImplemented, a 400 refusing the header;
+ *    learned once per S3 client, shared with the copier) fall back to a lock
  *    object: check that no fresh lock exists,
  *    PUT `finalize.lock` with a unique token, wait `settleDelayMs`, read it back; only the
  *    owner of the token checks again that manifest.json does not exist and writes it.
@@ -53,8 +57,6 @@ export interface FinalizeResult {
   manifestKey: string;
   manifest?: ArchiveManifest;
 }
-
-const conditionalWritesUnsupported = new WeakSet<S3Client>();
 
 interface LockBody {
   token: string;
@@ -88,25 +90,9 @@ async function completeManifest(deps: FanoutDeps, graphId: string, backupId: str
   return { manifest };
 }
 
-/**
- * The answers that mean "this store does not do conditional writes" to a PutObject with
- * `If-None-Match: *`: `NotImplemented` ("A header you provided implies functionality that is
- * not implemented", 501: what AWS S3 answered before it had conditional writes, and what
- * OpenStack Swift's s3api answers; some stores send it with 400), and a 400 `InvalidArgument` or
- * `InvalidRequest` from stores that refuse the header as an argument they do not take. A 400 for
- * another reason makes the lock fallback's plain PutObject fail the same way, so that error
- * still surfaces. (A store that ignores the header cannot be told apart: it answers 200.)
- */
-export function conditionalWritesRefused(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  const status = e.$metadata?.httpStatusCode;
-  if (status === 501 || e.name === 'NotImplemented') return true;
-  return status === 400 && (e.name === 'InvalidArgument' || e.name === 'InvalidRequest');
-}
-
 /** 'written', 'exists' (412), or 'unsupported' (the store has no conditional writes). */
 async function putIfAbsent(deps: FanoutDeps, key: string, manifest: ArchiveManifest, signal?: AbortSignal): Promise<'written' | 'exists' | 'unsupported'> {
-  if (conditionalWritesUnsupported.has(deps.s3)) return 'unsupported';
+  if (!conditionSupported(deps.s3, 'PutObject', 'If-None-Match')) return 'unsupported';
   const body = `${JSON.stringify(manifest, null, 2)}\n`;
   return deps.retry(async () => {
     try {
@@ -115,18 +101,15 @@ async function putIfAbsent(deps: FanoutDeps, key: string, manifest: ArchiveManif
       }), { abortSignal: signal });
       return 'written' as const;
     } catch (err) {
-      const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-      const status = e.$metadata?.httpStatusCode;
-      if (status === 412 || e.name === 'PreconditionFailed') return 'exists' as const;
+      if (preconditionFailed(err)) return 'exists' as const;
       if (conditionalWritesRefused(err)) {
-        deps.logger.info({ status, code: e.name }, 'the store does not support conditional writes (If-None-Match); finalizing under a lock object instead');
-        conditionalWritesUnsupported.add(deps.s3);
+        learnConditionUnsupported(deps.s3, 'PutObject', 'If-None-Match', deps.logger, err);
         return 'unsupported' as const;
       }
-      if (status === 409) {
+      if (conditionalConflict(err)) {
         // ConditionalRequestConflict: another conditional write of the key is in flight; asking
         // again yields 412 once it has landed.
-        throw new ArchiverError(ErrorCodes.S3Failed, `S3 PutObject conflict for ${key}`, { cause: err, retryable: true, details: { status, key } });
+        throw new ArchiverError(ErrorCodes.S3Failed, `S3 PutObject conflict for ${key}`, { cause: err, retryable: true, details: { status: 409, key } });
       }
       throw s3Error('PutObject', key, err);
     }

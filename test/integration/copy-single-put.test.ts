@@ -95,8 +95,17 @@ function recordingS3(options: { checksums?: 'WHEN_REQUIRED' | 'WHEN_SUPPORTED'; 
   }
   s3.middlewareStack.add((next, context) => async (args) => {
     const headers = (args.request as { headers?: Record<string, string> }).headers ?? {};
-    sent.push({ command: context.commandName ?? '', headers: { ...headers } });
-    return next(args);
+    const entry = { command: context.commandName ?? '', headers: { ...headers } };
+    sent.push(entry);
+    try {
+      return await next(args);
+    } catch (err) {
+      // A fresh client's first commit asks for If-None-Match, which Swift refuses (501) before
+      // it stores anything; the client then commits without it (copy-conditional.test.ts).
+      // Only what the store acted on is recorded here.
+      if ('if-none-match' in headers && (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 501) sent.splice(sent.indexOf(entry), 1);
+      throw err;
+    }
   }, { step: 'finalizeRequest', priority: 'low', name: 'recordForTest' });
   return { s3, sent };
 }

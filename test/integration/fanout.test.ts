@@ -21,6 +21,7 @@ import { createRuntime, type Runtime } from '../../lib/runtime.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import { createTestBucket, getObjectBytes, listInProgressUploads, listKeys, s3Client, snsClient, sqsClient, uniqueName } from '../support/aws.js';
 import { tokenEnv } from '../support/cli.js';
+import { awsConditionalWrites } from '../support/conditional-writes.js';
 
 const MiB = 1024 * 1024;
 const G = '4c5f882d-a813-4d78-a8e3-6d3212ddd121';
@@ -264,22 +265,10 @@ describe('fan-out over SQS', () => {
   });
 
   it('on a store with conditional writes (AWS S3 semantics), concurrent finalizers rely on If-None-Match and take no lock', async () => {
-    // Prepare: Swift answers 501 to If-None-Match, so this client gives it AWS's semantics in
-    // front of Swift: conditional PUTs are serialised, and one to an existing key fails with 412.
+    // Prepare: Swift answers 501 to If-None-Match on PutObject, so this client gives it AWS's
+    // semantics in front of Swift: conditional PUTs are serialised, and one to an existing key fails with 412.
     const client = s3Client();
-    let queue = Promise.resolve();
-    client.middlewareStack.add((next, context) => async (args) => {
-      const input = args.input as { Bucket?: string; Key?: string; IfNoneMatch?: string };
-      if (context.commandName !== 'PutObjectCommand' || input.IfNoneMatch !== '*') return next(args);
-      const turn = queue.then(async () => {
-        const exists = await s3.send(new HeadObjectCommand({ Bucket: input.Bucket, Key: input.Key })).then(() => true, () => false);
-        if (exists) throw Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), { name: 'PreconditionFailed', $metadata: { httpStatusCode: 412 } });
-        delete input.IfNoneMatch;
-        return next(args);
-      });
-      queue = turn.then(() => undefined, () => undefined);
-      return turn;
-    }, { step: 'initialize', name: 'awsConditionalWrites' });
+    const conditional = awsConditionalWrites(client, s3);
     const bucket = await createTestBucket('fanout-conditional');
     const rt = createRuntime(loadConfig(tokenEnv(emulator, bucket, TOKEN)), silentLogger(), { s3: client, retry: fastRetry });
     runtimes.push(rt);
@@ -299,6 +288,10 @@ describe('fan-out over SQS', () => {
     expect(lockPuts.count).toBe(0);
     expect(results.map((r) => r.outcome).sort()).toEqual(['exists', 'exists', 'exists', 'exists', 'written']);
     expect(await listKeys(bucket, `${prefix}_state/`)).toEqual([]);
+    const manifestWrites = conditional.calls.filter((c) => c.key === `${prefix}${G}/${B1}/manifest.json`);
+    expect(manifestWrites.every((c) => c.ifNoneMatch === '*')).toBe(true);
+    expect(manifestWrites.filter((c) => c.outcome === 'stored')).toHaveLength(1);
+    expect(manifestWrites.filter((c) => c.outcome !== 'stored').every((c) => c.outcome === 412)).toBe(true);
   });
 
   it('does not finalize a backup while one of its files is missing', async () => {

@@ -4,16 +4,20 @@
 // its lock has expired and is taken over. Against Swift (no conditional PUT) and fauxqs.
 import { createHash } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Agent } from 'undici';
 import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { receiptKey } from '../../lib/archive/receipts.js';
 import { getJson, putJson } from '../../lib/archive/s3-objects.js';
 import { loadConfig } from '../../lib/config.js';
+import { createCopier } from '../../lib/copy/copier.js';
 import { finalizeBackup, finalizeLockKey, handleCopyMessages, jobKey } from '../../lib/fanout/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
 import { createRuntime, type Runtime } from '../../lib/runtime.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import { createTestBucket, listKeys, s3Client, sqsClient, uniqueName } from '../support/aws.js';
+import { recordWrites } from '../support/conditional-writes.js';
+import { gesLinkSource } from '../support/copy.js';
 import { tokenEnv } from '../support/cli.js';
 
 const P = 'ges-backups/';
@@ -103,5 +107,26 @@ describe('finalize without conditional writes', () => {
     expect(rounds.every((failures) => failures === 0)).toBe(true);
     expect(await getJson({ s3, retry: fastRetry }, bucket, `${P}${G}/${B}/manifest.json`)).toMatchObject({ graphId: G, backupId: B });
     expect(await listKeys(bucket, `${P}_state/`)).toEqual([]);
+  });
+
+  it('what finalize learned is the copier\'s too: after Swift\'s 501, a copy with the same client sends its PutObject without If-None-Match', async () => {
+    // Prepare: a client that records its writes, and a backup ready to finalize
+    const client = s3Client();
+    const sent = recordWrites(client);
+    const bucket = await createTestBucket('finalize-shared');
+    await readyToFinalize(bucket);
+    const written = await finalizeBackup(runtime(bucket, client), G, B, { settleDelayMs: 100 });
+    const dispatcher = new Agent();
+    const copier = createCopier({ s3: client, logger: silentLogger(), retry: fastRetry, allowedHosts: ['127.0.0.1'], dispatcher });
+
+    // Act
+    const copied = await copier.copyFile({ bucket, key: `${P}${G}/${B}/again.bin`, fileName: 'a.bin', getLink: gesLinkSource(emulator, TOKEN, G, B, 'a.bin').getLink })
+      .finally(() => dispatcher.close());
+
+    // Assess: one If-None-Match in all (finalize's, answered 501); the copy's PUT went without
+    expect(written.outcome).toBe('written');
+    expect(copied.status).toBe('complete');
+    expect(sent.filter((w) => w.ifNoneMatch !== undefined).map((w) => w.status)).toEqual([501]);
+    expect(sent.filter((w) => w.command === 'PutObject').at(-1)).toMatchObject({ ifNoneMatch: undefined, status: 200 });
   });
 });

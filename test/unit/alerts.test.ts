@@ -7,7 +7,7 @@ function report(backups: RunReport['backups']): RunReport {
   return {
     runId: '20261127T133000Z-1a2b3c4d', trigger: 'schedule', dryRun: false, startedAt: '', finishedAt: '', durationMs: 1,
     backups, reportKey: 'ges-backups/_runs/20261127T133000Z-1a2b3c4d.json',
-    totals: { archived: 0, skipped: 0, failed: 0, planned: 0, queued: 0, files: 0, bytes: 0 },
+    totals: { archived: 0, skipped: 0, failed: 0, planned: 0, queued: 0, cancelled: 0, files: 0, bytes: 0 },
   };
 }
 

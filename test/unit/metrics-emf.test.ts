@@ -49,7 +49,7 @@ const report: RunReport = {
     { graphId: 'g1', backupId: 'b1', status: 'archived', files: 2, bytes: 3000 },
     { graphId: 'g1', backupId: 'b2', status: 'failed', files: 0, bytes: 0, error: { code: ErrorCodes.DownloadFailed, message: 'x' } },
   ],
-  totals: { archived: 1, skipped: 0, failed: 1, planned: 0, queued: 0, files: 2, bytes: 3000 },
+  totals: { archived: 1, skipped: 0, failed: 1, planned: 0, queued: 0, cancelled: 0, files: 2, bytes: 3000 },
 };
 
 describe('EMF printed by a function on the shared stack', () => {

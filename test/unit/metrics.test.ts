@@ -16,7 +16,7 @@ function report(statuses: RunReport['backups'][number]['status'][], over: Partia
   const backups = statuses.map((status, i) => ({ graphId: 'g', backupId: `b${i}`, status, files: 1, bytes: 10 }));
   return {
     runId: 'r', trigger: 'schedule', dryRun: false, startedAt: '', finishedAt: '', durationMs: 4321, backups,
-    totals: { archived: 0, skipped: 0, failed: 0, planned: 0, queued: 0, files: 0, bytes: 0 }, ...over,
+    totals: { archived: 0, skipped: 0, failed: 0, planned: 0, queued: 0, cancelled: 0, files: 0, bytes: 0 }, ...over,
   };
 }
 
