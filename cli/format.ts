@@ -29,8 +29,8 @@ function line(b: BackupReport): string {
   const what = `${b.graphId}/${b.backupId}${b.backupName ? ` (${b.backupName})` : ''}`;
   const size = b.status === 'skipped' ? (b.reason?.message ?? 'already archived') : `${b.files} file${b.files === 1 ? '' : 's'}, ${formatBytes(b.bytes)}${b.status === 'planned' ? ' (estimated)' : ''}`;
   const took = b.durationMs !== undefined && b.status !== 'skipped' ? `, ${formatDuration(b.durationMs)}` : '';
-  const err = b.error && b.status !== 'cancelled' ? `\n           ${b.error.code}: ${b.error.message}` : '';
-  return `  ${b.status.padEnd(9)}${what}  ${size}${took}${err}`;
+  const err = b.error && b.status !== 'cancelled' ? `\n            ${b.error.code}: ${b.error.message}` : '';
+  return `  ${b.status.padEnd(10)}${what}  ${size}${took}${err}`;
 }
 
 export function formatRunSummary(report: RunReport, bucket: string): string {

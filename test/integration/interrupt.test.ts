@@ -113,6 +113,40 @@ describe('interrupting a run (Ctrl-C, SIGTERM)', () => {
     expect(await listKeys(bucket, 'ges-backups/_state/')).toEqual([]);
   }, 120_000);
 
+  it('Ctrl-C typed at a terminal (a pseudo-terminal) exits 130 with the long copy kept under its checkpoint', async () => {
+    const bucket = await createTestBucket('interrupt-tty');
+    emulator.faults.throttleDownloads(2 * MiB);
+    const command = [process.execPath, BIN, 'archive', '--graph', GRAPH, '--backup', LONG].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+
+    // util-linux `script` gives the command a terminal; ^C written to it is the terminal's interrupt key.
+    const screen = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+      const child = spawn('script', ['-qec', `stty cols 120 rows 40; ${command}`, '/dev/null'], {
+        cwd: ROOT, env: { ...env(bucket), TERM: 'xterm-256color' }, stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+      child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+      const poll = setInterval(() => {
+        if (served(LONG_FILE.name) < 11 * MiB) return;
+        clearInterval(poll);
+        child.stdin.write('\u0003');
+      }, 50);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearInterval(poll);
+        resolve({ code, out });
+      });
+    });
+
+    expect(screen.code).toBe(130);
+    expect(screen.out).toContain('cancelled');
+    expect(screen.out).not.toMatch(/^\s+at /m);
+    const state = await listKeys(bucket, `ges-backups/_state/${GRAPH}/${LONG}/checkpoints/`);
+    expect(state).toHaveLength(1);
+    const checkpoint = JSON.parse((await getObjectBytes(bucket, state[0]!)).toString()) as { uploadId: string };
+    expect((await listInProgressUploads(bucket)).map((u) => u.UploadId)).toEqual([checkpoint.uploadId]);
+  }, 60_000);
+
   it('a short copy stopped by SIGTERM is removed: no upload, no checkpoint, exit 130, cancelled', async () => {
     const bucket = await createTestBucket('interrupt-short');
     // 4 MiB/s for 20 MiB: ~5 s, well under what is worth a resumable hash.
