@@ -53,13 +53,13 @@ describe('the emulator\'s AK/SK check (gateway rules)', () => {
     // Act / Assess: 14 minutes late is within the limit
     expect(verifier.verify(sdkGet()).ok).toBe(true);
     now = SDK_TIME + 16 * 60_000;
-    expect(verifier.verify(sdkGet())).toMatchObject({ ok: false, code: 'APIGW.0301', message: expect.stringContaining('signature expired') });
+    expect(verifier.verify(sdkGet())).toMatchObject({ ok: false, code: 'APIGW.0301', message: expect.stringContaining('signature expired') as unknown });
     now = SDK_TIME - 16 * 60_000;
-    expect(verifier.verify(sdkGet())).toMatchObject({ ok: false, message: expect.stringContaining('signature expired') });
+    expect(verifier.verify(sdkGet())).toMatchObject({ ok: false, message: expect.stringContaining('signature expired') as unknown });
     now = SDK_TIME;
-    expect(verifier.verify(sdkGet({ headers: { authorization: auth } }))).toMatchObject({ ok: false, message: expect.stringContaining('x-sdk-date') });
+    expect(verifier.verify(sdkGet({ headers: { authorization: auth } }))).toMatchObject({ ok: false, message: expect.stringContaining('x-sdk-date') as unknown });
     expect(verifier.verify(sdkGet({ headers: { 'x-sdk-date': '20060102T150405Z', authorization: auth.replace('Access=AccessKey', 'Access=Nobody') } })))
-      .toMatchObject({ ok: false, message: expect.stringContaining('access key does not exist') });
+      .toMatchObject({ ok: false, message: expect.stringContaining('access key does not exist') as unknown });
     expect(verifier.verify(sdkGet({ headers: { 'x-sdk-date': '20060102T150405Z', authorization: 'Bearer x' } }))).toMatchObject({ ok: false });
   });
 
@@ -73,7 +73,7 @@ describe('the emulator\'s AK/SK check (gateway rules)', () => {
     expect(verifier.verify(sdkGet()).ok).toBe(true);
     for (let i = 0; i < 5; i++) expect(verifier.verify(wrong).ok).toBe(false);
     // Assess
-    expect(verifier.verify(sdkGet())).toMatchObject({ ok: false, message: expect.stringContaining('AK access failed to reach the limit') });
+    expect(verifier.verify(sdkGet())).toMatchObject({ ok: false, message: expect.stringContaining('AK access failed to reach the limit') as unknown });
     now += LOCK_MS - 1000;
     expect(verifier.verify(sdkGet()).ok).toBe(false);
     now += 1000;
@@ -112,7 +112,7 @@ describe('the emulator\'s AK/SK check (gateway rules)', () => {
       const otherBody = await send(em, 'POST', importUrl.pathname, imp, JSON.stringify({ import_path: 'bucket/other' }));
       // Assess: the query's order does not matter (it is sorted); its content does
       expect(listed.status).toBe(200);
-      expect(imported).toMatchObject({ status: 200, json: { job_id: expect.any(String) } });
+      expect(imported).toMatchObject({ status: 200, json: { job_id: expect.any(String) as unknown } });
       expect(em.stats.imports).toEqual([expect.objectContaining({ importPath: 'bucket/restored' })]);
       expect(reordered.status).toBe(200);
       expect(tampered).toMatchObject({ status: 401, json: { error_code: 'APIGW.0301', error_msg: 'Incorrect IAM authentication information: verify aksk signature fail' } });
@@ -134,7 +134,7 @@ describe('the emulator\'s AK/SK check (gateway rules)', () => {
       const late = await request(url, { headers: signRequest(req, temp, Date.now()) });
       // Assess
       expect(withToken.status).toBe(200);
-      expect(withoutToken).toMatchObject({ status: 401, json: { error_msg: expect.stringContaining('X-Security-Token') } });
+      expect(withoutToken).toMatchObject({ status: 401, json: { error_msg: expect.stringContaining('X-Security-Token') as unknown } });
       expect(late.statusCode).toBe(401);
       expect(Date.parse(String(late.headers['date'])) - Date.now()).toBeGreaterThan(skew - 5000);
       await late.body.dump();
