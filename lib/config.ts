@@ -242,20 +242,21 @@ const ONE_MODE = 'GES_AUTH_TOKEN; or HWC_IAM_ENDPOINT, HWC_USERNAME, HWC_PASSWOR
 function resolveAuth(env: z.infer<typeof envSchema>, setAs: ReadonlyMap<string, string>): GesAuth {
   const named = (k: string): string => setAs.get(k) ?? k;
   const modes = [
-    { mode: 'token', set: env.GES_AUTH_TOKEN === undefined ? [] : ['GES_AUTH_TOKEN'] },
-    { mode: 'IAM password', set: IAM_VARS.filter((k) => env[k] !== undefined) },
-    { mode: 'AK/SK', set: AKSK_VARS.filter((k) => env[k] !== undefined).map(named) },
+    { mode: 'a token', set: env.GES_AUTH_TOKEN === undefined ? [] : ['GES_AUTH_TOKEN'] },
+    { mode: 'an IAM password', set: IAM_VARS.filter((k) => env[k] !== undefined) },
+    { mode: 'an AK/SK', set: AKSK_VARS.filter((k) => env[k] !== undefined).map(named) },
   ].filter((m) => m.set.length > 0);
   if (modes.length > 1) {
     throw new ArchiverError(
       ErrorCodes.ConfigInvalid,
-      `GES credentials of more than one auth mode are set (${modes.map((m) => `${m.set.join(', ')}: ${m.mode}`).join('; ')}). Keep the variables of one mode only: ${ONE_MODE}`,
+      // "X for Y", not "X: Y": the logger's redaction would take "HWC_SK: …" for a secret.
+      `GES credentials of more than one auth mode are set (${modes.map((m) => `${m.set.join(', ')} for ${m.mode}`).join('; ')}). Keep the variables of one mode only: ${ONE_MODE}`,
     );
   }
   const only = modes[0];
   if (only === undefined) throw new ArchiverError(ErrorCodes.ConfigInvalid, `No GES credentials: set ${ONE_MODE}`);
-  if (only.mode === 'token') return { mode: 'token', token: env.GES_AUTH_TOKEN! };
-  if (only.mode === 'AK/SK') {
+  if (only.mode === 'a token') return { mode: 'token', token: env.GES_AUTH_TOKEN! };
+  if (only.mode === 'an AK/SK') {
     const missing = (['HWC_AK', 'HWC_SK'] as const).filter((k) => env[k] === undefined).map(withAliases);
     if (missing.length > 0) {
       const why = env.HWC_AK === undefined && env.HWC_SK === undefined ? ` (${named('HWC_SECURITY_TOKEN')} goes with a temporary AK/SK)` : '';

@@ -56,7 +56,7 @@ describe('loadConfig', () => {
   });
 
   it('refuses both auth modes at once, a token without a project id, and bad values', () => {
-    expect(configError({ ...base, HWC_USERNAME: 'u' }).message).toMatch(/more than one auth mode are set \(GES_AUTH_TOKEN: token; HWC_USERNAME: IAM password\)/);
+    expect(configError({ ...base, HWC_USERNAME: 'u' }).message).toMatch(/more than one auth mode are set \(GES_AUTH_TOKEN for a token; HWC_USERNAME for an IAM password\)/);
     expect(configError({ ...base, GES_PROJECT_ID: undefined }).message).toMatch(/GES_PROJECT_ID is required/);
     expect(configError({ ...base, GES_ENDPOINT: 'ftp://x' }).message).toMatch(/GES_ENDPOINT must be an https URL/);
     expect(configError({ ...base, ARCHIVE_BUCKET: 'Bad_Bucket' }).message).toMatch(/ARCHIVE_BUCKET/);
@@ -118,8 +118,8 @@ describe('loadConfig', () => {
       const withToken = configError({ ...aksk, GES_AUTH_TOKEN: 'tok' });
       const withIam = configError({ ...aksk, HWC_AK: undefined, HUAWEICLOUD_SDK_AK: 'AKSDK', HWC_PASSWORD: 'hunter2-secret' });
       // Assess
-      expect(withToken.message).toMatch(/\(GES_AUTH_TOKEN: token; HWC_AK, HWC_SK: AK\/SK\)/);
-      expect(withIam.message).toMatch(/\(HWC_PASSWORD: IAM password; HUAWEICLOUD_SDK_AK, HWC_SK: AK\/SK\)/);
+      expect(withToken.message).toMatch(/\(GES_AUTH_TOKEN for a token; HWC_AK, HWC_SK for an AK\/SK\)/);
+      expect(withIam.message).toMatch(/\(HWC_PASSWORD for an IAM password; HUAWEICLOUD_SDK_AK, HWC_SK for an AK\/SK\)/);
       expect(withIam.message).not.toMatch(/hunter2|sk-secret/);
       expect(configError({ ...aksk, HWC_AK: undefined, HWC_SK: undefined, GES_PROJECT_ID: undefined }).message).toMatch(/^No GES credentials: set GES_AUTH_TOKEN; or HWC_IAM_ENDPOINT.*; or HWC_AK and HWC_SK \(AK\/SK\)$/);
     });
