@@ -123,12 +123,15 @@ export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
   const dispatcher = deps.dispatcher ?? new Agent();
   const now = deps.now ?? Date.now;
   const http = { dispatcher, logger };
-  // Exactly one of the two: AK/SK signs every request; the other modes send an X-Auth-Token.
-  const signer: AkSkSigner | undefined = config.auth.mode === 'aksk' ? akskSigner({ auth: config.auth, now, logger }) : undefined;
-  const tokens: TokenSource | undefined =
-    config.auth.mode === 'iam'
-      ? iamTokenSource({ ...http, auth: config.auth, timeoutMs: config.requestTimeoutMs, now })
-      : config.auth.mode === 'token' ? staticTokenSource(config.auth.token) : undefined;
+  // AK/SK signs every request; the other two modes send an X-Auth-Token.
+  const credentials: { signer: AkSkSigner; tokens?: undefined } | { signer?: undefined; tokens: TokenSource } =
+    config.auth.mode === 'aksk'
+      ? { signer: akskSigner({ auth: config.auth, now, logger }) }
+      : {
+          tokens: config.auth.mode === 'iam'
+            ? iamTokenSource({ ...http, auth: config.auth, timeoutMs: config.requestTimeoutMs, now })
+            : staticTokenSource(config.auth.token),
+        };
 
   function failed(err: unknown, op: string, signal: AbortSignal | undefined): ArchiverError {
     const e = finalError(err, op, signal);
@@ -147,7 +150,7 @@ export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
   /** One attempt's worth of project id: no retry of its own (the caller's attempt is retried). */
   async function resolveProjectId(signal: AbortSignal | undefined): Promise<string> {
     if (config.projectId !== undefined) return config.projectId;
-    const fromToken = await tokens?.projectId(signal);
+    const fromToken = await credentials.tokens?.projectId(signal);
     if (fromToken !== undefined && fromToken !== '') return fromToken;
     throw config.auth.mode === 'iam'
       ? new ArchiverError(ErrorCodes.GesBadResponse, 'IAM issued a token without token.project.id; set GES_PROJECT_ID', {
@@ -179,7 +182,8 @@ export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
 
   /**
    * One GES call returning its JSON body: retried (a POST only when resending is safe), with
-   * one token renewal on a 401 (GES refused the request, so resending it is safe).
+   * one token renewal on a 401 (GES refused the request, so resending it is safe); signed
+   * instead with an AK/SK, whose refusal is final (lib/ges/auth.ts, akskSigner).
    */
   async function requestJson(
     method: 'GET' | 'POST',
@@ -224,10 +228,10 @@ export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
       const projectId = await resolveProjectId(signal);
       const url = new URL(`${config.endpoint}${path(projectId)}`);
       for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-      const answer = signer !== undefined
+      const answer = credentials.tokens === undefined
         // X-Project-Id as the Huawei SDKs send it with an AK/SK (ges-api.md §2.3).
-        ? await signer.exchange({ method, url, headers: { ...headers, 'x-project-id': projectId }, body: payload }, (signed) => send(url, signed), op, signal)
-        : await sendWithToken(url, tokens!);
+        ? await credentials.signer.exchange({ method, url, headers: { ...headers, 'x-project-id': projectId }, body: payload }, (signed) => send(url, signed), op, signal)
+        : await sendWithToken(url, credentials.tokens);
       if (answer.status < 200 || answer.status >= 300) {
         throw gesErrorFromResponse(answer.status, answer.headers, answer.bodyText, op, now());
       }
