@@ -9,12 +9,14 @@ import { formatHostEntry, isLoopbackHost, parseHostEntry } from './hosts.js';
  */
 export type GesAuth =
   | { mode: 'token'; token: string }
-  | { mode: 'iam'; iamEndpoint: string; username: string; password: string; domain: string; project: string };
+  | { mode: 'iam'; iamEndpoint: string; username: string; password: string; domain: string; project: string }
+  /** Every GES request signed with SDK-HMAC-SHA256 (lib/ges/signer.ts); `securityToken` with a temporary AK/SK. */
+  | { mode: 'aksk'; accessKey: string; secretKey: string; securityToken: string | undefined };
 
 export interface Config {
   readonly ges: {
     readonly endpoint: string;
-    /** Optional when IAM auth supplies it (token.project.id). */
+    /** Optional when IAM auth supplies it (token.project.id); required with a token or AK/SK. */
     readonly projectId: string | undefined;
     readonly auth: GesAuth;
     /** Per-request timeout for GES and IAM calls. */
@@ -136,6 +138,10 @@ const envSchema = z.object({
   HWC_PASSWORD: z.string().optional().transform((v) => (v === '' ? undefined : v)),
   HWC_DOMAIN: optionalString,
   HWC_PROJECT: optionalString,
+  HWC_AK: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9]{1,128}$/.test(v), 'HWC_AK (or HUAWEICLOUD_SDK_AK) must be an access key id: letters and digits only'),
+  // An SK has no spaces: trimming forgives a trailing newline from a file without changing a real key.
+  HWC_SK: optionalString,
+  HWC_SECURITY_TOKEN: optionalString,
   ARCHIVE_BUCKET: z.string({ error: 'ARCHIVE_BUCKET is required' }).trim()
     .min(1, 'ARCHIVE_BUCKET is required')
     .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'ARCHIVE_BUCKET must be a valid S3 bucket name'),
@@ -189,26 +195,76 @@ export function describeIssues(error: z.ZodError, prefix = ''): string {
     .join('; ');
 }
 
-function resolveAuth(env: z.infer<typeof envSchema>): GesAuth {
-  const iamVars = {
-    HWC_IAM_ENDPOINT: env.HWC_IAM_ENDPOINT,
-    HWC_USERNAME: env.HWC_USERNAME,
-    HWC_PASSWORD: env.HWC_PASSWORD,
-    HWC_DOMAIN: env.HWC_DOMAIN,
-    HWC_PROJECT: env.HWC_PROJECT,
-  };
-  const anyIam = Object.values(iamVars).some((v) => v !== undefined);
-  if (env.GES_AUTH_TOKEN !== undefined && anyIam) {
-    throw new ArchiverError(ErrorCodes.ConfigInvalid, 'Set either GES_AUTH_TOKEN or the HWC_* IAM variables, not both');
+/**
+ * Other names accepted for a variable: the Huawei Cloud SDKs' own (HUAWEICLOUD_SDK_*, read by
+ * their environment credential provider), so an environment set up for them works as is.
+ * The one home of these aliases; both names set to different values is refused.
+ */
+export const ENV_ALIASES: Readonly<Record<string, readonly string[]>> = {
+  HWC_AK: ['HUAWEICLOUD_SDK_AK'],
+  HWC_SK: ['HUAWEICLOUD_SDK_SK'],
+  HWC_SECURITY_TOKEN: ['HUAWEICLOUD_SDK_SECURITY_TOKEN'],
+  GES_PROJECT_ID: ['HUAWEICLOUD_SDK_PROJECT_ID'],
+};
+
+const isSet = (v: string | undefined): v is string => v !== undefined && v.trim() !== '';
+
+/**
+ * The environment with each alias's value under its main name, and, for messages, the name
+ * the user actually set for each variable.
+ */
+function applyAliases(env: Record<string, string | undefined>): { env: Record<string, string | undefined>; setAs: Map<string, string> } {
+  const out = { ...env };
+  const setAs = new Map<string, string>();
+  for (const [name, aliases] of Object.entries(ENV_ALIASES)) {
+    const given = [name, ...aliases].filter((n) => isSet(env[n]));
+    const first = given[0];
+    if (first === undefined) continue;
+    if (new Set(given.map((n) => env[n]?.trim())).size > 1) {
+      throw new ArchiverError(ErrorCodes.ConfigInvalid, `${given.join(' and ')} are set to different values: they name the same setting, so set only one of them`);
+    }
+    out[name] = env[first];
+    setAs.set(name, first);
   }
-  if (env.GES_AUTH_TOKEN !== undefined) return { mode: 'token', token: env.GES_AUTH_TOKEN };
-  if (!anyIam) {
+  return { env: out, setAs };
+}
+
+/** "HWC_AK (or HUAWEICLOUD_SDK_AK)": how a message names a variable that has aliases. */
+function withAliases(name: string): string {
+  const aliases = ENV_ALIASES[name] ?? [];
+  return aliases.length === 0 ? name : `${name} (or ${aliases.join(', ')})`;
+}
+
+const IAM_VARS = ['HWC_IAM_ENDPOINT', 'HWC_USERNAME', 'HWC_PASSWORD', 'HWC_DOMAIN', 'HWC_PROJECT'] as const;
+const AKSK_VARS = ['HWC_AK', 'HWC_SK', 'HWC_SECURITY_TOKEN'] as const;
+const ONE_MODE = 'GES_AUTH_TOKEN; or HWC_IAM_ENDPOINT, HWC_USERNAME, HWC_PASSWORD, HWC_DOMAIN and HWC_PROJECT (IAM password); or HWC_AK and HWC_SK (AK/SK)';
+
+function resolveAuth(env: z.infer<typeof envSchema>, setAs: ReadonlyMap<string, string>): GesAuth {
+  const named = (k: string): string => setAs.get(k) ?? k;
+  const modes = [
+    { mode: 'a token', set: env.GES_AUTH_TOKEN === undefined ? [] : ['GES_AUTH_TOKEN'] },
+    { mode: 'an IAM password', set: IAM_VARS.filter((k) => env[k] !== undefined) },
+    { mode: 'an AK/SK', set: AKSK_VARS.filter((k) => env[k] !== undefined).map(named) },
+  ].filter((m) => m.set.length > 0);
+  if (modes.length > 1) {
     throw new ArchiverError(
       ErrorCodes.ConfigInvalid,
-      'No GES credentials: set GES_AUTH_TOKEN, or HWC_IAM_ENDPOINT, HWC_USERNAME, HWC_PASSWORD, HWC_DOMAIN and HWC_PROJECT',
+      // "X for Y", not "X: Y": the logger's redaction would take "HWC_SK: …" for a secret.
+      `GES credentials of more than one auth mode are set (${modes.map((m) => `${m.set.join(', ')} for ${m.mode}`).join('; ')}). Keep the variables of one mode only: ${ONE_MODE}`,
     );
   }
-  const missing = Object.entries(iamVars).filter(([, v]) => v === undefined).map(([k]) => k);
+  const only = modes[0];
+  if (only === undefined) throw new ArchiverError(ErrorCodes.ConfigInvalid, `No GES credentials: set ${ONE_MODE}`);
+  if (only.mode === 'a token') return { mode: 'token', token: env.GES_AUTH_TOKEN! };
+  if (only.mode === 'an AK/SK') {
+    const missing = (['HWC_AK', 'HWC_SK'] as const).filter((k) => env[k] === undefined).map(withAliases);
+    if (missing.length > 0) {
+      const why = env.HWC_AK === undefined && env.HWC_SK === undefined ? ` (${named('HWC_SECURITY_TOKEN')} goes with a temporary AK/SK)` : '';
+      throw new ArchiverError(ErrorCodes.ConfigInvalid, `AK/SK auth is incomplete: ${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} required${why}`);
+    }
+    return { mode: 'aksk', accessKey: env.HWC_AK!, secretKey: env.HWC_SK!, securityToken: env.HWC_SECURITY_TOKEN };
+  }
+  const missing = IAM_VARS.filter((k) => env[k] === undefined);
   if (missing.length > 0) {
     throw new ArchiverError(ErrorCodes.ConfigInvalid, `IAM auth is incomplete: ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} required`);
   }
@@ -237,14 +293,18 @@ function deepFreeze<T>(value: T): T {
  * offending variable (never its value: some are secrets).
  */
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  const parsed = envSchema.safeParse(env);
+  const aliased = applyAliases(env);
+  const parsed = envSchema.safeParse(aliased.env);
   if (!parsed.success) {
     throw new ArchiverError(ErrorCodes.ConfigInvalid, `Invalid configuration: ${describeIssues(parsed.error)}`);
   }
   const e = parsed.data;
-  const auth = resolveAuth(e);
+  const auth = resolveAuth(e, aliased.setAs);
   if (auth.mode === 'token' && e.GES_PROJECT_ID === undefined) {
     throw new ArchiverError(ErrorCodes.ConfigInvalid, 'GES_PROJECT_ID is required with GES_AUTH_TOKEN (IAM auth can supply it)');
+  }
+  if (auth.mode === 'aksk' && e.GES_PROJECT_ID === undefined) {
+    throw new ArchiverError(ErrorCodes.ConfigInvalid, `${withAliases('GES_PROJECT_ID')} is required with AK/SK auth (IAM password auth can supply it)`);
   }
   return deepFreeze<Config>({
     ges: {

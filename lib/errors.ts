@@ -9,7 +9,7 @@ export const ErrorCodes = {
   ManifestInvalid: 'MANIFEST_INVALID',
   /** Command-line arguments are invalid. */
   ArgsInvalid: 'ARGS_INVALID',
-  /** IAM refused the credentials, or GES refused the token after a renewal. */
+  /** IAM refused the credentials, GES refused the token after a renewal, or the gateway refused an AK/SK signature. */
   GesAuthFailed: 'GES_AUTH_FAILED',
   /** GES (or its gateway) throttled the request (429, APIGW.0308). */
   GesThrottled: 'GES_THROTTLED',

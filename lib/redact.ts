@@ -5,14 +5,17 @@
  */
 export const REDACTED = '[REDACTED]';
 
-const SECRET_KEY = /pass(word|wd)?$|secret|token|authorization|credential|signature|cookie|session|^(x-)?auth|api[-_]?key|private[-_]?key/i;
+// `(^|[-_])sk$`: an AK/SK's secret key (HWC_SK, HUAWEICLOUD_SDK_SK), not words ending in "sk".
+const SECRET_KEY = /pass(word|wd)?$|secret|token|authorization|credential|signature|cookie|session|^(x-)?auth|api[-_]?key|private[-_]?key|(^|[-_])sk$/i;
 // A URL with a query string: keep scheme, host and path, drop the query (and fragment).
 const URL_QUERY = /\b(https?:\/\/[^\s?#"'<>]+)\?[^\s"'<>]*/gi;
 // Header-like "X-Auth-Token: abc" or "token=abc" fragments inside free text.
 const INLINE_SECRET = /\b(x-auth-token|x-subject-token|x-security-token|authorization|password|token|signature|secret)(\s*[:=]\s*)("[^"]*"|[^\s,;&"]+)/gi;
+// "HWC_SK=…" as in an environment dump; with "=" only, so that "HWC_SK: is required" stays readable.
+const INLINE_ENV_SECRET = /\b((?:hwc|huaweicloud_sdk)_(?:sk|security_token))(\s*=\s*)("[^"]*"|[^\s,;&"]+)/gi;
 
 export function redactString(text: string): string {
-  return text.replace(URL_QUERY, `$1?${REDACTED}`).replace(INLINE_SECRET, `$1$2${REDACTED}`);
+  return text.replace(URL_QUERY, `$1?${REDACTED}`).replace(INLINE_SECRET, `$1$2${REDACTED}`).replace(INLINE_ENV_SECRET, `$1$2${REDACTED}`);
 }
 
 function serializeError(err: Error, seen: WeakSet<object>, depth: number): Record<string, unknown> {

@@ -5,10 +5,11 @@ import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 
 /**
  * Huawei credentials for Lambda come from one Secrets Manager secret holding a JSON object
- * with the same names as the CONTRACT environment variables, either
- *   {"GES_AUTH_TOKEN": "..."}  or
+ * with the same names as the CONTRACT environment variables, one of
+ *   {"GES_AUTH_TOKEN": "..."}
  *   {"HWC_IAM_ENDPOINT": "...", "HWC_USERNAME": "...", "HWC_PASSWORD": "...", "HWC_DOMAIN": "...", "HWC_PROJECT": "..."}
- * (optionally with "GES_PROJECT_ID"). The values are merged over the environment before
+ *   {"HWC_AK": "...", "HWC_SK": "..."} (plus "HWC_SECURITY_TOKEN" for a temporary AK/SK)
+ * (optionally with "GES_PROJECT_ID", which a token and an AK/SK need from here or the environment). The values are merged over the environment before
  * `loadConfig`, so local runs without HWC_SECRET_ID keep using plain environment variables.
  *
  * Errors name the secret and the offending field, never a value; nothing here logs.
@@ -16,6 +17,7 @@ import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 export const SECRET_ID_ENV_VAR = 'HWC_SECRET_ID';
 
 const IAM_FIELDS = ['HWC_IAM_ENDPOINT', 'HWC_USERNAME', 'HWC_PASSWORD', 'HWC_DOMAIN', 'HWC_PROJECT'] as const;
+const AKSK_FIELDS = ['HWC_AK', 'HWC_SK'] as const;
 
 const field = z.string().trim().min(1, 'must be a non-empty string');
 
@@ -28,17 +30,29 @@ export const HuaweiSecretSchema = z
     HWC_PASSWORD: z.string().min(1, 'must be a non-empty string').optional(),
     HWC_DOMAIN: field.optional(),
     HWC_PROJECT: field.optional(),
+    HWC_AK: field.optional(),
+    HWC_SK: field.optional(),
+    HWC_SECURITY_TOKEN: field.optional(),
   })
   .superRefine((s, ctx) => {
-    const iamPresent = IAM_FIELDS.filter((k) => s[k] !== undefined);
-    if (s.GES_AUTH_TOKEN !== undefined && iamPresent.length > 0) {
-      ctx.addIssue({ code: 'custom', path: ['GES_AUTH_TOKEN'], message: 'GES_AUTH_TOKEN: holds a token and HWC_* fields; keep one of the two' });
+    const shapes = [
+      { name: 'a token', fields: ['GES_AUTH_TOKEN'] as const },
+      { name: 'IAM password', fields: IAM_FIELDS },
+      { name: 'AK/SK', fields: [...AKSK_FIELDS, 'HWC_SECURITY_TOKEN'] as const },
+    ];
+    const present = shapes.map((shape) => ({ ...shape, set: shape.fields.filter((k) => s[k] !== undefined) })).filter((shape) => shape.set.length > 0);
+    if (present.length > 1) {
+      const first = present[0]?.set[0] ?? 'GES_AUTH_TOKEN';
+      ctx.addIssue({
+        code: 'custom',
+        path: [first],
+        message: `${present.map((p) => `${p.set.join(', ')} (${p.name})`).join(' and ')}: credentials of more than one kind; keep one: GES_AUTH_TOKEN, or the HWC_* IAM fields, or HWC_AK and HWC_SK`,
+      });
       return;
     }
-    if (s.GES_AUTH_TOKEN === undefined) {
-      for (const k of IAM_FIELDS.filter((f) => s[f] === undefined)) {
-        ctx.addIssue({ code: 'custom', path: [k], message: `${k}: is required (or set GES_AUTH_TOKEN instead)` });
-      }
+    const required = present[0]?.name === 'AK/SK' ? AKSK_FIELDS : present[0]?.name === 'a token' ? [] : IAM_FIELDS;
+    for (const k of required.filter((f) => s[f] === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [k], message: `${k}: is required (or hold GES_AUTH_TOKEN, the HWC_* IAM fields, or HWC_AK and HWC_SK instead)` });
     }
   });
 

@@ -1,10 +1,15 @@
 import { ArchiverError, ErrorCodes } from '../errors.js';
 import type { GesAuth } from '../config.js';
-import { exchange, type HttpDeps } from './http.js';
-import { gesErrorFromResponse, requestIdOf } from './errors.js';
+import type { Logger } from '../log.js';
+import { exchange, type HttpAnswer, type HttpDeps } from './http.js';
+import { gesErrorFromResponse, requestIdOf, type ResponseHeaders } from './errors.js';
+import { signRequest, type SignableRequest } from './signer.js';
 import { iamTokenBodySchema, parseIamTime } from './wire.js';
 
 /**
+ * How GES requests are authenticated (CONTRACT.md "Configuration", ges-api.md §2): an
+ * X-Auth-Token (TokenSource, below) or an AK/SK signature (AkSkSigner, at the end).
+ *
  * Where the X-Auth-Token comes from: a static GES_AUTH_TOKEN, or an IAM password token
  * (ges-api.md §2.1) that is cached, renewed ahead of its expiry, fetched once for all
  * concurrent callers, and dropped when GES rejects it. When IAM refuses the credentials, the
@@ -59,11 +64,11 @@ export interface IamTokenSourceDeps extends HttpDeps {
 }
 
 /** Waits for `promise`, or rejects as soon as the caller's own signal fires. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, what = 'Getting an IAM token was cancelled'): Promise<T> {
   if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(abortedError(signal));
+  if (signal.aborted) return Promise.reject(abortedError(signal, what));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortedError(signal));
+    const onAbort = (): void => reject(abortedError(signal, what));
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
       (v) => {
@@ -78,8 +83,8 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
   });
 }
 
-function abortedError(signal: AbortSignal): ArchiverError {
-  return new ArchiverError(ErrorCodes.Aborted, 'Getting an IAM token was cancelled', { cause: signal.reason });
+function abortedError(signal: AbortSignal, what: string): ArchiverError {
+  return new ArchiverError(ErrorCodes.Aborted, what, { cause: signal.reason });
 }
 
 /**
@@ -197,6 +202,104 @@ export function iamTokenSource(deps: IamTokenSourceDeps): TokenSource {
     },
     projectId: async (signal) => (await untilAborted(current(), signal)).projectId,
   };
+}
+
+/** The API gateway refuses an X-Sdk-Date further than this from its clock (ges-api.md §2.3). */
+export const SIGNATURE_MAX_SKEW_MS = 15 * 60_000;
+
+/**
+ * Signs GES requests with an AK/SK. The gateway locks an AK for 5 minutes after 5 refused
+ * signatures in a row (ges-api.md §2.3), so a refusal (401) is never sent again: it is
+ * remembered for AUTH_REFUSAL_HOLD_MS, during which every request fails at once with the same
+ * GES_AUTH_FAILED. Until the gateway has accepted one signed request, signed requests go one
+ * at a time, so a wrong SK costs one refused request per run, not one per concurrent caller.
+ */
+export interface AkSkSigner {
+  /** Signs `request` now and hands the signed headers to `send` (one HTTP exchange). */
+  exchange(
+    request: SignableRequest,
+    send: (headers: Record<string, string>) => Promise<HttpAnswer>,
+    op: string,
+    signal: AbortSignal | undefined,
+  ): Promise<HttpAnswer>;
+}
+
+export interface AkSkSignerDeps {
+  auth: Extract<GesAuth, { mode: 'aksk' }>;
+  now: () => number;
+  logger: Logger;
+  /** Default AUTH_REFUSAL_HOLD_MS. */
+  refusalHoldMs?: number;
+}
+
+export function akskSigner(deps: AkSkSignerDeps): AkSkSigner {
+  const { auth, now, logger } = deps;
+  const holdMs = deps.refusalHoldMs ?? AUTH_REFUSAL_HOLD_MS;
+  let refused: { error: ArchiverError; until: number } | undefined;
+  let accepted = false;
+  /** Settles when the signed request before this one has its answer (until one is accepted). */
+  let turn: Promise<void> = Promise.resolve();
+
+  function checkRefused(): void {
+    if (refused === undefined) return;
+    if (now() < refused.until) throw refused.error;
+    refused = undefined;
+  }
+
+  async function signedOnce(request: SignableRequest, send: (headers: Record<string, string>) => Promise<HttpAnswer>, op: string): Promise<HttpAnswer> {
+    checkRefused();
+    const answer = await send(signRequest(request, auth, now()));
+    if (answer.status === 401) {
+      const error = akskRefusal(answer, op, now(), auth, holdMs);
+      refused = { error, until: now() + holdMs };
+      logger.warn({ holdMs, remoteCode: error.details?.['remoteCode'] }, 'ges refused the ak/sk signature; not signing with it again until the hold ends');
+      throw error;
+    }
+    if (answer.status >= 200 && answer.status < 300) accepted = true;
+    return answer;
+  }
+
+  return {
+    async exchange(request, send, op, signal) {
+      checkRefused();
+      if (accepted) return signedOnce(request, send, op);
+      const before = turn;
+      let done!: () => void;
+      turn = new Promise((resolve) => {
+        done = resolve;
+      });
+      try {
+        await untilAborted(before, signal, 'Waiting to send a signed GES request was cancelled');
+        return await signedOnce(request, send, op);
+      } finally {
+        // A caller that gave up while waiting still keeps its place until the one before it is done.
+        void before.then(done);
+      }
+    },
+  };
+}
+
+/** Our clock minus the gateway's (its Date header), when it sent one. */
+function clockSkewMs(headers: ResponseHeaders, now: number): number | undefined {
+  const raw = headers['date'];
+  const date = Date.parse((Array.isArray(raw) ? raw[0] : raw) ?? '');
+  return Number.isNaN(date) ? undefined : now - date;
+}
+
+function akskRefusal(answer: HttpAnswer, op: string, now: number, auth: AkSkSignerDeps['auth'], holdMs: number): ArchiverError {
+  const err = gesErrorFromResponse(answer.status, answer.headers, answer.bodyText, op, now);
+  const skew = clockSkewMs(answer.headers, now);
+  const minutes = skew === undefined ? 0 : Math.round(Math.abs(skew) / 60_000);
+  const clock = skew !== undefined && Math.abs(skew) > SIGNATURE_MAX_SKEW_MS
+    ? ` This machine's clock is ${minutes} minutes ${skew > 0 ? 'ahead of' : 'behind'} the gateway's, which refuses an X-Sdk-Date more than ${SIGNATURE_MAX_SKEW_MS / 60_000} minutes off: set the clock right (NTP).`
+    : ` The gateway also refuses a request whose X-Sdk-Date is more than ${SIGNATURE_MAX_SKEW_MS / 60_000} minutes off its clock.`;
+  const vars = auth.securityToken === undefined ? 'HWC_AK and HWC_SK' : 'HWC_AK, HWC_SK and HWC_SECURITY_TOKEN (a temporary AK/SK expires)';
+  return new ArchiverError(
+    ErrorCodes.GesAuthFailed,
+    `GES refused the AK/SK signature for ${op}: ${describeRemote(err, answer.status)} Check ${vars} (or their HUAWEICLOUD_SDK_* names).${clock} `
+    + `Nothing more is signed with this AK/SK for ${Math.round(holdMs / 60_000)} minutes (the gateway locks an AK after 5 refused signatures in a row).`,
+    { details: { ...err.details, authMode: 'aksk', ...(skew === undefined ? {} : { clockSkewMs: skew }) } },
+  );
 }
 
 function describeRemote(err: ArchiverError, status: number): string {

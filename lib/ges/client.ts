@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createRetryPolicy, type RetryEvent, type RetryPolicy } from '../retry.js';
-import { iamTokenSource, staticTokenSource, type TokenSource } from './auth.js';
+import { akskSigner, iamTokenSource, staticTokenSource, type AkSkSigner, type TokenSource } from './auth.js';
 import { errorCodeInSuccessBody, gesErrorFromResponse } from './errors.js';
 import { exchange, type HttpAnswer } from './http.js';
 import type { GesBackup, GesBackupFiles, GesJob } from './types.js';
@@ -123,10 +123,15 @@ export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
   const dispatcher = deps.dispatcher ?? new Agent();
   const now = deps.now ?? Date.now;
   const http = { dispatcher, logger };
-  const tokens: TokenSource =
-    config.auth.mode === 'iam'
-      ? iamTokenSource({ ...http, auth: config.auth, timeoutMs: config.requestTimeoutMs, now })
-      : staticTokenSource(config.auth.token);
+  // AK/SK signs every request; the other two modes send an X-Auth-Token.
+  const credentials: { signer: AkSkSigner; tokens?: undefined } | { signer?: undefined; tokens: TokenSource } =
+    config.auth.mode === 'aksk'
+      ? { signer: akskSigner({ auth: config.auth, now, logger }) }
+      : {
+          tokens: config.auth.mode === 'iam'
+            ? iamTokenSource({ ...http, auth: config.auth, timeoutMs: config.requestTimeoutMs, now })
+            : staticTokenSource(config.auth.token),
+        };
 
   function failed(err: unknown, op: string, signal: AbortSignal | undefined): ArchiverError {
     const e = finalError(err, op, signal);
@@ -145,13 +150,13 @@ export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
   /** One attempt's worth of project id: no retry of its own (the caller's attempt is retried). */
   async function resolveProjectId(signal: AbortSignal | undefined): Promise<string> {
     if (config.projectId !== undefined) return config.projectId;
-    const fromToken = await tokens.projectId(signal);
+    const fromToken = await credentials.tokens?.projectId(signal);
     if (fromToken !== undefined && fromToken !== '') return fromToken;
     throw config.auth.mode === 'iam'
       ? new ArchiverError(ErrorCodes.GesBadResponse, 'IAM issued a token without token.project.id; set GES_PROJECT_ID', {
           details: { fields: ['token.project.id'] },
         })
-      : new ArchiverError(ErrorCodes.ConfigInvalid, 'GES_PROJECT_ID is required with GES_AUTH_TOKEN');
+      : new ArchiverError(ErrorCodes.ConfigInvalid, `GES_PROJECT_ID is required with ${config.auth.mode === 'aksk' ? 'AK/SK auth' : 'GES_AUTH_TOKEN'}`);
   }
 
   function authFailed(err: ArchiverError, renewed: boolean): ArchiverError {
@@ -177,7 +182,8 @@ export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
 
   /**
    * One GES call returning its JSON body: retried (a POST only when resending is safe), with
-   * one token renewal on a 401 (GES refused the request, so resending it is safe).
+   * one token renewal on a 401 (GES refused the request, so resending it is safe); signed
+   * instead with an AK/SK, whose refusal is final (lib/ges/auth.ts, akskSigner).
    */
   async function requestJson(
     method: 'GET' | 'POST',
@@ -188,36 +194,44 @@ export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
     signal: AbortSignal | undefined,
   ): Promise<{ json: unknown; receivedAt: number }> {
     let renewed = false;
-    const send = async (projectId: string, token: string): Promise<HttpAnswer> => {
-      const url = new URL(`${config.endpoint}${path(projectId)}`);
-      for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-      return exchange(http, {
-        method,
-        url,
-        headers: { 'x-auth-token': token, 'content-type': 'application/json', accept: 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        op,
-        service: 'GES',
-        signal,
-        timeoutMs: config.requestTimeoutMs,
-        maxBodyBytes: MAX_BODY_BYTES,
-      });
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers = { 'content-type': 'application/json', accept: 'application/json' };
+    const send = (url: URL, sent: Record<string, string>): Promise<HttpAnswer> => exchange(http, {
+      method,
+      url,
+      headers: sent,
+      ...(payload === undefined ? {} : { body: payload }),
+      op,
+      service: 'GES',
+      signal,
+      timeoutMs: config.requestTimeoutMs,
+      maxBodyBytes: MAX_BODY_BYTES,
+    });
+
+    /** One request with an X-Auth-Token, and one renewal when GES rejects the token. */
+    const sendWithToken = async (url: URL, source: TokenSource): Promise<HttpAnswer> => {
+      const token = await source.token(signal);
+      const answer = await send(url, { ...headers, 'x-auth-token': token });
+      if (answer.status !== 401) return answer;
+      const err = gesErrorFromResponse(answer.status, answer.headers, answer.bodyText, op, now());
+      if (!source.renewable || renewed || err.details?.['tokenRejected'] !== true) throw authFailed(err, renewed);
+      // A token can be revoked long before expires_at (ges-api.md §9.17): renew once, ask again once.
+      renewed = true;
+      source.invalidate(token);
+      logger.info({ op, remoteCode: err.details['remoteCode'], status: 401 }, 'ges token rejected; renewing');
+      const again = await send(url, { ...headers, 'x-auth-token': await source.token(signal) });
+      if (again.status === 401) throw authFailed(gesErrorFromResponse(401, again.headers, again.bodyText, op, now()), true);
+      return again;
     };
 
     const attempt = async (): Promise<{ json: unknown; receivedAt: number }> => {
       const projectId = await resolveProjectId(signal);
-      const token = await tokens.token(signal);
-      let answer = await send(projectId, token);
-      if (answer.status === 401) {
-        const err = gesErrorFromResponse(answer.status, answer.headers, answer.bodyText, op, now());
-        if (!tokens.renewable || renewed || err.details?.['tokenRejected'] !== true) throw authFailed(err, renewed);
-        // A token can be revoked long before expires_at (ges-api.md §9.17): renew once, ask again once.
-        renewed = true;
-        tokens.invalidate(token);
-        logger.info({ op, remoteCode: err.details['remoteCode'], status: 401 }, 'ges token rejected; renewing');
-        answer = await send(projectId, await tokens.token(signal));
-        if (answer.status === 401) throw authFailed(gesErrorFromResponse(401, answer.headers, answer.bodyText, op, now()), true);
-      }
+      const url = new URL(`${config.endpoint}${path(projectId)}`);
+      for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+      const answer = credentials.tokens === undefined
+        // X-Project-Id as the Huawei SDKs send it with an AK/SK (ges-api.md §2.3).
+        ? await credentials.signer.exchange({ method, url, headers: { ...headers, 'x-project-id': projectId }, body: payload }, (signed) => send(url, signed), op, signal)
+        : await sendWithToken(url, credentials.tokens);
       if (answer.status < 200 || answer.status >= 300) {
         throw gesErrorFromResponse(answer.status, answer.headers, answer.bodyText, op, now());
       }

@@ -2,16 +2,18 @@
 // Shapes follow ges-api.md §2.1, §2.2, §4.1–4.3, §4.6 and the errors of §5.
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AkSkVerifier } from './aksk.js';
 import type { FaultState } from './faults.js';
 import { readBody, requestId, sendBody, sendJson, splitUrl, track } from './http-util.js';
 import { JobStore } from './jobs.js';
-import type { BackupEntry, FileEntry, Model, TokenInfo, TokenStore } from './model.js';
+import type { BackupEntry, FileEntry, Model, TokenStore } from './model.js';
 import { presign, uriEncode } from './signing.js';
 import type { EmulatorOptions, EmulatorStats, EmulatorUser, LinkExpiredTimeFormat } from './types.js';
 
 export interface GesContext {
   model: Model;
   tokens: TokenStore;
+  aksk: AkSkVerifier;
   faults: FaultState;
   stats: EmulatorStats;
   options: EmulatorOptions;
@@ -84,8 +86,33 @@ export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: S
   let linkSequence = 0;
   const jobs = new JobStore(ctx);
 
-  const authenticate = (req: IncomingMessage, res: ServerResponse, projectId: string): TokenInfo | undefined => {
+  const wrongProject = (res: ServerResponse): void => sendJson(res, 400, { error_code: 'GES.0016', error_msg: 'Resource not found' });
+
+  /**
+   * The gateway's check: an SDK-HMAC-SHA256 Authorization header is verified as a signature
+   * (the body is read for it, and returned so that the API can still use it); anything else
+   * must carry a valid X-Auth-Token. Undefined when the request was refused (answered).
+   */
+  const authenticate = async (req: IncomingMessage, res: ServerResponse, projectId: string): Promise<{ body: string | undefined } | undefined> => {
     const token = req.headers['x-auth-token'];
+    if (token !== undefined) ctx.stats.tokenHeaderRequests++;
+    if (req.headers.authorization?.startsWith('SDK-HMAC-SHA256') === true) {
+      const { path, rawQuery } = splitUrl(req.url);
+      const body = await readBody(req);
+      const verdict = ctx.aksk.verify({ method: req.method ?? 'GET', rawPath: path, rawQuery, headers: req.headers, body });
+      if (!verdict.ok) {
+        ctx.stats.refusedSignatures++;
+        gatewayError(res, 401, verdict.code, verdict.message);
+        return undefined;
+      }
+      ctx.stats.signedRequests++;
+      // An AK/SK belongs to the account: any of its projects, here the emulator's one.
+      if (projectId !== ctx.projectId) {
+        wrongProject(res);
+        return undefined;
+      }
+      return { body };
+    }
     if (typeof token !== 'string' || token === '') {
       gatewayError(res, 401, 'APIGW.0301', 'Incorrect IAM authentication information: x-auth-token not found');
       return undefined;
@@ -98,10 +125,10 @@ export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: S
       return undefined;
     }
     if (check.info.projectId !== projectId) {
-      sendJson(res, 400, { error_code: 'GES.0016', error_msg: 'Resource not found' });
+      wrongProject(res);
       return undefined;
     }
-    return check.info;
+    return { body: undefined };
   };
 
   const issueToken = async (req: IncomingMessage, res: ServerResponse, rawQuery: string): Promise<void> => {
@@ -278,6 +305,8 @@ export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: S
   return async (req, res) => {
     track('ges', req, res, ctx.stats, ctx.options.onRequest);
     res.setHeader('X-Request-Id', requestId().toLowerCase());
+    // The gateway's own clock, which a client can compare with its X-Sdk-Date.
+    res.setHeader('Date', new Date(ctx.options.gatewayClock?.() ?? Date.now()).toUTCString());
     const { path, rawQuery } = splitUrl(req.url);
     const seg = path.split('/').filter((s) => s !== '').map((s) => {
       try {
@@ -314,8 +343,9 @@ export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: S
     const isJob = !isImport && version === 'v2' && rest.length === 4 && rest[1] === 'jobs' && rest[3] === 'status';
     const fault = ctx.faults.takeGes(isLinks ? 'links' : isList ? 'list' : isImport ? 'import' : isJob ? 'job' : 'other');
     if (fault) return sendFault(res, fault);
-    if (!authenticate(req, res, projectId)) return;
-    if (isImport) return jobs.startImport(req, res, rest[0] as string);
+    const authenticated = await authenticate(req, res, projectId);
+    if (!authenticated) return;
+    if (isImport) return jobs.startImport(req, res, rest[0] as string, authenticated.body);
     if (isJob) return jobs.status(res, rest[0] as string, rest[2] as string);
 
     if (rest.length === 0) return listGraphs(res, rawQuery, camel);

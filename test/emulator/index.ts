@@ -2,6 +2,7 @@
 // GES and IAM share one HTTP server; OBS runs on another. Both bind 127.0.0.1 on port 0.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AkSkVerifier } from './aksk.js';
 import { FaultState } from './faults.js';
 import { createGesHandler } from './ges-server.js';
 import { sendBody } from './http-util.js';
@@ -16,10 +17,12 @@ export { formatLinkExpiredTime } from './ges-server.js';
 export const DEFAULT_PROJECT_ID = 'a4a5d4098fb4474fa22cd05f897d6b99';
 export const DEFAULT_PROJECT_NAME = 'cn-north-4';
 export const DEFAULT_USER = { name: 'archiver', password: 'archiver-password', domain: 'example-domain' } as const;
+/** The AK/SK the emulator accepts unless `accessKeys` says otherwise (shaped like real ones: 20 and 40 characters). */
+export const DEFAULT_ACCESS_KEY = { accessKey: 'EMULATORAK0000000001', secretKey: 'emulatorSecretKey0000000000000000000000S' } as const;
 
 function newStats(): EmulatorStats {
   return {
-    linkRequests: 0, listRequests: 0, tokenRequests: 0, failedLogins: 0, downloadRequests: 0,
+    linkRequests: 0, listRequests: 0, tokenRequests: 0, failedLogins: 0, signedRequests: 0, refusedSignatures: 0, tokenHeaderRequests: 0, downloadRequests: 0,
     downloadBytes: new Map(), requestsByHost: new Map(), rangeRequests: 0, authHeadersSentToObs: 0,
     importRequests: 0, imports: [], jobStatusRequests: 0,
   };
@@ -64,6 +67,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
   const model = new Model(opts.graphs);
   const tokens = new TokenStore(opts.staticTokens ?? [], projectId, projectName);
   const stats = newStats();
+  const aksk = new AkSkVerifier(opts.accessKeys ?? [{ ...DEFAULT_ACCESS_KEY }], opts.gatewayClock ?? Date.now);
   const faults = new FaultState({
     invalidateTokens: (includeStatic) => tokens.invalidate(includeStatic),
     changeFile: (g, b, n, seed) => model.changeFile(g, b, n, seed),
@@ -73,7 +77,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
   let obsPort = 0;
   let gesPort = 0;
   const gesServer = serve(createGesHandler({
-    model, tokens, faults, stats, options: opts, projectId, projectName, users, bucket,
+    model, tokens, aksk, faults, stats, options: opts, projectId, projectName, users, bucket,
     linkAuthority: () => `${opts.linkHost ?? '127.0.0.1'}:${obsPort}`,
     gesEndpoint: () => `http://127.0.0.1:${gesPort}`,
   }));

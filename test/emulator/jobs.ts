@@ -43,12 +43,13 @@ export class JobStore {
   constructor(private readonly ctx: JobContext) {}
 
   /** POST /v2/{project}/graphs/{graph}/backups/import */
-  async startImport(req: IncomingMessage, res: ServerResponse, graphId: string): Promise<void> {
+  /** `bodyText`: the body, when the gateway already read it (to check a signature). */
+  async startImport(req: IncomingMessage, res: ServerResponse, graphId: string, bodyText?: string): Promise<void> {
     this.ctx.stats.importRequests++;
     if (!this.ctx.model.graphs.has(graphId)) return gesError(res, 'GES.7000', 'The graph does not exist or has been deleted.');
     let body: unknown;
     try {
-      body = JSON.parse(await readBody(req)) as unknown;
+      body = JSON.parse(bodyText ?? await readBody(req)) as unknown;
     } catch {
       return gesError(res, 'GES.7016', 'The request body or header is invalid.');
     }

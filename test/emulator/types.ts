@@ -35,6 +35,14 @@ export interface EmulatorUser {
   domain: string;
 }
 
+/** An AK/SK the gateway accepts signatures from (ges-api.md §2.3). */
+export interface EmulatorAccessKey {
+  accessKey: string;
+  secretKey: string;
+  /** A temporary AK/SK: requests must carry this X-Security-Token, signed. */
+  securityToken?: string;
+}
+
 export interface EmulatorRequestEvent {
   server: 'ges' | 'obs';
   method: string;
@@ -52,6 +60,13 @@ export interface EmulatorOptions {
   users?: EmulatorUser[];
   /** Tokens accepted as X-Auth-Token without going through IAM, scoped to `projectId`. */
   staticTokens?: string[];
+  /** AK/SKs whose SDK-HMAC-SHA256 signatures GES accepts. Default: DEFAULT_ACCESS_KEY only. */
+  accessKeys?: EmulatorAccessKey[];
+  /**
+   * The gateway's clock (epoch ms) for checking X-Sdk-Date (15 minutes of skew) and the AK lock,
+   * and for the Date header of GES answers. Default Date.now.
+   */
+  gatewayClock?: () => number;
   graphs: EmulatorGraphSpec[];
   linkTtlSeconds?: number;
   linkStyle?: LinkStyle;
@@ -86,6 +101,12 @@ export interface EmulatorStats {
   tokenRequests: number;
   /** Login attempts IAM refused for a wrong user name or password (what locks a real IAM user). */
   failedLogins: number;
+  /** GES requests whose AK/SK signature the gateway accepted. */
+  signedRequests: number;
+  /** GES requests refused for their AK/SK signature (wrong, expired, unknown AK, locked AK). */
+  refusedSignatures: number;
+  /** GES requests that carried an X-Auth-Token header, whatever its outcome. */
+  tokenHeaderRequests: number;
   /** Every request that reached the OBS server, whatever its outcome. */
   downloadRequests: number;
   /** Body bytes actually written by the OBS server, by file name. */

@@ -6,7 +6,7 @@ import { createGesClient } from '../../lib/ges/client.js';
 import { waitForJob, type JobPoll } from '../../lib/ges/jobs.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
-import { DEFAULT_USER, startEmulator, type Emulator, type EmulatorOptions } from '../emulator/index.js';
+import { DEFAULT_ACCESS_KEY, DEFAULT_USER, startEmulator, type Emulator, type EmulatorOptions } from '../emulator/index.js';
 
 // The GES client against the GES + IAM + OBS emulator: the token flow, paging and links,
 // over real HTTP. Needs no S3.
@@ -49,12 +49,22 @@ function tokenConfig(em: Emulator): Config['ges'] {
   return { endpoint: em.gesEndpoint, projectId: em.projectId, auth: { mode: 'token', token: STATIC }, requestTimeoutMs: 5000 };
 }
 
-function client(config: Config['ges']): ReturnType<typeof createGesClient> {
+function akskConfig(em: Emulator, keys: { accessKey: string; secretKey: string; securityToken?: string } = DEFAULT_ACCESS_KEY): Config['ges'] {
+  return {
+    endpoint: em.gesEndpoint,
+    projectId: em.projectId,
+    auth: { mode: 'aksk', accessKey: keys.accessKey, secretKey: keys.secretKey, securityToken: keys.securityToken },
+    requestTimeoutMs: 5000,
+  };
+}
+
+function client(config: Config['ges'], now?: () => number): ReturnType<typeof createGesClient> {
   return createGesClient({
     config,
     logger: silentLogger(),
     retry: createRetryPolicy({ baseDelayMs: 5, maxDelayMs: 50, maxElapsedMs: 5000 }),
     dispatcher: agent,
+    ...(now === undefined ? {} : { now }),
   });
 }
 
@@ -279,6 +289,94 @@ describe('GES client against the emulator', () => {
       expect(badPath.details).toMatchObject({ remoteCode: 'GES.7011' });
       expect(noJob.code).toBe(ErrorCodes.GesRequestRejected);
       expect(noJob.details).toMatchObject({ remoteCode: 'GES.7007' });
+    });
+  });
+  describe('AK/SK signing (SDK-HMAC-SHA256)', () => {
+    it('lists, gets links and starts an import with signed requests only: no token, no IAM', async () => {
+      // Prepare
+      const em = await start({ backups: 120, pageLimitMax: 50 });
+      const c = client(akskConfig(em));
+
+      // Act
+      const backups = await c.listBackups(GRAPH);
+      const links = await c.getBackupFiles(GRAPH, '00000000-0000-4000-8000-000000000000');
+      const job = await c.importBackup(GRAPH, 'bucket/restored');
+
+      // Assess: 3 list pages, one links call, one import; all signed and accepted
+      expect(backups).toHaveLength(120);
+      expect(links.files).toHaveLength(2);
+      expect(em.stats.imports).toEqual([{ graphId: GRAPH, importPath: 'bucket/restored', jobId: job.jobId }]);
+      expect(em.stats).toMatchObject({ signedRequests: 5, refusedSignatures: 0, tokenHeaderRequests: 0, tokenRequests: 0 });
+    });
+
+    it('sends a temporary AK/SK\'s security token', async () => {
+      // Prepare
+      const temporary = { accessKey: 'TEMPAK00000000000001', secretKey: 'temporary-sk', securityToken: 'sts-security-token' };
+      const em = await start({ accessKeys: [temporary] });
+
+      // Act
+      const backups = await client(akskConfig(em, temporary)).listBackups(GRAPH);
+      const without = await caught(client(akskConfig(em, { ...temporary, securityToken: undefined })).listBackups(GRAPH));
+
+      // Assess
+      expect(backups).toHaveLength(3);
+      expect(without.code).toBe(ErrorCodes.GesAuthFailed);
+      expect(em.stats.signedRequests).toBe(1);
+    });
+
+    it('refuses a wrong SK once: GES_AUTH_FAILED naming the variables, never the SK, and no second signed request', async () => {
+      // Prepare
+      const em = await start();
+      const c = client(akskConfig(em, { ...DEFAULT_ACCESS_KEY, secretKey: 'wrong-secret-key' }));
+
+      // Act: three concurrent callers, then two later ones
+      const first = await Promise.all([c.listBackups(GRAPH), c.listBackups(GRAPH), c.getBackupFiles(GRAPH, '00000000-0000-4000-8000-000000000001')]
+        .map((p) => caught(p)));
+      const later = await caught(c.getBackupFiles(GRAPH, '00000000-0000-4000-8000-000000000000'));
+      const post = await caught(c.importBackup(GRAPH, 'bucket/x'));
+
+      // Assess
+      for (const err of [...first, later, post]) {
+        expect(err.code).toBe(ErrorCodes.GesAuthFailed);
+        expect(err.retryable).toBe(false);
+      }
+      const [err] = first;
+      expect(err?.message).toMatch(/^GES refused the AK\/SK signature for .*: APIGW\.0301 Incorrect IAM authentication information: verify aksk signature fail\. Check HWC_AK and HWC_SK/);
+      expect(err?.message).toMatch(/Nothing more is signed with this AK\/SK for 15 minutes/);
+      expect(JSON.stringify(err?.details)).not.toContain('wrong-secret-key');
+      expect(err?.message).not.toContain('wrong-secret-key');
+      expect(err?.details).toMatchObject({ authMode: 'aksk', status: 401, remoteCode: 'APIGW.0301' });
+      expect(em.stats).toMatchObject({ refusedSignatures: 1, signedRequests: 0, importRequests: 0 });
+    });
+
+    it('is refused when the local clock is 20 minutes behind, and says so', async () => {
+      // Prepare
+      const em = await start();
+      const c = client(akskConfig(em), () => Date.now() - 20 * 60_000);
+
+      // Act
+      const err = await caught(c.listBackups(GRAPH));
+
+      // Assess
+      expect(err.code).toBe(ErrorCodes.GesAuthFailed);
+      expect(err.details?.['remoteMessage']).toMatch(/signature expired/);
+      expect(err.message).toMatch(/This machine's clock is 20 minutes behind the gateway's/);
+      expect(em.stats.refusedSignatures).toBe(1);
+    });
+
+    it('is refused when the gateway\'s clock is 16 minutes ahead, and accepted at 14', async () => {
+      // Prepare
+      let skew = 16 * 60_000;
+      const em = await start({ gatewayClock: () => Date.now() + skew });
+
+      // Act
+      const err = await caught(client(akskConfig(em)).listBackups(GRAPH));
+      skew = 14 * 60_000;
+      const backups = await client(akskConfig(em)).listBackups(GRAPH);
+
+      // Assess
+      expect(err.message).toMatch(/clock is 16 minutes behind/);
+      expect(backups).toHaveLength(3);
     });
   });
 });

@@ -5,7 +5,7 @@
 import type { Context } from 'aws-lambda';
 import { clearSecretCache } from '../../functions/lib/secrets.js';
 import { resetRuntime } from '../../functions/lib/runtime.js';
-import { DEFAULT_USER, startEmulator, type Emulator } from '../emulator/index.js';
+import { DEFAULT_ACCESS_KEY, DEFAULT_USER, startEmulator, type Emulator } from '../emulator/index.js';
 import { createTestBucket, listKeys, s3Endpoint } from '../support/aws.js';
 import { secretOk, startSecretsManagerStub, type SecretsManagerStub } from '../support/secrets-manager.js';
 
@@ -82,5 +82,31 @@ describe('Lambda credentials from Secrets Manager in a warm container', () => {
     expect(third.backups[0]).toMatchObject({ backupId: B, status: 'archived' });
     expect(emulator.stats.tokenRequests).toBe(2);
     expect(await listKeys(bucket, `ges-backups/${G}/${B}/`)).toEqual([`ges-backups/${G}/${B}/SHA256SUMS`, `ges-backups/${G}/${B}/graph.bin`, `ges-backups/${G}/${B}/manifest.json`]);
+  });
+
+  it('signs with an AK/SK from the secret: one refused signature for a wrong SK across invocations, then the rotated SK archives', async () => {
+    // Prepare: a fresh container, a backup not archived yet
+    const { handler } = await import('../../functions/archive-backup.js');
+    resetRuntime();
+    clearSecretCache();
+    const backup = '0f1e2d3c-4b5a-4697-8877-000000000a5c';
+    emulator.addBackup(G, { id: backup, files: [{ name: 'graph.bin', bytes: 2048 }] });
+    const aksk = (sk: string): Record<string, string> => ({ HWC_AK: DEFAULT_ACCESS_KEY.accessKey, HWC_SK: sk, GES_PROJECT_ID: emulator.projectId });
+    emulator.resetStats();
+    secrets.answer = secretOk(aksk('a-wrong-secret-key'));
+
+    // Act: two invocations with the wrong SK in the secret
+    const first = await handler({ graphId: G, backupId: backup }, context()) as unknown as Report;
+    const second = await handler({ graphId: G, backupId: backup }, context()) as unknown as Report;
+    secrets.answer = secretOk(aksk(DEFAULT_ACCESS_KEY.secretKey));
+    const third = await handler({ graphId: G, backupId: backup }, context()) as unknown as Report;
+
+    // Assess
+    expect(first.backups[0]).toMatchObject({ status: 'failed', error: { code: 'GES_AUTH_FAILED' } });
+    expect(second.backups[0]).toMatchObject({ status: 'failed', error: { code: 'GES_AUTH_FAILED' } });
+    expect(third.backups[0]).toMatchObject({ backupId: backup, status: 'archived' });
+    expect(emulator.stats.refusedSignatures).toBe(1);
+    expect(emulator.stats.signedRequests).toBeGreaterThan(0);
+    expect(emulator.stats).toMatchObject({ tokenRequests: 0, tokenHeaderRequests: 0 });
   });
 });

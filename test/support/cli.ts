@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { main } from '../../cli/main.js';
 import type { Emulator } from '../emulator/index.js';
-import { DEFAULT_USER } from '../emulator/index.js';
+import { DEFAULT_ACCESS_KEY, DEFAULT_USER } from '../emulator/index.js';
 import { s3Endpoint } from './aws.js';
 
 export interface CliResult {
@@ -72,6 +72,15 @@ export function tokenEnv(emulator: Emulator, bucket: string, token: string): Rec
     ...commonEnv(emulator, bucket),
     GES_PROJECT_ID: emulator.projectId,
     GES_AUTH_TOKEN: token,
+  };
+}
+
+export function akskEnv(emulator: Emulator, bucket: string): Record<string, string | undefined> {
+  return {
+    ...commonEnv(emulator, bucket),
+    GES_PROJECT_ID: emulator.projectId,
+    HWC_AK: DEFAULT_ACCESS_KEY.accessKey,
+    HWC_SK: DEFAULT_ACCESS_KEY.secretKey,
   };
 }
 

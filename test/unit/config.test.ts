@@ -56,7 +56,7 @@ describe('loadConfig', () => {
   });
 
   it('refuses both auth modes at once, a token without a project id, and bad values', () => {
-    expect(configError({ ...base, HWC_USERNAME: 'u' }).message).toMatch(/either GES_AUTH_TOKEN or the HWC_/);
+    expect(configError({ ...base, HWC_USERNAME: 'u' }).message).toMatch(/more than one auth mode are set \(GES_AUTH_TOKEN for a token; HWC_USERNAME for an IAM password\)/);
     expect(configError({ ...base, GES_PROJECT_ID: undefined }).message).toMatch(/GES_PROJECT_ID is required/);
     expect(configError({ ...base, GES_ENDPOINT: 'ftp://x' }).message).toMatch(/GES_ENDPOINT must be an https URL/);
     expect(configError({ ...base, ARCHIVE_BUCKET: 'Bad_Bucket' }).message).toMatch(/ARCHIVE_BUCKET/);
@@ -64,6 +64,65 @@ describe('loadConfig', () => {
     expect(configError({ ...base, DOWNLOAD_ALLOWED_HOSTS: 'ok.example.com,bad host' }).message).toMatch(/DOWNLOAD_ALLOWED_HOSTS.*bad host/);
     expect(configError({ ...base, S3_FORCE_PATH_STYLE: 'maybe' }).message).toMatch(/S3_FORCE_PATH_STYLE/);
     expect(configError({ ...base, ARCHIVE_FILE_CONCURRENCY: '0' }).message).toMatch(/ARCHIVE_FILE_CONCURRENCY/);
+  });
+
+  describe('AK/SK auth', () => {
+    const aksk = {
+      GES_ENDPOINT: base.GES_ENDPOINT, GES_PROJECT_ID: base.GES_PROJECT_ID, ARCHIVE_BUCKET: 'my-archive',
+      HWC_AK: 'AKEXAMPLE00000000001', HWC_SK: 'sk-secret-value',
+    };
+
+    it('is the third auth mode, with an optional security token; the SK is trimmed', () => {
+      // Act
+      const permanent = loadConfig({ ...aksk, HWC_SK: ' sk-secret-value\n' });
+      const temporary = loadConfig({ ...aksk, HWC_SECURITY_TOKEN: 'sts-token' });
+      // Assess
+      expect(permanent.ges.auth).toEqual({ mode: 'aksk', accessKey: 'AKEXAMPLE00000000001', secretKey: 'sk-secret-value', securityToken: undefined });
+      expect(temporary.ges.auth).toMatchObject({ mode: 'aksk', securityToken: 'sts-token' });
+    });
+
+    it('accepts the Huawei SDK\'s variable names, alone or agreeing with ours', () => {
+      // Act
+      const config = loadConfig({
+        GES_ENDPOINT: base.GES_ENDPOINT, ARCHIVE_BUCKET: 'my-archive', HUAWEICLOUD_SDK_AK: 'AKSDK', HUAWEICLOUD_SDK_SK: 'sdk-sk',
+        HUAWEICLOUD_SDK_SECURITY_TOKEN: 'sdk-sts', HUAWEICLOUD_SDK_PROJECT_ID: 'abc123', HWC_AK: 'AKSDK',
+      });
+      // Assess
+      expect(config.ges.auth).toEqual({ mode: 'aksk', accessKey: 'AKSDK', secretKey: 'sdk-sk', securityToken: 'sdk-sts' });
+      expect(config.ges.projectId).toBe('abc123');
+    });
+
+    it('refuses two names of one setting with different values, naming both and neither value', () => {
+      // Act
+      const err = configError({ ...aksk, HUAWEICLOUD_SDK_SK: 'another-secret' });
+      const project = configError({ ...aksk, HUAWEICLOUD_SDK_PROJECT_ID: 'other' });
+      // Assess
+      expect(err.code).toBe('CONFIG_INVALID');
+      expect(err.message).toMatch(/HWC_SK and HUAWEICLOUD_SDK_SK are set to different values/);
+      expect(err.message).not.toMatch(/sk-secret-value|another-secret/);
+      expect(project.message).toMatch(/GES_PROJECT_ID and HUAWEICLOUD_SDK_PROJECT_ID/);
+    });
+
+    it('names the missing half of an AK/SK, a lone security token, and the missing project id', () => {
+      expect(configError({ ...aksk, HWC_SK: undefined }).message).toBe('AK/SK auth is incomplete: HWC_SK (or HUAWEICLOUD_SDK_SK) is required');
+      expect(configError({ ...aksk, HWC_AK: undefined, HWC_SK: undefined, HUAWEICLOUD_SDK_SK: 's' }).message)
+        .toBe('AK/SK auth is incomplete: HWC_AK (or HUAWEICLOUD_SDK_AK) is required');
+      expect(configError({ ...aksk, HWC_AK: undefined, HWC_SK: undefined, HWC_SECURITY_TOKEN: 't' }).message)
+        .toMatch(/HWC_AK \(or HUAWEICLOUD_SDK_AK\) and HWC_SK \(or HUAWEICLOUD_SDK_SK\) are required \(HWC_SECURITY_TOKEN goes with a temporary AK\/SK\)/);
+      expect(configError({ ...aksk, GES_PROJECT_ID: undefined }).message).toMatch(/GES_PROJECT_ID \(or HUAWEICLOUD_SDK_PROJECT_ID\) is required with AK\/SK auth/);
+      expect(configError({ ...aksk, HWC_AK: 'AK WITH SPACE' }).message).toMatch(/HWC_AK \(or HUAWEICLOUD_SDK_AK\) must be an access key id/);
+    });
+
+    it('refuses AK/SK mixed with a token or the IAM password variables, naming what is set', () => {
+      // Act
+      const withToken = configError({ ...aksk, GES_AUTH_TOKEN: 'tok' });
+      const withIam = configError({ ...aksk, HWC_AK: undefined, HUAWEICLOUD_SDK_AK: 'AKSDK', HWC_PASSWORD: 'hunter2-secret' });
+      // Assess
+      expect(withToken.message).toMatch(/\(GES_AUTH_TOKEN for a token; HWC_AK, HWC_SK for an AK\/SK\)/);
+      expect(withIam.message).toMatch(/\(HWC_PASSWORD for an IAM password; HUAWEICLOUD_SDK_AK, HWC_SK for an AK\/SK\)/);
+      expect(withIam.message).not.toMatch(/hunter2|sk-secret/);
+      expect(configError({ ...aksk, HWC_AK: undefined, HWC_SK: undefined, GES_PROJECT_ID: undefined }).message).toMatch(/^No GES credentials: set GES_AUTH_TOKEN; or HWC_IAM_ENDPOINT.*; or HWC_AK and HWC_SK \(AK\/SK\)$/);
+    });
   });
 
   it('refuses plain http to GES and IAM except on a loopback host (the password and tokens would travel in clear text)', () => {

@@ -32,6 +32,21 @@ describe('redaction', () => {
     expect(out['tokenRequests']).toBe(5);
   });
 
+  it('redacts AK/SK secrets: the SK and security token by any of their names, and the signature', () => {
+    // Act
+    const out = redactValue({
+      HWC_SK: 'sk-one', HUAWEICLOUD_SDK_SK: 'sk-two', secretKey: 'sk-three', HWC_SECURITY_TOKEN: 'tok-four', HWC_AK: 'AKVISIBLE', disk: 'kept',
+      note: 'HWC_SK=sk-five HUAWEICLOUD_SDK_SECURITY_TOKEN = tok-six', message: 'Secret ges/huawei is invalid: HWC_SK: is required',
+      authorization: 'SDK-HMAC-SHA256 Access=AKVISIBLE, SignedHeaders=host;x-sdk-date, Signature=0123abcd',
+      line: 'sent Authorization: SDK-HMAC-SHA256 Access=AKVISIBLE, SignedHeaders=host, Signature=0123abcd',
+    }) as Record<string, unknown>;
+    // Assess
+    expect(JSON.stringify(out)).not.toMatch(/sk-one|sk-two|sk-three|tok-four|sk-five|tok-six|0123abcd/);
+    expect(out['HWC_AK']).toBe('AKVISIBLE');
+    expect(out['disk']).toBe('kept');
+    expect(out['message']).toBe('Secret ges/huawei is invalid: HWC_SK: is required');
+  });
+
   it('redacts error messages, causes and details', () => {
     const err = new ArchiverError('DOWNLOAD_FAILED', `download of ${link} failed`, {
       cause: new Error(`socket hang up for ${link}`), details: { url: link },

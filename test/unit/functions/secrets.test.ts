@@ -121,6 +121,28 @@ describe('loadHuaweiSecret', () => {
     expect(err.message).not.toContain('pa55-w0rd');
   });
 
+  it('holds an AK/SK as its third shape; half an AK/SK, or an AK/SK beside a password, is refused by name', async () => {
+    // Prepare
+    const env = { HWC_SECRET_ID: 'ges/huawei' };
+    stub.answer = secretOk({ HWC_AK: 'AKEXAMPLE00000000001', HWC_SK: 'sk-s3cret', HWC_SECURITY_TOKEN: 'sts-s3cret', GES_PROJECT_ID: 'abc123' });
+    // Act
+    const ok = await loadHuaweiSecret(env, { client: client() });
+    clearSecretCache();
+    stub.answer = secretOk({ HWC_AK: 'AKEXAMPLE00000000001', HWC_SECURITY_TOKEN: 'sts-s3cret' });
+    const half = await failure(loadHuaweiSecret(env, { client: client() }));
+    stub.answer = secretOk({ HWC_AK: 'AKEXAMPLE00000000001', HWC_SK: 'sk-s3cret', HWC_USERNAME: 'alice', HWC_PASSWORD: 'pa55-w0rd' });
+    const mixed = await failure(loadHuaweiSecret(env, { client: client() }));
+    // Assess
+    expect(ok).toEqual({ HWC_AK: 'AKEXAMPLE00000000001', HWC_SK: 'sk-s3cret', HWC_SECURITY_TOKEN: 'sts-s3cret', GES_PROJECT_ID: 'abc123' });
+    expect(half.message).toMatch(/HWC_SK: is required/);
+    expect(half.message).not.toMatch(/HWC_IAM_ENDPOINT/);
+    expect(mixed.message).toMatch(/HWC_USERNAME, HWC_PASSWORD \(IAM password\) and HWC_AK, HWC_SK \(AK\/SK\): credentials of more than one kind/);
+    for (const err of [half, mixed]) {
+      expect(err.code).toBe(ErrorCodes.ConfigInvalid);
+      expect(JSON.stringify({ message: err.message, details: err.details })).not.toMatch(/s3cret|pa55-w0rd|alice/);
+    }
+  });
+
   it('does not quote a secret that is not JSON', async () => {
     stub.answer = { status: 200, body: { SecretString: 'tok-not-json-s3cret' } };
 
@@ -165,5 +187,15 @@ describe('the secret merged over the environment', () => {
     const config = loadConfig({ ...env, ...await loadHuaweiSecret(env, { client: client() }) });
 
     expect(config.ges.auth).toMatchObject({ mode: 'iam', username: 'alice', domain: 'acme', project: 'cn-north-4' });
+  });
+
+  it('gives loadConfig the AK/SK, with the project id from the environment', async () => {
+    stub.answer = secretOk({ HWC_AK: 'AKEXAMPLE00000000001', HWC_SK: 'sk' });
+    const env = { HWC_SECRET_ID: 'ges/huawei', GES_ENDPOINT: 'https://ges.cn-north-4.myhuaweicloud.com', ARCHIVE_BUCKET: 'archive-bucket', GES_PROJECT_ID: 'abc123' };
+
+    const config = loadConfig({ ...env, ...await loadHuaweiSecret(env, { client: client() }) });
+
+    expect(config.ges.auth).toEqual({ mode: 'aksk', accessKey: 'AKEXAMPLE00000000001', secretKey: 'sk', securityToken: undefined });
+    expect(config.ges.projectId).toBe('abc123');
   });
 });
