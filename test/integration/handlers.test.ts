@@ -3,7 +3,7 @@
 // Swift for S3, fauxqs for SQS and SNS, the GES emulator. The test plays Lambda's part: it
 // builds the events and contexts, and feeds the copy queue's messages to copyWorker.
 import { createHash } from 'node:crypto';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
@@ -105,22 +105,36 @@ describe('Lambda handlers against the local stack', () => {
     expect(sha256(await getObjectBytes(bucket, `ges-backups/${G}/${B2}/graph.bin`))).toBe(emulator.fileSha256(G, B2, 'graph.bin'));
   });
 
-  it('archiveBackup cut short by the Lambda deadline reports DEADLINE_EXCEEDED (not a cancellation) and leaves no upload', async () => {
+  it('archiveBackup cut short by the Lambda deadline reports DEADLINE_EXCEEDED (not a cancellation) and keeps its upload under a checkpoint the next invocation continues', async () => {
     const { handler } = await import('../../functions/archive-backup.js');
     // 9 MiB at 1 MiB/s cannot finish before the stack's signal fires, 10 s before the deadline.
     emulator.faults.throttleDownloads(MiB);
     try {
       const report = await handler({ graphId: G, backupId: B1 }, context(11_000)) as unknown as Report;
+      // The failure alerts with the same code (drained first, so later tests see only their own).
+      const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: alertsUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }));
+      for (const m of Messages) await sqs.send(new DeleteMessageCommand({ QueueUrl: alertsUrl, ReceiptHandle: m.ReceiptHandle! }));
 
       expect(report.backups).toEqual([expect.objectContaining({ backupId: B1, status: 'failed', error: expect.objectContaining({ code: 'DEADLINE_EXCEEDED' }) as unknown })]);
-      expect(await listInProgressUploads(bucket)).toEqual([]);
-      expect(await listKeys(bucket, `ges-backups/${G}/${B1}/vertices.bin`)).toEqual([]);
-      expect(await listKeys(bucket, `ges-backups/${G}/${B1}/manifest.json`)).toEqual([]);
-      // The failure alerts with the same code.
-      const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: alertsUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }));
       expect(Messages.map((m) => JSON.parse((JSON.parse(m.Body!) as { Message: string }).Message) as { failures: { code: string }[] })
         .flatMap((a) => a.failures.map((f) => f.code))).toEqual(['DEADLINE_EXCEEDED']);
-      for (const m of Messages) await sqs.send(new DeleteMessageCommand({ QueueUrl: alertsUrl, ReceiptHandle: m.ReceiptHandle! }));
+      // A slow copy is worth continuing: its stored parts stay, named by a checkpoint.
+      const checkpoints = await listKeys(bucket, `ges-backups/_state/${G}/${B1}/checkpoints/`);
+      expect(checkpoints).toHaveLength(1);
+      const checkpoint = JSON.parse((await getObjectBytes(bucket, checkpoints[0]!)).toString()) as { uploadId: string; offset: number };
+      expect((await listInProgressUploads(bucket)).map((u) => u.UploadId)).toEqual([checkpoint.uploadId]);
+      expect(await listKeys(bucket, `ges-backups/${G}/${B1}/vertices.bin`)).toEqual([]);
+      expect(await listKeys(bucket, `ges-backups/${G}/${B1}/manifest.json`)).toEqual([]);
+
+      emulator.faults.throttleDownloads(null);
+      const again = await handler({ graphId: G, backupId: B1 }, context(60_000)) as unknown as Report;
+
+      expect(again.backups).toEqual([expect.objectContaining({ backupId: B1, status: 'archived' })]);
+      expect(sha256(await getObjectBytes(bucket, `ges-backups/${G}/${B1}/vertices.bin`))).toBe(emulator.fileSha256(G, B1, 'vertices.bin'));
+      expect(await listInProgressUploads(bucket)).toEqual([]);
+      expect(await listKeys(bucket, `ges-backups/_state/${G}/${B1}/`)).toEqual([]);
+      // The scheduled-run test below archives B1 from scratch.
+      for (const key of await listKeys(bucket, `ges-backups/${G}/${B1}/`)) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
     } finally {
       emulator.faults.reset();
     }
