@@ -30,7 +30,16 @@ function line(b: BackupReport): string {
   const size = b.status === 'skipped' ? (b.reason?.message ?? 'already archived') : `${b.files} file${b.files === 1 ? '' : 's'}, ${formatBytes(b.bytes)}${b.status === 'planned' ? ' (estimated)' : ''}`;
   const took = b.durationMs !== undefined && b.status !== 'skipped' ? `, ${formatDuration(b.durationMs)}` : '';
   const err = b.error ? `\n           ${b.error.code}: ${b.error.message}` : '';
-  return `  ${b.status.padEnd(9)}${what}  ${size}${took}${err}`;
+  return `  ${b.status.padEnd(9)}${what}  ${size}${took}${err}${fileLines(b)}`;
+}
+
+/** A dry run's files, one per line under their backup, names aligned, sizes right-aligned. */
+function fileLines(b: BackupReport): string {
+  if (!b.fileList || b.fileList.length === 0) return '';
+  const sizes = b.fileList.map((f) => (f.bytes === null ? '?' : formatBytes(f.bytes)));
+  const nameWidth = Math.max(...b.fileList.map((f) => f.name.length));
+  const sizeWidth = Math.max(...sizes.map((s) => s.length));
+  return b.fileList.map((f, i) => `\n           ${f.name.padEnd(nameWidth)}  ${sizes[i]!.padStart(sizeWidth)}`).join('');
 }
 
 export function formatRunSummary(report: RunReport, bucket: string): string {
@@ -73,6 +82,7 @@ export function jsonReport(report: RunReport): Record<string, unknown> {
       status: b.status,
       files: b.files,
       bytes: b.bytes,
+      ...(b.fileList === undefined ? {} : { fileList: b.fileList }),
       ...(b.backupName === undefined ? {} : { backupName: b.backupName }),
       ...(b.durationMs === undefined ? {} : { durationMs: b.durationMs }),
       ...(b.manifestKey === undefined ? {} : { manifestKey: b.manifestKey }),
