@@ -1,25 +1,7 @@
-import { loadConfig } from '../../lib/config.js';
-import { ArchiverError } from '../../lib/errors.js';
 import { FILE_CONCURRENCY, parseBwlimit, parsePartSize, parseSize, parseWhole } from '../../lib/settings.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const base = {
-  GES_ENDPOINT: 'https://ges.cn-north-4.myhuaweicloud.com',
-  GES_PROJECT_ID: 'a4a5d4098fb4474fa22cd05f897d6b99',
-  GES_AUTH_TOKEN: 'tok-secret',
-  ARCHIVE_BUCKET: 'my-archive',
-};
-
-function configMessage(env: Record<string, string | undefined>): string {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ArchiverError) return err.message;
-    throw err;
-  }
-  throw new Error('expected loadConfig to throw');
-}
 
 describe('rclone-style sizes', () => {
   it.each([
@@ -57,34 +39,5 @@ describe('the flags\' parsers', () => {
     expect(parseWhole('8', FILE_CONCURRENCY, '--transfers')).toEqual({ ok: true, value: 8 });
     expect(parseWhole('65', FILE_CONCURRENCY, '--transfers')).toEqual({ ok: false, message: '--transfers must be a whole number from 1 to 64 (got "65")' });
     expect(parseWhole('2.5', FILE_CONCURRENCY, '--transfers').ok).toBe(false);
-  });
-});
-
-describe('loadConfig: the copy settings and their flags', () => {
-  it('has no bandwidth limit by default, and reads ARCHIVE_BWLIMIT in rclone syntax', () => {
-    expect(loadConfig(base).download.maxBytesPerSecond).toBeUndefined();
-    expect(loadConfig({ ...base, ARCHIVE_BWLIMIT: '20M' }).download.maxBytesPerSecond).toBe(20 * MiB);
-    expect(loadConfig({ ...base, ARCHIVE_BWLIMIT: 'off' }).download.maxBytesPerSecond).toBeUndefined();
-    expect(configMessage({ ...base, ARCHIVE_BWLIMIT: '20' })).toMatch(/ARCHIVE_BWLIMIT must be a rate from 1k to 1T per second with a unit/);
-  });
-
-  it('lets each flag override its variable, "off" included', () => {
-    // Prepare
-    const env = { ...base, ARCHIVE_FILE_CONCURRENCY: '2', ARCHIVE_STREAMS: '3', ARCHIVE_PART_SIZE_MB: '5', ARCHIVE_BWLIMIT: '1M' };
-    // Act
-    const plain = loadConfig(env);
-    const flagged = loadConfig(env, { files: 9, streams: 12, partSizeBytes: 24 * MiB, maxBytesPerSecond: 0 });
-    // Assess
-    expect(plain.concurrency).toMatchObject({ files: 2, streams: 3 });
-    expect(plain.partSizeBytes).toBe(5 * MiB);
-    expect(plain.download.maxBytesPerSecond).toBe(MiB);
-    expect(flagged.concurrency).toMatchObject({ files: 9, streams: 12 });
-    expect(flagged.partSizeBytes).toBe(24 * MiB);
-    expect(flagged.download.maxBytesPerSecond).toBeUndefined();
-  });
-
-  it('still names the variable (not a flag) for a bad environment value', () => {
-    expect(configMessage({ ...base, ARCHIVE_STREAMS: '33' })).toMatch(/ARCHIVE_STREAMS must be a whole number from 1 to 32/);
-    expect(configMessage({ ...base, ARCHIVE_PART_SIZE_MB: '4' })).toMatch(/ARCHIVE_PART_SIZE_MB must be a whole number from 5 to 512/);
   });
 });
