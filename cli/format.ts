@@ -30,7 +30,7 @@ function line(b: BackupReport): string {
   const size = b.status === 'skipped' ? (b.reason?.message ?? 'already archived') : `${b.files} file${b.files === 1 ? '' : 's'}, ${formatBytes(b.bytes)}${b.status === 'planned' ? ' (estimated)' : ''}`;
   const took = b.durationMs !== undefined && b.status !== 'skipped' ? `, ${formatDuration(b.durationMs)}` : '';
   const err = b.error ? `\n           ${b.error.code}: ${b.error.message}` : '';
-  return `  ${b.status.padEnd(9)}${what}  ${size}${took}${err}${fileLines(b)}`;
+  return `  ${b.status.padEnd(9)}${what}  ${size}${took}${err}`;
 }
 
 /** A dry run's files, one per line under their backup, names aligned, sizes right-aligned. */
@@ -47,7 +47,7 @@ export function formatRunSummary(report: RunReport, bucket: string): string {
   const out: string[] = [];
   out.push(report.dryRun ? 'Dry run: nothing was downloaded or written.' : `Run ${report.runId}`);
   if (report.backups.length === 0) out.push('  (no backups selected)');
-  for (const b of report.backups) out.push(line(b));
+  for (const b of report.backups) out.push(line(b) + fileLines(b));
   const counts = report.dryRun
     ? `${t.planned} planned, ${t.skipped} skipped, ${t.failed} failed`
     : `${t.archived} archived, ${t.queued > 0 ? `${t.queued} queued, ` : ''}${t.skipped} skipped, ${t.failed} failed`;
