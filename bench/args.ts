@@ -2,7 +2,7 @@
 // front so a typo fails before minutes of setup.
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { CASE_IDS, type CaseId } from './cases.js';
+import { CASE_IDS, DEFAULT_CASE_IDS, type CaseId } from './cases.js';
 
 export interface BenchArgs {
   rounds: number;
@@ -11,10 +11,11 @@ export interface BenchArgs {
   help: boolean;
 }
 
-export const USAGE = `usage: npm run bench -- [--rounds N] [--case a|b|c]... [--quick]
+export const USAGE = `usage: npm run bench -- [--rounds N] [--case a|b|c|bwlimit]... [--quick]
   --rounds N   rounds of every program on every case (default 3; 1 with --quick)
   --case X     run only case X (repeatable): a = 1 × 1 GiB, b = 1 × 256 MiB from a source capped
-               at 8 MiB/s per connection, c = 100 × 8 MiB
+               at 8 MiB/s per connection, c = 100 × 8 MiB (these three by default); bwlimit =
+               the archiver alone, 1 × 400 MiB with --bwlimit 20M, its rate against the limit
   --quick      smaller files and 1 round: a smoke check, not a measurement`;
 
 const roundsSchema = z.coerce.number({ error: '--rounds must be a whole number' })
@@ -36,8 +37,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   const quick = values.quick ?? false;
   const rounds = values.rounds === undefined ? (quick ? 1 : 3) : parse(roundsSchema, values.rounds);
   const picked = (values.case ?? []).map((c) => parse(caseSchema, c.trim().toLowerCase()));
-  // Keep the canonical order a, b, c whatever order they were named in.
-  const cases = picked.length === 0 ? [...CASE_IDS] : CASE_IDS.filter((id) => picked.includes(id));
+  // Keep the canonical order a, b, c, bwlimit whatever order they were named in.
+  const cases = picked.length === 0 ? [...DEFAULT_CASE_IDS] : CASE_IDS.filter((id) => picked.includes(id));
   return { rounds, cases, quick, help: values.help ?? false };
 }
 

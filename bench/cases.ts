@@ -1,8 +1,11 @@
-// The three cases of issue 7 ("How it is measured") and the targets the archiver must meet on each.
+// The three cases of issue 7 ("How it is measured") and the targets the archiver must meet on
+// each, plus the --bwlimit case (issue 12), run only when asked for: the archiver alone.
 import { MiB, type Target } from './stats.js';
 
-export const CASE_IDS = ['a', 'b', 'c'] as const;
+export const CASE_IDS = ['a', 'b', 'c', 'bwlimit'] as const;
 export type CaseId = (typeof CASE_IDS)[number];
+/** What `npm run bench` runs when no --case is given. */
+export const DEFAULT_CASE_IDS: readonly CaseId[] = ['a', 'b', 'c'];
 
 export interface BenchFile {
   name: string;
@@ -60,6 +63,29 @@ export function benchCases(quick: boolean): BenchCase[] {
   ];
 }
 
-export function totalBytes(c: BenchCase): number {
+/**
+ * `--case bwlimit`: one file archived with `--bwlimit`; the archiver's download rate while it
+ * copies (from its --stats-json lines) must stay within `tolerance` of the limit.
+ */
+export interface BwlimitCase {
+  id: 'bwlimit';
+  title: string;
+  backupId: string;
+  files: BenchFile[];
+  /** The flag's value, and the rate it means. */
+  flag: string;
+  limitBytesPerSecond: number;
+  tolerance: number;
+}
+
+export function bwlimitCase(quick: boolean): BwlimitCase {
+  const bytes = (quick ? 100 : 400) * MiB;
+  return {
+    id: 'bwlimit', title: `(bwlimit) 1 × ${sizeLabel(bytes)}, --bwlimit 20M`, backupId: 'case-bwlimit',
+    files: [{ name: 'limited.bin', bytes }], flag: '20M', limitBytesPerSecond: 20 * MiB, tolerance: 0.1,
+  };
+}
+
+export function totalBytes(c: Pick<BenchCase, 'files'>): number {
   return c.files.reduce((sum, f) => sum + f.bytes, 0);
 }

@@ -15,6 +15,8 @@ export interface Timed {
   exitedAt: number;
   peakRssBytes: number;
   stdout: string;
+  /** The last 16 KiB of stderr. */
+  stderr: string;
 }
 
 export interface RunOptions {
@@ -76,7 +78,7 @@ export async function runTimed(command: string, args: readonly string[], opts: R
   const report = (await readFile(opts.rssFile, 'utf8')).trim().split('\n').pop() ?? '';
   const kib = Number(report);
   if (!Number.isFinite(kib) || kib <= 0) throw new Error(`${what}: GNU time gave no peak RSS (report: ${JSON.stringify(report)})`);
-  return { seconds: (ended - started) / 1000, exitedAt: ended, peakRssBytes: kib * 1024, stdout };
+  return { seconds: (ended - started) / 1000, exitedAt: ended, peakRssBytes: kib * 1024, stdout, stderr };
 }
 
 /** Runs a helper command (set-up, checks, clean-up: never timed) and returns its stdout. */

@@ -159,10 +159,14 @@ export function gesEnv(source: Source): NodeJS.ProcessEnv {
   return { GES_ENDPOINT: source.gesEndpoint, GES_PROJECT_ID: source.projectId, GES_AUTH_TOKEN: source.token };
 }
 
-/** `prefix` (ends with '/') is a fresh ARCHIVE_PREFIX, so the backup is never already archived. */
-export async function archiver(stage: Stage, c: BenchCase, source: Source, prefix: string): Promise<Measurement> {
+/**
+ * `prefix` (ends with '/') is a fresh ARCHIVE_PREFIX, so the backup is never already archived.
+ * `extraArgs` follow the usual ones (the bwlimit case's --bwlimit and --stats-json); the
+ * result keeps the tail of the archiver's stderr for them.
+ */
+export async function archiver(stage: Stage, c: Pick<BenchCase, 'backupId' | 'files'>, source: Source, prefix: string, extraArgs: readonly string[] = []): Promise<Measurement & { stderr: string }> {
   const env = { ...stage.archiverEnv, ...gesEnv(source), ARCHIVE_PREFIX: prefix };
-  const run = await runPool(stage, [{ command: stage.node, args: archiverArgs(source.graphId, c.backupId), env }], 1);
+  const run = await runPool(stage, [{ command: stage.node, args: [...archiverArgs(source.graphId, c.backupId), ...extraArgs], env }], 1);
   const stdout = run.runs[0]?.stdout ?? '';
   const report = archiverReportSchema.safeParse(JSON.parse(stdout));
   const b = report.success ? report.data.backups[0] : undefined;
@@ -170,13 +174,13 @@ export async function archiver(stage: Stage, c: BenchCase, source: Source, prefi
     throw new Error(`the archiver did not archive ${c.backupId} (expected status "archived" and ${totalBytes(c)} bytes): ${stdout.slice(0, 500)}`);
   }
   await checkStored(stage, c, `${prefix}${source.graphId}/${c.backupId}/`, ['--exclude', 'manifest.json', '--exclude', 'SHA256SUMS']);
-  return { bytes: totalBytes(c), seconds: run.seconds, peakRssBytes: run.peakRssBytes };
+  return { bytes: totalBytes(c), seconds: run.seconds, peakRssBytes: run.peakRssBytes, stderr: run.runs[0]?.stderr ?? '' };
 }
 
 const sizeSchema = z.object({ count: z.number(), bytes: z.number() });
 
 /** Exactly the case's files, byte count for byte count, are stored under `prefix`. */
-async function checkStored(stage: Stage, c: BenchCase, prefix: string, extra: string[] = []): Promise<void> {
+async function checkStored(stage: Stage, c: Pick<BenchCase, 'files'>, prefix: string, extra: string[] = []): Promise<void> {
   const out = await runQuiet(stage.rclone, ['size', '-q', '--json', ...extra, remote(stage, prefix)], stage.rcloneEnv, stage.root);
   const size = sizeSchema.parse(JSON.parse(out));
   if (size.count !== c.files.length || size.bytes !== totalBytes(c)) {

@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../lib/config.js';
 import { startSwift, swiftAwsEnv, type SwiftStack } from '../scripts/local-stack/swift.js';
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js';
-import { benchCases, type BenchCase } from './cases.js';
+import { bwlimitRound, formatBwlimitRound, formatBwlimitTarget, type BwlimitRound } from './bwlimit.js';
+import { benchCases, bwlimitCase, type BenchCase, type BenchFile, type BwlimitCase } from './cases.js';
 import { findPeers, killRunning, runQuiet } from './measure.js';
 import { archiver, archiverArgs, fetchLinks, gesEnv, plainDownload, plainUpload, prepareLocalFiles, purge, rcloneCopyurl, RCLONE_S3_FLAGS, type Source, type Stage } from './programs.js';
 import { formatRound, formatSummary, formatTargets } from './report.js';
@@ -81,7 +82,7 @@ function printHeader(args: BenchArgs, stage: Stage, cases: readonly BenchCase[],
   const cfg = loadConfig({ ...archiverEnv, ...gesEnv(source) });
   const tuned = Object.keys(archiverEnv).filter((k) => k.startsWith('ARCHIVE_') && k !== 'ARCHIVE_BUCKET' && k !== 'ARCHIVE_PREFIX').sort();
   const cpu = cpus();
-  print(`ges-archiver benchmark, ${new Date().toISOString()}: ${args.rounds} round(s), cases ${cases.map((c) => c.id).join(', ')}${args.quick ? ' (--quick: smaller files, a smoke check)' : ''}`);
+  print(`ges-archiver benchmark, ${new Date().toISOString()}: ${args.rounds} round(s), cases ${args.cases.join(', ')}${args.quick ? ' (--quick: smaller files, a smoke check)' : ''}`);
   print(`machine: ${cpu.length} CPUs (${cpu[0]?.model.trim() ?? 'unknown'}); archiver, peers, Swift and the emulator all share it`);
   print(`peers: ${version(stage.curl, ['--version'])}, ${version(stage.rclone, ['version'])}`);
   print(`archiver: node bin/ges-archiver.js ${archiverArgs(GRAPH, 'BACKUP').slice(1).join(' ')} (Node ${version(stage.node, ['--version'])})`);
@@ -99,11 +100,11 @@ function printHeader(args: BenchArgs, stage: Stage, cases: readonly BenchCase[],
  * Swift, the emulator (and a capped one when a case needs it) and the bucket; every program's
  * environment. What it starts is pushed on `cleanups`.
  */
-async function startStack(dir: string, cases: readonly BenchCase[], peers: { curl: string; rclone: string }, cleanups: (() => Promise<void>)[]): Promise<{ stage: Stage; open: EmulatorProcess; capped: EmulatorProcess | undefined }> {
+async function startStack(dir: string, cases: readonly BenchCase[], extra: readonly { backupId: string; files: BenchFile[] }[], peers: { curl: string; rclone: string }, cleanups: (() => Promise<void>)[]): Promise<{ stage: Stage; open: EmulatorProcess; capped: EmulatorProcess | undefined }> {
   say('starting Swift and the emulator...');
   const swift: SwiftStack = await startSwift();
   cleanups.push(() => swift.stop());
-  const spec = { staticTokens: [TOKEN], graphs: [{ id: GRAPH, backups: cases.map((c) => ({ id: c.backupId, files: c.files })) }] };
+  const spec = { staticTokens: [TOKEN], graphs: [{ id: GRAPH, backups: [...cases, ...extra].map((c) => ({ id: c.backupId, files: c.files })) }] };
   const open = await startEmulator(dir, 'emulator', spec);
   cleanups.push(() => open.stop());
   const throttle = cases.find((c) => c.throttleBytesPerSecond !== undefined)?.throttleBytesPerSecond;
@@ -127,6 +128,23 @@ async function startStack(dir: string, cases: readonly BenchCase[], peers: { cur
   return { stage, open, capped };
 }
 
+/** `--case bwlimit`: the archiver alone, its download rate against --bwlimit, every round. */
+async function runBwlimitCase(args: BenchArgs, stage: Stage, bw: BwlimitCase, source: Source, runId: string): Promise<void> {
+  const results: BwlimitRound[] = [];
+  for (let round = 1; round <= args.rounds; round++) {
+    say(`round ${round}/${args.rounds} ${bw.title}: archiver...`);
+    const prefix = `${runId}/r${round}-${bw.id}/`;
+    const m = await archiver(stage, bw, source, prefix, ['--bwlimit', bw.flag, '--stats-json', '--log-level', 'warn']);
+    await purge(stage, prefix);
+    const r = bwlimitRound(bw, m);
+    results.push(r);
+    print(formatBwlimitRound(round, bw, r));
+  }
+  print();
+  print('Target (issue 12, --bwlimit):');
+  print(formatBwlimitTarget(bw, results));
+}
+
 async function main(): Promise<number> {
   let args: BenchArgs;
   try {
@@ -143,6 +161,7 @@ async function main(): Promise<number> {
   const peers = findPeers();
   if (!existsSync(NODE)) throw new Error(`the project's Node 22 is missing (${NODE}): run npm ci`);
   const cases = benchCases(args.quick).filter((c) => args.cases.includes(c.id));
+  const bw = args.cases.includes('bwlimit') ? bwlimitCase(args.quick) : undefined;
 
   const dir = await mkdtemp(join(tmpdir(), 'ges-bench-'));
   const cleanups: (() => Promise<void>)[] = [() => rm(dir, { recursive: true, force: true })];
@@ -163,7 +182,7 @@ async function main(): Promise<number> {
   process.on('SIGTERM', interrupted);
 
   try {
-    const { stage, open, capped } = await startStack(dir, cases, peers, cleanups);
+    const { stage, open, capped } = await startStack(dir, cases, bw ? [bw] : [], peers, cleanups);
     printHeader(args, stage, cases, open.source);
 
     const localDirs = new Map<string, string>();
@@ -197,6 +216,8 @@ async function main(): Promise<number> {
       }
     }
 
+    if (bw) await runBwlimitCase(args, stage, bw, open.source, runId);
+    if (cases.length === 0) return 0;
     const rows = cases.map((c) => ({ c, s: summarize(rounds.get(c.id) ?? []) }));
     print();
     print(`Medians over ${args.rounds} round(s), MiB/s:`);

@@ -2,12 +2,11 @@ import type { Command } from 'commander';
 import type { CleanupReport } from '../lib/archive/cleanup.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import type { CliIo } from './main.js';
+import type { OutputFlags } from './plumbing.js';
 
-interface CleanupCliOptions {
+interface CleanupCliOptions extends OutputFlags {
   olderThan: string;
   dryRun?: boolean;
-  json?: boolean;
-  verbose?: boolean;
 }
 
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
@@ -66,8 +65,6 @@ export function registerCleanupCommand(program: Command, io: CliIo, setExitCode:
     .description('abort old incomplete multipart uploads and remove leftover working state under _state/ (no GES credentials needed)')
     .option('--older-than <age>', 'age of what counts as abandoned: 12h, 7d, 2w... (at least 1h)', DEFAULT_AGE)
     .option('--dry-run', 'abort and delete nothing; report what would be')
-    .option('--json', 'print exactly one JSON document on stdout: { dryRun, olderThan, uploads, state, kept, errors }')
-    .option('-v, --verbose', 'debug logging on stderr')
     .addHelpText('after', `
 Aborts the incomplete multipart uploads under ARCHIVE_PREFIX started before the age, and
 removes the _state/{graph}/{backup}/ folder of every backup that is archived (its
@@ -76,10 +73,11 @@ named by its checkpoints are aborted first. Younger state of a backup that is no
 kept: a run or a fan-out may be working on it. Archived files, manifest.json and the run
 reports under _runs/ are never touched. For stores without lifecycle rules, run it now and then
 (e.g. daily, from cron); on AWS, add the lifecycle rule shown in the README as well.
+--json prints one document: { dryRun, olderThan, uploads, state, kept, errors }.
 Needs only ARCHIVE_BUCKET (and ARCHIVE_PREFIX, S3_FORCE_PATH_STYLE, the AWS SDK variables).
 Exit status: 0 done; 1 something could not be aborted or removed (listed as FAILED);
 2 invalid configuration or arguments, or the bucket cannot be used.`)
-    .action(async (opts: CleanupCliOptions) => {
-      setExitCode(await cleanupCommand(io, opts));
+    .action(async (_opts: CleanupCliOptions, cmd: Command) => {
+      setExitCode(await cleanupCommand(io, cmd.optsWithGlobals<CleanupCliOptions>()));
     });
 }

@@ -33,12 +33,21 @@ function line(b: BackupReport): string {
   return `  ${b.status.padEnd(10)}${what}  ${size}${took}${err}`;
 }
 
+/** A dry run's files, one per line under their backup, names aligned, sizes right-aligned. */
+function fileLines(b: BackupReport): string {
+  if (!b.fileList || b.fileList.length === 0) return '';
+  const sizes = b.fileList.map((f) => (f.bytes === null ? '?' : formatBytes(f.bytes)));
+  const nameWidth = Math.max(...b.fileList.map((f) => f.name.length));
+  const sizeWidth = Math.max(...sizes.map((s) => s.length));
+  return b.fileList.map((f, i) => `\n           ${f.name.padEnd(nameWidth)}  ${sizes[i]!.padStart(sizeWidth)}`).join('');
+}
+
 export function formatRunSummary(report: RunReport, bucket: string): string {
   const t = report.totals;
   const out: string[] = [];
   out.push(report.dryRun ? 'Dry run: nothing was downloaded or written.' : `Run ${report.runId}`);
   if (report.backups.length === 0) out.push('  (no backups selected)');
-  for (const b of report.backups) out.push(line(b));
+  for (const b of report.backups) out.push(line(b) + fileLines(b));
   const counts = report.dryRun
     ? `${t.planned} planned, ${t.skipped} skipped, ${t.failed} failed`
     : `${t.archived} archived, ${t.queued > 0 ? `${t.queued} queued, ` : ''}${t.skipped} skipped, ${t.failed} failed${t.cancelled > 0 ? `, ${t.cancelled} cancelled (run it again to continue)` : ''}`;
@@ -73,6 +82,7 @@ export function jsonReport(report: RunReport): Record<string, unknown> {
       status: b.status,
       files: b.files,
       bytes: b.bytes,
+      ...(b.fileList === undefined ? {} : { fileList: b.fileList }),
       ...(b.backupName === undefined ? {} : { backupName: b.backupName }),
       ...(b.durationMs === undefined ? {} : { durationMs: b.durationMs }),
       ...(b.manifestKey === undefined ? {} : { manifestKey: b.manifestKey }),

@@ -2,11 +2,10 @@ import type { Command } from 'commander';
 import type { ArchivedBackupSummary } from '../lib/catalog/types.js';
 import { formatBytes, writeJson } from './format.js';
 import type { CliIo } from './main.js';
+import type { OutputFlags } from './plumbing.js';
 
-interface ListCliOptions {
+interface ListCliOptions extends OutputFlags {
   graph?: string;
-  json?: boolean;
-  verbose?: boolean;
 }
 
 function table(rows: string[][]): string[] {
@@ -58,15 +57,14 @@ export function registerListCommand(program: Command, io: CliIo, setExitCode: (c
   program.command('list')
     .description('show the archived backups in the bucket (reads only the bucket: no GES credentials needed)')
     .option('--graph <graphId>', 'only this graph')
-    .option('--json', 'print exactly one JSON document on stdout: { bucket, prefix, backups: [...] }')
-    .option('-v, --verbose', 'debug logging on stderr')
     .addHelpText('after', `
 Lists every {ARCHIVE_PREFIX}{graphId}/{backupId}/ folder that has a manifest.json. Folders
 without one (not archived, or still being archived) and the _runs/ reports are left out.
+--json prints one document: { bucket, prefix, backups: [...] }.
 Needs only ARCHIVE_BUCKET (and ARCHIVE_PREFIX, S3_FORCE_PATH_STYLE, the AWS SDK variables).
 Exit status: 0 listed; 1 a manifest.json is unusable (shown as INVALID) or S3 failed;
 2 invalid configuration or arguments.`)
-    .action(async (opts: ListCliOptions) => {
-      setExitCode(await listCommand(io, opts));
+    .action(async (_opts: ListCliOptions, cmd: Command) => {
+      setExitCode(await listCommand(io, cmd.optsWithGlobals<ListCliOptions>()));
     });
 }

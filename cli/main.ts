@@ -1,13 +1,15 @@
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import type { RunManifest } from '../lib/archive/run-manifest.js';
 import type { RunReport } from '../lib/archive/types.js';
-import type { Config } from '../lib/config.js';
+import type { Config, ConfigOverrides } from '../lib/config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
 import type { Runtime } from '../lib/runtime.js';
+import { BWLIMIT, describeSize, FILE_CONCURRENCY, parseBwlimit, parsePartSize, parseWhole, PART_SIZE_MIB, STREAMS, type Parsed } from '../lib/settings.js';
 import { registerCleanupCommand } from './cleanup.js';
 import { formatRunSummary, jsonReport } from './format.js';
 import { registerListCommand } from './list.js';
+import type { OutputFlags } from './plumbing.js';
 import type { Progress } from './progress.js';
 import { registerPruneCommand } from './prune.js';
 import { registerRestoreCommand } from './restore.js';
@@ -30,12 +32,14 @@ export interface CliIo {
   stderr: NodeJS.WriteStream;
 }
 
-interface CommonOptions {
+interface CommonOptions extends OutputFlags {
   dryRun?: boolean;
-  json?: boolean;
-  verbose?: boolean;
-  progress?: boolean;
   force?: boolean;
+  /** --transfers, --streams, --part-size, --bwlimit: raw; parsed by copyOverrides(). */
+  transfers?: string;
+  streams?: string;
+  partSize?: string;
+  bwlimit?: string;
 }
 
 class UsageError extends ArchiverError {
@@ -64,12 +68,31 @@ interface Session {
   dispose(): Promise<void>;
 }
 
+/** A flag's value through its lib/settings.ts parser; a bad one is ARGS_INVALID naming the flag and the range. */
+function flag<T>(value: string | undefined, name: string, parse: (value: string, name: string) => Parsed<T>): T | undefined {
+  if (value === undefined) return undefined;
+  const r = parse(value, name);
+  if (!r.ok) throw new UsageError(r.message);
+  return r.value;
+}
+
+/** --transfers, --streams, --part-size and --bwlimit over their variables (checked before anything else). */
+function copyOverrides(opts: CommonOptions): ConfigOverrides {
+  return {
+    files: flag(opts.transfers, FILE_CONCURRENCY.flag, (v, n) => parseWhole(v, FILE_CONCURRENCY, n)),
+    streams: flag(opts.streams, STREAMS.flag, (v, n) => parseWhole(v, STREAMS, n)),
+    partSizeBytes: flag(opts.partSize, PART_SIZE_MIB.flag, parsePartSize),
+    maxBytesPerSecond: flag(opts.bwlimit, BWLIMIT.flag, parseBwlimit),
+  };
+}
+
 async function openSession(io: CliIo, opts: CommonOptions): Promise<Session> {
+  const overrides = copyOverrides(opts);
   const [{ loadConfig }, { createRuntime }, { onInterrupt, createCliOutput }] = await Promise.all([
     import('../lib/config.js'), import('../lib/runtime.js'), import('./plumbing.js'),
   ]);
-  const config = loadConfig(io.env);
-  const { logger, progress } = createCliOutput(io, { verbose: opts.verbose, progress: opts.progress !== false, defaultLevel: 'info' });
+  const config = loadConfig(io.env, overrides);
+  const { logger, progress } = createCliOutput(io, { flags: opts, progress: true, defaultLevel: 'info' });
   const runtime = createRuntime(config, logger);
   const interrupt = onInterrupt(logger, 'stopping the copies; what is stored is kept for the next run');
   return {
@@ -130,16 +153,33 @@ async function runCommand(io: CliIo, opts: CommonOptions & { manifest?: string }
 
 async function archiveCommand(io: CliIo, opts: CommonOptions & { graph: string; backup: string }): Promise<number> {
   // The same validation as a manifest entry (ids become key segments), before any session opens.
+  // `--backup latest` is the manifest's `latest`: the same planner picks the newest success backup.
   const { validateRunManifest } = await import('../lib/archive/run-manifest.js');
-  const manifest = validateRunManifest({ version: 1, graphs: [{ graphId: opts.graph, backups: [opts.backup] }] }, 'from --graph/--backup');
+  const backups = opts.backup === 'latest' ? 'latest' : [opts.backup];
+  const manifest = validateRunManifest({ version: 1, graphs: [{ graphId: opts.graph, backups }] }, 'from --graph/--backup');
   return runAndReport(io, opts, 'manual', () => Promise.resolve(manifest));
 }
 
+/** What `run` and `archive` share: the dry run and the copy controls (each over its variable). */
 function common(cmd: Command): Command {
+  const range = (s: typeof FILE_CONCURRENCY): string => `${s.min}-${s.max}, default ${s.default}; over ${s.variable}`;
   return cmd
-    .option('--dry-run', 'download and write nothing; report what would be archived')
-    .option('--json', 'print exactly one JSON document on stdout')
-    .option('-v, --verbose', 'debug logging on stderr')
+    .option('--dry-run', 'download and write nothing; list the backups and files that would be archived, with their sizes')
+    .option('--transfers <n>', `files copied at once (${range(FILE_CONCURRENCY)})`)
+    .option('--streams <n>', `download connections per file (${range(STREAMS)})`)
+    .option('--part-size <size>', `minimum part size, e.g. 16M or 64MiB (${PART_SIZE_MIB.min}M-${PART_SIZE_MIB.max}M, default ${PART_SIZE_MIB.default}M; over ${PART_SIZE_MIB.variable})`)
+    .option('--bwlimit <rate>', `total download rate of the run, e.g. 10M = 10 MiB/s, 512k, 1G, or off (${describeSize(BWLIMIT.min)}/s and up; over ${BWLIMIT.variable})`);
+}
+
+/** Defined once on the program: accepted before or after the command's name (commander passes them down). */
+function globalOptions(program: Command): Command {
+  return program
+    .option('--json', 'print exactly one JSON document on stdout (logs and progress stay on stderr)')
+    .option('-v, --verbose', 'debug logging and stack traces on stderr')
+    .option('-q, --quiet', 'only errors on stderr: no progress, no info or warn lines')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (over LOG_LEVEL, -q and -v)')
+    .option('--log-format <format>', 'pretty or json (over LOG_FORMAT)')
+    .option('--stats-json', 'progress as one JSON line on stderr every second and a final one (bytes, rate, files, elapsed, eta)')
     .addOption(new Option('--no-progress', 'no progress bar or progress lines'));
 }
 
@@ -153,22 +193,24 @@ export async function main(io: CliIo): Promise<number> {
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
     })
-    .showHelpAfterError('(run ges-archiver --help for usage)');
+    .showHelpAfterError('(run ges-archiver --help for usage)')
+    .configureHelp({ showGlobalOptions: true });
+  globalOptions(program);
 
   common(program.command('run'))
     .description('one scheduled run: archive what the manifest names')
     .option('--manifest <location>', 'manifest file path or s3://bucket/key (default: MANIFEST_URI)')
-    .action(async (opts: CommonOptions & { manifest?: string }) => {
-      exitCode = await runCommand(io, opts);
+    .action(async (_opts: unknown, cmd: Command) => {
+      exitCode = await runCommand(io, cmd.optsWithGlobals<CommonOptions & { manifest?: string }>());
     });
 
   common(program.command('archive'))
     .description('archive one backup, by hand')
     .requiredOption('--graph <graphId>', 'graph id')
-    .requiredOption('--backup <backupId>', 'backup id')
+    .requiredOption('--backup <backupId>', 'backup id, or latest: the newest success backup of the graph')
     .option('--force', 'archive it again even when manifest.json exists (the repair after verify found damage)')
-    .action(async (opts: CommonOptions & { graph: string; backup: string }) => {
-      exitCode = await archiveCommand(io, opts);
+    .action(async (_opts: unknown, cmd: Command) => {
+      exitCode = await archiveCommand(io, cmd.optsWithGlobals<CommonOptions & { graph: string; backup: string }>());
     });
 
   registerVerifyCommand(program, io, (code) => { exitCode = code; });
@@ -176,6 +218,20 @@ export async function main(io: CliIo): Promise<number> {
   registerCleanupCommand(program, io, (code) => { exitCode = code; });
   registerRestoreCommand(program, io, (code) => { exitCode = code; });
   registerPruneCommand(program, io, (code) => { exitCode = code; });
+
+  program.command('completion')
+    .description('print a shell completion script: source <(ges-archiver completion bash)')
+    .addArgument(new Argument('<shell>', 'the shell').choices(['bash', 'zsh']))
+    .addHelpText('after', `
+bash: add \`source <(ges-archiver completion bash)\` to ~/.bashrc.
+zsh:  add \`source <(ges-archiver completion zsh)\` to ~/.zshrc after compinit, or save the
+      output as _ges-archiver in a directory of your $fpath.
+The script is generated from the command definitions, so it completes this version's commands
+and options.`)
+    .action(async (shell: 'bash' | 'zsh') => {
+      const { completionScript } = await import('./completion.js');
+      io.stdout.write(completionScript(program, shell));
+    });
 
   if (io.argv.length === 0) {
     // No command is a usage error (exit 2), with the usage on stderr.

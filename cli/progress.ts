@@ -11,6 +11,8 @@ import { formatBytes } from './format.js';
  * - `lines`: a plain `progress:` line every few seconds and after each file (not a terminal).
  * - `records`: the same, as JSON log records (`"msg":"progress"`) with LOG_FORMAT=json, so
  *   stderr holds nothing but JSON.
+ * - `stats` (--stats-json): one JSON line every second and a final one (`"msg":"stats"`, the
+ *   counts under `stats`, like rclone's --use-json-log --stats), whatever the log format.
  */
 export interface Progress {
   /** A run's events (`run`, `archive`). */
@@ -31,7 +33,7 @@ export interface ProgressCounts {
   totalFiles: number;
 }
 
-export type ProgressMode = { kind: 'off' } | { kind: 'bar' } | { kind: 'lines' } | { kind: 'records'; logger: Logger };
+export type ProgressMode = { kind: 'off' } | { kind: 'bar' } | { kind: 'lines' } | { kind: 'records'; logger: Logger } | { kind: 'stats'; intervalMs?: number };
 
 export interface ProgressOptions {
   /** Totals are estimates (shown as `~`). Default true. */
@@ -40,6 +42,8 @@ export interface ProgressOptions {
 
 /** Time between two `lines`/`records` reports (a finished file reports at once). */
 const REPORT_INTERVAL_MS = 5000;
+/** Time between two `stats` lines. */
+export const STATS_INTERVAL_MS = 1000;
 
 /** Counts what a run's events say: files and estimated bytes as backups start, bytes as they arrive. */
 function archiveDelta(event: ArchiveEvent): { delta: Partial<ProgressCounts>; milestone: boolean } | undefined {
@@ -134,6 +138,48 @@ function periodicDisplay(stream: NodeJS.WritableStream, k: Counter, logger: Logg
   return { report, write: (t) => stream.write(line(t)), finish: () => report(true) };
 }
 
+/**
+ * The `stats` line (README, "--stats-json"): field names are a stable interface. `etaSeconds` is
+ * null while the rate or the remaining bytes are unknown.
+ */
+export function statsRecord(c: ProgressCounts, elapsedMs: number, final: boolean, now: Date): Record<string, unknown> {
+  const elapsedSeconds = elapsedMs / 1000;
+  const bytesPerSecond = elapsedSeconds > 0 ? Math.round(c.bytes / elapsedSeconds) : 0;
+  const remaining = c.totalBytes - c.bytes;
+  return {
+    time: now.toISOString(),
+    level: 'info',
+    msg: 'stats',
+    stats: {
+      bytes: c.bytes,
+      totalBytes: c.totalBytes,
+      bytesPerSecond,
+      files: c.files,
+      totalFiles: c.totalFiles,
+      elapsedSeconds: Math.round(elapsedSeconds * 1000) / 1000,
+      etaSeconds: final ? 0 : bytesPerSecond > 0 && remaining > 0 ? Math.ceil(remaining / bytesPerSecond) : null,
+      final,
+    },
+  };
+}
+
+/** `stats`: a line on a timer (unref'd: it never keeps the process alive) and a final one. Each line is one write. */
+function statsDisplay(stream: NodeJS.WritableStream, k: Counter, intervalMs: number, startedAt: number): Display {
+  const emit = (final: boolean): void => {
+    stream.write(`${JSON.stringify(statsRecord(k.counts, Date.now() - startedAt, final, new Date()))}\n`);
+  };
+  const timer = setInterval(() => emit(false), intervalMs);
+  timer.unref();
+  return {
+    report: () => undefined,
+    write: (t) => stream.write(line(t)),
+    finish() {
+      clearInterval(timer);
+      emit(true);
+    },
+  };
+}
+
 export function createProgress(stream: NodeJS.WritableStream, mode: ProgressMode, options: ProgressOptions = {}): Progress {
   const counts: ProgressCounts = { bytes: 0, totalBytes: 0, files: 0, totalFiles: 0 };
   const startedAt = Date.now();
@@ -151,7 +197,9 @@ export function createProgress(stream: NodeJS.WritableStream, mode: ProgressMode
     ? barDisplay(stream, k)
     : mode.kind === 'off'
       ? { report: () => undefined, write: (t) => stream.write(line(t)), finish: () => undefined }
-      : periodicDisplay(stream, k, mode.kind === 'records' ? mode.logger : undefined);
+      : mode.kind === 'stats'
+        ? statsDisplay(stream, k, mode.intervalMs ?? STATS_INTERVAL_MS, startedAt)
+        : periodicDisplay(stream, k, mode.kind === 'records' ? mode.logger : undefined);
 
   let stopped = false;
   const add = (delta: Partial<ProgressCounts>, milestone = false): void => {

@@ -5,15 +5,14 @@ import { pruneArchive, pruneExitCode } from '../lib/prune/prune.js';
 import type { PruneReport } from '../lib/prune/types.js';
 import { formatBytes } from './format.js';
 import type { CliIo } from './main.js';
+import type { OutputFlags } from './plumbing.js';
 import { checkId, openStorageSession } from './storage-session.js';
 
-export interface PruneCliOptions {
+export interface PruneCliOptions extends OutputFlags {
   keepLast?: string;
   keepWithin?: string;
   graph?: string;
   dryRun?: boolean;
-  json?: boolean;
-  verbose?: boolean;
 }
 
 /** --keep-last: required (nothing is ever deleted by default), a whole number of at least 1. */

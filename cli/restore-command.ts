@@ -10,10 +10,10 @@ import { createRetryPolicy } from '../lib/retry.js';
 import { createRestoreTargetS3Client, createS3Client } from '../lib/runtime.js';
 import { formatBytes } from './format.js';
 import type { CliIo } from './main.js';
-import { createCliOutput, onInterrupt } from './plumbing.js';
+import { createCliOutput, onInterrupt, type OutputFlags } from './plumbing.js';
 import { checkId } from './storage-session.js';
 
-export interface RestoreCliOptions {
+export interface RestoreCliOptions extends OutputFlags {
   graph: string;
   backup: string;
   to: string;
@@ -23,9 +23,6 @@ export interface RestoreCliOptions {
   pollInterval?: string;
   force?: boolean;
   concurrency?: string;
-  json?: boolean;
-  verbose?: boolean;
-  progress?: boolean;
 }
 
 const USAGE_CODES = new Set<string>([ErrorCodes.ArgsInvalid, ErrorCodes.ConfigInvalid]);
@@ -80,7 +77,7 @@ export async function restoreCommand(io: CliIo, opts: RestoreCliOptions): Promis
     else io.stdout.write(formatRestoreReport(report));
   };
 
-  const { logger, progress } = createCliOutput(io, { verbose: opts.verbose, progress: opts.progress !== false, defaultLevel: 'info' });
+  const { logger, progress } = createCliOutput(io, { flags: opts, progress: true, defaultLevel: 'info' });
   const closers: (() => Promise<void> | void)[] = [];
   let interrupt: { signal: AbortSignal; dispose(): void } | undefined;
   try {

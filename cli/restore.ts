@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { CliIo } from './main.js';
 import type { RestoreCliOptions } from './restore-command.js';
 
@@ -16,9 +16,6 @@ export function registerRestoreCommand(program: Command, io: CliIo, setExitCode:
     .option('--poll-interval <seconds>', 'time between two import job status requests (default 15)')
     .option('--force', 'replace files at the target that differ from the archive')
     .option('--concurrency <n>', 'files restored at once (default 4)')
-    .option('--json', 'print exactly one JSON document on stdout: { graphId, backupId, target, files: [...], import }')
-    .option('-v, --verbose', 'debug logging on stderr')
-    .addOption(new Option('--no-progress', 'no progress bar or progress lines'))
     .addHelpText('after', `
 Reads {ARCHIVE_PREFIX}{graph}/{backup}/manifest.json and streams every file it lists out of
 the archive, checking its length and SHA-256 on the way. A file lands at its final name only
@@ -27,14 +24,15 @@ then). Files already at the target with the right SHA-256 are kept; one that dif
 the restore before anything is written, unless --force. A directory may hold only the
 backup's files and SHA256SUMS (written last: check with \`sha256sum -c SHA256SUMS\`); an
 s3:// folder only the backup's files (GES imports everything in it).
+--json prints one document: { graphId, backupId, target, files: [...], import }.
 s3:// targets use RESTORE_S3_ENDPOINT, RESTORE_S3_REGION, RESTORE_S3_FORCE_PATH_STYLE,
 RESTORE_S3_ACCESS_KEY_ID and RESTORE_S3_SECRET_ACCESS_KEY when set (e.g. Huawei OBS), else
 the archive's own S3 settings. --import also needs the GES settings (GES_ENDPOINT, auth).
 Exit status: 0 restored (and imported); 1 not archived (NOT_ARCHIVED), a damaged file
 (VERIFY_FAILED), a failed import (IMPORT_FAILED) or a store failure; 2 invalid
 configuration or arguments, or a target that holds other or differing files (nothing written).`)
-    .action(async (opts: RestoreCliOptions) => {
+    .action(async (_opts: RestoreCliOptions, cmd: Command) => {
       const { restoreCommand } = await import('./restore-command.js');
-      setExitCode(await restoreCommand(io, opts));
+      setExitCode(await restoreCommand(io, cmd.optsWithGlobals<RestoreCliOptions>()));
     });
 }

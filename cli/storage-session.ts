@@ -3,7 +3,7 @@ import { loadStorageConfig, type StorageConfig } from '../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { createRetryPolicy } from '../lib/retry.js';
 import { createS3Client, withRetryLogging } from '../lib/runtime.js';
-import { createCliOutput, onInterrupt } from './plumbing.js';
+import { createCliOutput, onInterrupt, type OutputFlags } from './plumbing.js';
 import type { Progress } from './progress.js';
 import type { CliIo } from './main.js';
 
@@ -16,15 +16,15 @@ export interface StorageSession {
   config: StorageConfig;
   deps: StorageDeps;
   signal: AbortSignal;
-  /** Off unless the command asked for it (`verify`), and with --no-progress. */
+  /** Off unless the command shows progress (`verify`), and with -q or --no-progress. */
   progress: Progress;
   dispose(): void;
 }
 
-export function openStorageSession(io: CliIo, opts: { verbose?: boolean; progress?: boolean }): StorageSession {
+export function openStorageSession(io: CliIo, flags: OutputFlags, showsProgress = false): StorageSession {
   const config = loadStorageConfig(io.env);
   // Quiet by default: the result goes to stdout; warnings and, with -v, details to stderr.
-  const { logger, progress } = createCliOutput(io, { verbose: opts.verbose, progress: opts.progress === true, defaultLevel: 'warn', progressOptions: { estimated: false } });
+  const { logger, progress } = createCliOutput(io, { flags, progress: showsProgress, defaultLevel: 'warn', progressOptions: { estimated: false } });
   const s3 = createS3Client(config);
   const interrupt = onInterrupt(logger, 'stopping');
   return {

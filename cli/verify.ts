@@ -1,10 +1,11 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { seededRandom } from '../lib/verify/sample.js';
 import type { VerifyProblem, VerifyReport } from '../lib/verify/types.js';
 import { redactString } from '../lib/redact.js';
 import { formatBytes, writeJson } from './format.js';
 import type { CliIo } from './main.js';
+import type { OutputFlags } from './plumbing.js';
 
 interface VerifyCliOptions {
   graph?: string;
@@ -12,9 +13,6 @@ interface VerifyCliOptions {
   sample?: string;
   seed?: string;
   concurrency?: string;
-  json?: boolean;
-  verbose?: boolean;
-  progress?: boolean;
 }
 
 function argsError(message: string): ArchiverError {
@@ -81,7 +79,7 @@ export function formatVerifyReport(report: VerifyReport): string {
   return `${out.join('\n')}\n`;
 }
 
-async function verifyCommand(io: CliIo, opts: VerifyCliOptions): Promise<number> {
+async function verifyCommand(io: CliIo, opts: VerifyCliOptions & OutputFlags): Promise<number> {
   // Imported here, not at the top: `ges-archiver --help` does not load the AWS SDK (cli/main.ts).
   const [{ checkId, openStorageSession }, { verifyArchive }] = await Promise.all([import('./storage-session.js'), import('../lib/verify/verify.js')]);
   const graphId = checkId(opts.graph, '--graph');
@@ -89,7 +87,7 @@ async function verifyCommand(io: CliIo, opts: VerifyCliOptions): Promise<number>
   const samplePercent = parseSamplePercent(opts.sample);
   const seed = parseWhole(opts.seed, '--seed', 0, 2 ** 32 - 1);
   const concurrency = parseWhole(opts.concurrency, '--concurrency', 1, 64);
-  const session = openStorageSession(io, { verbose: opts.verbose, progress: opts.progress !== false });
+  const session = openStorageSession(io, opts, true);
   try {
     const { progress } = session;
     const report = await verifyArchive(session.deps, {
@@ -123,9 +121,6 @@ export function registerVerifyCommand(program: Command, io: CliIo, setExitCode: 
     .option('--sample <percent>', 're-read and hash only this random share of the files (missing, extra and wrong-size files are still checked for all)')
     .option('--seed <n>', 'seed for --sample, to repeat the same choice of files')
     .option('--concurrency <n>', 'objects read at once (default 4)')
-    .option('--json', 'print exactly one JSON document on stdout: { files, checked, matched, problems: [...], backups: [...] }')
-    .option('-v, --verbose', 'debug logging on stderr')
-    .addOption(new Option('--no-progress', 'no progress bar or progress lines'))
     .addHelpText('after', `
 Every file listed in a manifest.json is checked against the bucket listing (missing,
 truncated = shorter, size-mismatch = longer) and every object in a backup folder that the
@@ -136,11 +131,12 @@ An unreadable or invalid manifest.json is reported as manifest-invalid; the file
 still holds are checked all the same. A SHA256SUMS that does not list the same files and
 digests as manifest.json is sha256sums-mismatch. Nothing archived under the prefix (or the
 graph or backup asked for) is a problem too, so a mistyped prefix never passes.
+--json prints one document: { files, checked, matched, problems: [...], backups: [...] }.
 Progress (bytes and files re-read) goes to stderr like run's; --no-progress silences it.
 Needs only ARCHIVE_BUCKET (and ARCHIVE_PREFIX, S3_FORCE_PATH_STYLE, the AWS SDK variables).
 Exit status: 0 everything checked matches; 1 any problem (or S3 failed); 2 invalid
 configuration or arguments.`)
-    .action(async (opts: VerifyCliOptions) => {
-      setExitCode(await verifyCommand(io, opts));
+    .action(async (_opts: VerifyCliOptions, cmd: Command) => {
+      setExitCode(await verifyCommand(io, cmd.optsWithGlobals<VerifyCliOptions & OutputFlags>()));
     });
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ArchiverError, ErrorCodes } from './errors.js';
 import { formatHostEntry, isLoopbackHost, parseHostEntry } from './hosts.js';
+import { BWLIMIT, FILE_CONCURRENCY, parseBwlimit, parseWhole, PART_SIZE_MIB, STREAMS, type Parsed, type WholeSetting } from './settings.js';
 
 /**
  * The archiver's configuration, parsed once from the environment (CONTRACT.md,
@@ -30,6 +31,8 @@ export interface Config {
   readonly download: {
     /** `host`, `host:port`, `*.suffix` or `*.suffix:port` entries a download link may point to (lib/hosts.ts). */
     readonly allowedHosts: readonly string[];
+    /** Total download rate of the run, bytes/s (ARCHIVE_BWLIMIT, --bwlimit); undefined: no limit. */
+    readonly maxBytesPerSecond?: number | undefined;
   };
   readonly s3: {
     readonly forcePathStyle: boolean;
@@ -63,11 +66,6 @@ export const DEFAULT_ALLOWED_HOSTS = '*.myhuaweicloud.com,*.myhuaweicloud.eu';
 /** FANOUT_MARKER_HOURS' default: a fan-out younger than this is left to its workers. */
 export const DEFAULT_FANOUT_MARKER_HOURS = 12;
 const MiB = 1024 * 1024;
-/**
- * Download connections per file (ARCHIVE_STREAMS). Chosen by measurement with `npm run bench`:
- * see the README's Benchmark section for the runs behind it.
- */
-const DEFAULT_STREAMS = 8;
 
 /**
  * A GES or IAM endpoint: https, because the IAM password and the tokens travel to it; plain
@@ -103,6 +101,18 @@ const intInRange = (name: string, min: number, max: number, dflt: number) =>
     }
     return n;
   });
+
+/** A setting of lib/settings.ts, parsed from its variable with that setting's own parser. */
+const setting = <T>(name: string, parse: (value: string, name: string) => Parsed<T>, dflt: T) =>
+  z.string().optional().transform((v, ctx): T => {
+    if (v === undefined || v.trim() === '') return dflt;
+    const r = parse(v, name);
+    if (r.ok) return r.value;
+    ctx.addIssue({ code: 'custom', message: r.message });
+    return z.NEVER;
+  });
+
+const wholeSetting = (s: WholeSetting) => setting(s.variable, (v, name) => parseWhole(v, s, name), s.default);
 
 const booleanFlag = (name: string) =>
   z.string().trim().optional().transform((v, ctx) => {
@@ -173,10 +183,11 @@ const envSchema = z.object({
   COPY_QUEUE_URL: optionalString,
   GES_REQUEST_TIMEOUT_MS: intInRange('GES_REQUEST_TIMEOUT_MS', 1000, 600_000, 30_000),
   ARCHIVE_BACKUP_CONCURRENCY: intInRange('ARCHIVE_BACKUP_CONCURRENCY', 1, 32, 2),
-  ARCHIVE_FILE_CONCURRENCY: intInRange('ARCHIVE_FILE_CONCURRENCY', 1, 64, 4),
+  ARCHIVE_FILE_CONCURRENCY: wholeSetting(FILE_CONCURRENCY),
   ARCHIVE_PART_CONCURRENCY: intInRange('ARCHIVE_PART_CONCURRENCY', 1, 32, 4),
-  ARCHIVE_STREAMS: intInRange('ARCHIVE_STREAMS', 1, 32, DEFAULT_STREAMS),
-  ARCHIVE_PART_SIZE_MB: intInRange('ARCHIVE_PART_SIZE_MB', 5, 512, 8),
+  ARCHIVE_STREAMS: wholeSetting(STREAMS),
+  ARCHIVE_PART_SIZE_MB: wholeSetting(PART_SIZE_MIB),
+  ARCHIVE_BWLIMIT: setting(BWLIMIT.variable, parseBwlimit, 0),
   INLINE_THROUGHPUT_MBPS: intInRange('INLINE_THROUGHPUT_MBPS', 1, 100_000, 50),
   MAX_RECEIVE_COUNT: intInRange('MAX_RECEIVE_COUNT', 1, 1000, 5),
   LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
@@ -289,10 +300,21 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
- * Parses and validates the environment. Throws ArchiverError CONFIG_INVALID naming every
- * offending variable (never its value: some are secrets).
+ * Command-line flags over their variables (--transfers, --streams, --part-size, --bwlimit),
+ * already parsed and checked with the same lib/settings.ts rules. `maxBytesPerSecond` 0: no limit.
  */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+export interface ConfigOverrides {
+  files?: number | undefined;
+  streams?: number | undefined;
+  partSizeBytes?: number | undefined;
+  maxBytesPerSecond?: number | undefined;
+}
+
+/**
+ * Parses and validates the environment, then applies `overrides`. Throws ArchiverError
+ * CONFIG_INVALID naming every offending variable (never the value of a secret one).
+ */
+export function loadConfig(env: Record<string, string | undefined>, overrides: ConfigOverrides = {}): Config {
   const aliased = applyAliases(env);
   const parsed = envSchema.safeParse(aliased.env);
   if (!parsed.success) {
@@ -314,18 +336,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       requestTimeoutMs: e.GES_REQUEST_TIMEOUT_MS,
     },
     archive: { bucket: e.ARCHIVE_BUCKET, prefix: e.ARCHIVE_PREFIX },
-    download: { allowedHosts: e.DOWNLOAD_ALLOWED_HOSTS },
+    download: { allowedHosts: e.DOWNLOAD_ALLOWED_HOSTS, maxBytesPerSecond: (overrides.maxBytesPerSecond ?? e.ARCHIVE_BWLIMIT) || undefined },
     s3: { forcePathStyle: e.S3_FORCE_PATH_STYLE },
     manifestUri: e.MANIFEST_URI,
     alertTopicArn: e.ALERT_TOPIC_ARN,
     copyQueueUrl: e.COPY_QUEUE_URL,
     concurrency: {
       backups: e.ARCHIVE_BACKUP_CONCURRENCY,
-      files: e.ARCHIVE_FILE_CONCURRENCY,
+      files: overrides.files ?? e.ARCHIVE_FILE_CONCURRENCY,
       parts: e.ARCHIVE_PART_CONCURRENCY,
-      streams: e.ARCHIVE_STREAMS,
+      streams: overrides.streams ?? e.ARCHIVE_STREAMS,
     },
-    partSizeBytes: e.ARCHIVE_PART_SIZE_MB * MiB,
+    partSizeBytes: overrides.partSizeBytes ?? e.ARCHIVE_PART_SIZE_MB * MiB,
     fanout: { inlineThroughputMiBps: e.INLINE_THROUGHPUT_MBPS, maxReceiveCount: e.MAX_RECEIVE_COUNT, markerTtlMs: e.FANOUT_MARKER_HOURS * 3_600_000 },
   });
 }

@@ -4,7 +4,9 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { Agent, type Dispatcher } from 'undici';
 import type { ArchiveDeps } from './archive/types.js';
 import type { Config, RestoreTargetS3Config } from './config.js';
+import { limitBandwidth } from './copy/bandwidth.js';
 import { createCopier } from './copy/copier.js';
+import { DEFAULT_RATE_FLOOR } from './copy/rate-floor.js';
 import { createGesClient, type GesClientDeps } from './ges/client.js';
 import type { Logger } from './log.js';
 import { createRetryPolicy, type RetryEvent, type RetryPolicy } from './retry.js';
@@ -105,11 +107,14 @@ export function createRuntime(config: Config, logger: Logger, overrides: Runtime
   });
   const retry = withRetryLogging(overrides.retry ?? createRetryPolicy(), logger);
   const ges = createGesClient({ config: config.ges, logger: logger.child({ component: 'ges' }), retry, dispatcher, ...(overrides.now ? { now: overrides.now } : {}), onAuthFailure: overrides.onGesAuthFailure });
+  // ARCHIVE_BWLIMIT holds the download links only (GES's API calls are not counted).
+  const limited = config.download.maxBytesPerSecond === undefined ? undefined : limitBandwidth(dispatcher, config.download.maxBytesPerSecond);
   const copier = createCopier({
     s3,
     logger: logger.child({ component: 'copy' }),
     retry,
-    dispatcher,
+    dispatcher: limited?.dispatcher ?? dispatcher,
+    ...(limited ? { rateFloor: { ...DEFAULT_RATE_FLOOR, heldMs: limited.limiter.heldMs } } : {}),
     allowedHosts: config.download.allowedHosts,
     partSizeBytes: config.partSizeBytes,
     partConcurrency: config.concurrency.parts,

@@ -202,7 +202,8 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     const estimatedBytes = listing.files.reduce((sum, f) => sum + (f.sizeKb ?? 0) * 1024, 0);
 
     if (options.dryRun) {
-      return { ...base, status: 'planned', files: listing.files.length, bytes: estimatedBytes, durationMs: now() - started };
+      const fileList = listing.files.map((f) => ({ name: f.name, bytes: f.sizeKb === undefined ? null : f.sizeKb * 1024 }));
+      return { ...base, status: 'planned', files: listing.files.length, bytes: estimatedBytes, fileList, durationMs: now() - started };
     }
     // A forced re-archive may replace the manifest.json it found, and only that one.
     const repairing = options.force === true ? (await headObject(deps, bucket, manifestKey(prefix, graphId, backupId), signal))?.etag : undefined;

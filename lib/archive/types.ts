@@ -32,6 +32,8 @@ export interface BackupReport {
   status: BackupStatus;
   files: number;
   bytes: number;
+  /** `planned` (a dry run): each file GES lists, with its size estimate (null when GES gives none). */
+  fileList?: { name: string; bytes: number | null }[];
   backupName?: string;
   durationMs?: number;
   manifestKey?: string;

@@ -1,7 +1,8 @@
 // The benchmark's argument parsing and arithmetic (bench/). Nothing here times anything: speed
 // is measured by `npm run bench`, never by a test.
 import { parseBenchArgs } from '../../bench/args.js';
-import { benchCases, totalBytes } from '../../bench/cases.js';
+import { bwlimitRound, downloadRate, formatBwlimitTarget, statsSamples } from '../../bench/bwlimit.js';
+import { benchCases, bwlimitCase, totalBytes } from '../../bench/cases.js';
 import { redactLinks } from '../../bench/measure.js';
 import { checkTarget, median, MiB, summarize, type Measurement, type Round } from '../../bench/stats.js';
 
@@ -19,6 +20,11 @@ describe('bench arguments', () => {
 
   it('--case picks cases (repeatable), kept in a, b, c order', () => {
     expect(parseBenchArgs(['--case', 'c', '--case', 'A']).cases).toEqual(['a', 'c']);
+  });
+
+  it('runs the bwlimit case only when asked for', () => {
+    expect(parseBenchArgs(['--case', 'bwlimit', '--case', 'b']).cases).toEqual(['b', 'bwlimit']);
+    expect(parseBenchArgs([]).cases).not.toContain('bwlimit');
   });
 
   it.each([
@@ -77,5 +83,34 @@ describe('bench output', () => {
   it('never prints a signed link\'s query string', () => {
     const text = 'curl: (22) http://127.0.0.1:4000/bucket/g/b/f.bin?AccessKeyId=K&Expires=1&Signature=abc%2B returned 403';
     expect(redactLinks(text)).toBe('curl: (22) http://127.0.0.1:4000/bucket/g/b/f.bin?… returned 403');
+  });
+});
+
+describe('the bwlimit case', () => {
+  const stats = (elapsedSeconds: number, bytes: number, final = false): string =>
+    JSON.stringify({ time: 't', level: 'info', msg: 'stats', stats: { bytes, totalBytes: 100 * MiB, bytesPerSecond: 0, files: 0, totalFiles: 1, elapsedSeconds, etaSeconds: null, final } });
+
+  it('reads the stats lines among other stderr lines, and measures the rate while bytes arrived', () => {
+    // Prepare: start-up with no bytes, 20 MiB/s for 4 s, then a final line after the upload's tail
+    const stderr = [stats(1, 0), '[12:00:00] WARN: something', stats(2, 10 * MiB), stats(3, 30 * MiB), stats(4, 50 * MiB), stats(6, 90 * MiB), stats(9, 100 * MiB, true), ''].join('\n');
+    // Act
+    const samples = statsSamples(stderr);
+    // Assess
+    expect(samples).toHaveLength(6);
+    expect(downloadRate(samples)).toBeCloseTo(20 * MiB, 6);
+  });
+
+  it('cannot measure with fewer than two moving samples', () => {
+    expect(downloadRate(statsSamples([stats(1, 5), stats(2, 100 * MiB, true)].join('\n')))).toBeUndefined();
+    const c = bwlimitCase(true);
+    expect(() => bwlimitRound(c, { bytes: 1, seconds: 1, stderr: '' })).toThrow(/too few --stats-json lines/);
+  });
+
+  it('passes within the tolerance of the limit, on the median round', () => {
+    const c = bwlimitCase(false);
+    const r = (ratio: number) => ({ ratio, rateMiBps: 20 * ratio, wallMiBps: 18 });
+    expect(formatBwlimitTarget(c, [r(0.95), r(0.5), r(1.02)])).toMatch(/^PASS .*: 0\.950 /);
+    expect(formatBwlimitTarget(c, [r(0.85), r(0.89), r(1.3)])).toMatch(/^MISS .*: 0\.890 /);
+    expect(formatBwlimitTarget(c, [r(1.11)])).toMatch(/^MISS/);
   });
 });

@@ -8,6 +8,8 @@ const base = {
   ARCHIVE_BUCKET: 'my-archive',
 };
 
+const MiB = 1024 * 1024;
+
 function configError(env: Record<string, string | undefined>): ArchiverError {
   try {
     loadConfig(env);
@@ -166,5 +168,34 @@ describe('loadConfig', () => {
     expect(config.archive.prefix).toBe('backups/');
     expect(config.download.allowedHosts).toEqual(['a.example.com', '*.obs.example.eu']);
     expect(config.s3.forcePathStyle).toBe(true);
+  });
+});
+
+describe('loadConfig: the copy settings and their flags', () => {
+  it('has no bandwidth limit by default, and reads ARCHIVE_BWLIMIT in rclone syntax', () => {
+    expect(loadConfig(base).download.maxBytesPerSecond).toBeUndefined();
+    expect(loadConfig({ ...base, ARCHIVE_BWLIMIT: '20M' }).download.maxBytesPerSecond).toBe(20 * MiB);
+    expect(loadConfig({ ...base, ARCHIVE_BWLIMIT: 'off' }).download.maxBytesPerSecond).toBeUndefined();
+    expect(configError({ ...base, ARCHIVE_BWLIMIT: '20' }).message).toMatch(/ARCHIVE_BWLIMIT must be a rate from 1k to 1T per second with a unit/);
+  });
+
+  it('lets each flag override its variable, "off" included', () => {
+    // Prepare
+    const env = { ...base, ARCHIVE_FILE_CONCURRENCY: '2', ARCHIVE_STREAMS: '3', ARCHIVE_PART_SIZE_MB: '5', ARCHIVE_BWLIMIT: '1M' };
+    // Act
+    const plain = loadConfig(env);
+    const flagged = loadConfig(env, { files: 9, streams: 12, partSizeBytes: 24 * MiB, maxBytesPerSecond: 0 });
+    // Assess
+    expect(plain.concurrency).toMatchObject({ files: 2, streams: 3 });
+    expect(plain.partSizeBytes).toBe(5 * MiB);
+    expect(plain.download.maxBytesPerSecond).toBe(MiB);
+    expect(flagged.concurrency).toMatchObject({ files: 9, streams: 12 });
+    expect(flagged.partSizeBytes).toBe(24 * MiB);
+    expect(flagged.download.maxBytesPerSecond).toBeUndefined();
+  });
+
+  it('still names the variable (not a flag) for a bad environment value', () => {
+    expect(configError({ ...base, ARCHIVE_STREAMS: '33' }).message).toMatch(/ARCHIVE_STREAMS must be a whole number from 1 to 32/);
+    expect(configError({ ...base, ARCHIVE_PART_SIZE_MB: '4' }).message).toMatch(/ARCHIVE_PART_SIZE_MB must be a whole number from 5 to 512/);
   });
 });
