@@ -25,12 +25,16 @@ export function formatDuration(ms: number): string {
   return `${m} min ${Math.round(s - m * 60)} s`;
 }
 
+/** A backup line starts with its status in a column this wide ('cancelled' and a space); details below align with the id. */
+const STATUS_WIDTH = 10;
+const DETAIL_INDENT = ' '.repeat(2 + STATUS_WIDTH);
+
 function line(b: BackupReport): string {
   const what = `${b.graphId}/${b.backupId}${b.backupName ? ` (${b.backupName})` : ''}`;
   const size = b.status === 'skipped' ? (b.reason?.message ?? 'already archived') : `${b.files} file${b.files === 1 ? '' : 's'}, ${formatBytes(b.bytes)}${b.status === 'planned' ? ' (estimated)' : ''}`;
   const took = b.durationMs !== undefined && b.status !== 'skipped' ? `, ${formatDuration(b.durationMs)}` : '';
-  const err = b.error && b.status !== 'cancelled' ? `\n            ${b.error.code}: ${b.error.message}` : '';
-  return `  ${b.status.padEnd(10)}${what}  ${size}${took}${err}`;
+  const err = b.error && b.status !== 'cancelled' ? `\n${DETAIL_INDENT}${b.error.code}: ${b.error.message}` : '';
+  return `  ${b.status.padEnd(STATUS_WIDTH)}${what}  ${size}${took}${err}`;
 }
 
 /** A dry run's files, one per line under their backup, names aligned, sizes right-aligned. */
@@ -39,7 +43,7 @@ function fileLines(b: BackupReport): string {
   const sizes = b.fileList.map((f) => (f.bytes === null ? '?' : formatBytes(f.bytes)));
   const nameWidth = Math.max(...b.fileList.map((f) => f.name.length));
   const sizeWidth = Math.max(...sizes.map((s) => s.length));
-  return b.fileList.map((f, i) => `\n           ${f.name.padEnd(nameWidth)}  ${sizes[i]!.padStart(sizeWidth)}`).join('');
+  return b.fileList.map((f, i) => `\n${DETAIL_INDENT}${f.name.padEnd(nameWidth)}  ${sizes[i]!.padStart(sizeWidth)}`).join('');
 }
 
 export function formatRunSummary(report: RunReport, bucket: string): string {

@@ -203,8 +203,8 @@ describe('command-line controls and output', () => {
       const downloads = emulator.stats.downloadRequests;
       const r = await runCli(['archive', '--graph', G, '--backup', 'latest', '--dry-run'], env);
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain(`planned  ${G}/${B_LATEST}`);
-      expect(r.stdout).toMatch(/\n {11}big\.bin +12\.0 MiB\n {11}small\.bin +\d+(\.\d)? KiB\n/);
+      expect(r.stdout).toContain(`planned   ${G}/${B_LATEST}`);
+      expect(r.stdout).toMatch(/\n {12}big\.bin +12\.0 MiB\n {12}small\.bin +\d+(\.\d)? KiB\n/);
       expect(r.stdout).toMatch(/1 planned, 0 skipped, 0 failed; 2 files, 12\.0 MiB/);
       expect(emulator.stats.downloadRequests).toBe(downloads);
     });
