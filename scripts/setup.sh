@@ -30,11 +30,11 @@ if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] && [ ! -x ".local-stack/node-$OL
   rm -rf "$tmp"
 fi
 
-if [ ! -x /usr/bin/swift-proxy-server ] || [ ! -x /usr/bin/memcached ] || [ ! -x /usr/bin/rclone ] || [ ! -x /usr/bin/time ]; then
+if [ ! -x /usr/bin/swift-proxy-server ] || [ ! -x /usr/bin/memcached ] || [ ! -x /usr/bin/rclone ] || [ ! -x /usr/bin/time ] || [ ! -x /usr/bin/zsh ]; then
   if [ "$(id -u)" -eq 0 ]; then
     bash scripts/local-stack/install.sh >&2
   else
-    echo "The local stack (OpenStack Swift, the bench peers rclone and GNU time) is not fully installed. Run as root: bash scripts/local-stack/install.sh" >&2
+    echo "The local stack (OpenStack Swift, the bench peers rclone and GNU time, zsh) is not fully installed. Run as root: bash scripts/local-stack/install.sh" >&2
     exit 1
   fi
 fi

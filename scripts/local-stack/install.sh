@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs OpenStack Swift (with s3api) and memcached from Debian's packages, and the peers
 # `npm run bench` measures the archiver against: curl (plain download), rclone (plain upload,
-# `rclone copyurl`) and GNU time (peak RSS). Idempotent: a fast no-op when already installed.
+# `rclone copyurl`) and GNU time (peak RSS); and zsh, so the tests check the zsh completion
+# script. Idempotent: a fast no-op when already installed.
 # Must run as root. Services are never started by apt: the local stack starts its own
 # servers on ephemeral ports (scripts/local-stack/swift.ts).
 set -euo pipefail
 
-PACKAGES=(swift swift-proxy swift-object swift-container swift-account python3-swift memcached curl rclone time)
+PACKAGES=(swift swift-proxy swift-object swift-container swift-account python3-swift memcached curl rclone time zsh)
 BINARIES=(/usr/bin/swift-proxy-server /usr/bin/swift-object-server /usr/bin/swift-container-server
   /usr/bin/swift-account-server /usr/bin/swift-ring-builder /usr/bin/memcached /usr/bin/curl
-  /usr/bin/rclone /usr/bin/time)
+  /usr/bin/rclone /usr/bin/time /usr/bin/zsh)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -22,7 +23,7 @@ for bin in "${BINARIES[@]}"; do
 done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "local-stack: Swift, memcached and the benchmark's peers (curl, rclone, GNU time) already installed"
+  echo "local-stack: Swift, memcached, the benchmark's peers (curl, rclone, GNU time) and zsh already installed"
   exit 0
 fi
 
