@@ -183,7 +183,23 @@ function globalOptions(program: Command): Command {
     .addOption(new Option('--no-progress', 'no progress bar or progress lines'));
 }
 
+/**
+ * A reader that goes away (`ges-archiver run 2>&1 | head -1`) closes the pipe: every later write
+ * fails (EPIPE, then "write after destroy"). The run goes on: what it archives, and its report
+ * under `_runs/`, do not depend on anyone reading; the exit status is the run's. Any other
+ * stream error is not expected and still ends the process.
+ */
+const READER_GONE = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+function outliveReader(stream: NodeJS.WritableStream): void {
+  if (typeof stream.on !== 'function') return;
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (!READER_GONE.has(err.code ?? '')) throw err;
+  });
+}
+
 export async function main(io: CliIo): Promise<number> {
+  outliveReader(io.stdout);
+  outliveReader(io.stderr);
   let exitCode = 0;
   const program = new Command('ges-archiver')
     .description('Archive Huawei Cloud GES graph backups into S3, verified to the byte.')

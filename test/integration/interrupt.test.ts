@@ -147,6 +147,31 @@ describe('interrupting a run (Ctrl-C, SIGTERM)', () => {
     expect((await listInProgressUploads(bucket)).map((u) => u.UploadId)).toEqual([checkpoint.uploadId]);
   }, 60_000);
 
+  it('a reader that goes away (`2>&1 | head -1`) does not stop the run: it archives the backup, exit 0, nothing left behind', async () => {
+    const bucket = await createTestBucket('interrupt-pipe');
+    emulator.faults.throttleDownloads(8 * MiB);
+
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, 'archive', '--graph', GRAPH, '--backup', SHORT], {
+        cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env(bucket) }, stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      // Both streams close at the first line, as `head -1` would close the pipe they share.
+      const close = (): void => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+      };
+      child.stderr.once('data', close);
+      child.stdout.once('data', close);
+      child.on('error', reject);
+      child.on('close', resolve);
+    });
+
+    expect(code).toBe(0);
+    const prefix = `ges-backups/${GRAPH}/${SHORT}/`;
+    expect(await listKeys(bucket, prefix)).toEqual([`${prefix}${SHORT_FILE.name}`, `${prefix}SHA256SUMS`, `${prefix}manifest.json`].sort());
+    expect(await listInProgressUploads(bucket)).toEqual([]);
+  }, 60_000);
+
   it('a short copy stopped by SIGTERM is removed: no upload, no checkpoint, exit 130, cancelled', async () => {
     const bucket = await createTestBucket('interrupt-short');
     // 4 MiB/s for 20 MiB: ~5 s, well under what is worth a resumable hash.
