@@ -210,7 +210,8 @@ class FileCopy {
   }
 
   private keepsUploadOnAbort(): boolean {
-    return this.req.signal?.aborted === true && (this.req.handoverAt !== undefined || this.req.resumable === true)
+    // A resumable copy interrupted before any part was stored has nothing worth a checkpoint.
+    return this.req.signal?.aborted === true && (this.req.handoverAt !== undefined || (this.req.resumable === true && this.session.partsStored > 0))
       && this.upload?.uploadId !== undefined && this.hasher.kind === 'wasm';
   }
 

@@ -3,7 +3,7 @@
 // Swift for S3, fauxqs for SQS and SNS, the GES emulator. The test plays Lambda's part: it
 // builds the events and contexts, and feeds the copy queue's messages to copyWorker.
 import { createHash } from 'node:crypto';
-import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
@@ -15,6 +15,10 @@ const MiB = 1024 * 1024;
 const G = '4c5f882d-a813-4d78-a8e3-6d3212ddd121';
 const B1 = '0f1e2d3c-4b5a-4697-8877-665544332211';
 const B2 = '604bfb46-04dd-45fc-a9ae-df24a0705b9d';
+// Outside the scheduled run's manifest (graph G only): archived by hand in the deadline test.
+const G_BIG = '9b9a05c2-0000-4000-8000-000000000001';
+const B_BIG = '11111111-2222-4333-8444-555555555555';
+const BIG_FILE = { name: 'big.bin', bytes: 40 * MiB + 1 };
 const TOKEN = 'handler-token';
 
 interface Report { backups: { graphId: string; backupId: string; status: string; files: number; error?: { code: string } }[] }
@@ -46,7 +50,7 @@ describe('Lambda handlers against the local stack', () => {
       graphs: [{ id: G, backups: [
         { id: B1, name: 'b1', files: [{ name: 'metadata.xml', bytes: 4096 }, { name: 'vertices.bin', bytes: 9 * MiB + 3 }] },
         { id: B2, name: 'b2', files: [{ name: 'graph.bin', bytes: 2 * MiB }] },
-      ] }],
+      ] }, { id: G_BIG, backups: [{ id: B_BIG, name: 'big', files: [BIG_FILE] }] }],
     });
     bucket = await createTestBucket('handlers');
     const created = (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('copy'), Attributes: { VisibilityTimeout: '30' } }))).QueueUrl!;
@@ -69,6 +73,8 @@ describe('Lambda handlers against the local stack', () => {
       GES_AUTH_TOKEN: TOKEN,
       ARCHIVE_BUCKET: bucket,
       ARCHIVE_PART_SIZE_MB: '5',
+      // One connection per file: a throttled source then sets the pace the deadline test needs.
+      ARCHIVE_STREAMS: '1',
       DOWNLOAD_ALLOWED_HOSTS: '127.0.0.1',
       S3_FORCE_PATH_STYLE: 'true',
       COPY_QUEUE_URL: queueUrl,
@@ -107,34 +113,34 @@ describe('Lambda handlers against the local stack', () => {
 
   it('archiveBackup cut short by the Lambda deadline reports DEADLINE_EXCEEDED (not a cancellation) and keeps its upload under a checkpoint the next invocation continues', async () => {
     const { handler } = await import('../../functions/archive-backup.js');
-    // 9 MiB at 1 MiB/s cannot finish before the stack's signal fires, 10 s before the deadline.
+    // 40 MiB at 1 MiB/s: ~40 s, so the copy keeps a resumable hash; the stack's signal fires
+    // after 7 s (10 s before the deadline), when its first 5 MiB part is stored.
     emulator.faults.throttleDownloads(MiB);
     try {
-      const report = await handler({ graphId: G, backupId: B1 }, context(11_000)) as unknown as Report;
+      const report = await handler({ graphId: G_BIG, backupId: B_BIG }, context(17_000)) as unknown as Report;
       // The failure alerts with the same code (drained first, so later tests see only their own).
       const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: alertsUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }));
       for (const m of Messages) await sqs.send(new DeleteMessageCommand({ QueueUrl: alertsUrl, ReceiptHandle: m.ReceiptHandle! }));
 
-      expect(report.backups).toEqual([expect.objectContaining({ backupId: B1, status: 'failed', error: expect.objectContaining({ code: 'DEADLINE_EXCEEDED' }) as unknown })]);
+      expect(report.backups).toEqual([expect.objectContaining({ backupId: B_BIG, status: 'failed', error: expect.objectContaining({ code: 'DEADLINE_EXCEEDED' }) as unknown })]);
       expect(Messages.map((m) => JSON.parse((JSON.parse(m.Body!) as { Message: string }).Message) as { failures: { code: string }[] })
         .flatMap((a) => a.failures.map((f) => f.code))).toEqual(['DEADLINE_EXCEEDED']);
-      // A slow copy is worth continuing: its stored parts stay, named by a checkpoint.
-      const checkpoints = await listKeys(bucket, `ges-backups/_state/${G}/${B1}/checkpoints/`);
+      const checkpoints = await listKeys(bucket, `ges-backups/_state/${G_BIG}/${B_BIG}/checkpoints/`);
       expect(checkpoints).toHaveLength(1);
       const checkpoint = JSON.parse((await getObjectBytes(bucket, checkpoints[0]!)).toString()) as { uploadId: string; offset: number };
+      expect(checkpoint.offset).toBeGreaterThanOrEqual(5 * MiB);
       expect((await listInProgressUploads(bucket)).map((u) => u.UploadId)).toEqual([checkpoint.uploadId]);
-      expect(await listKeys(bucket, `ges-backups/${G}/${B1}/vertices.bin`)).toEqual([]);
-      expect(await listKeys(bucket, `ges-backups/${G}/${B1}/manifest.json`)).toEqual([]);
+      expect(await listKeys(bucket, `ges-backups/${G_BIG}/${B_BIG}/`)).toEqual([]);
 
       emulator.faults.throttleDownloads(null);
-      const again = await handler({ graphId: G, backupId: B1 }, context(60_000)) as unknown as Report;
+      emulator.resetStats();
+      const again = await handler({ graphId: G_BIG, backupId: B_BIG }, context(60_000)) as unknown as Report;
 
-      expect(again.backups).toEqual([expect.objectContaining({ backupId: B1, status: 'archived' })]);
-      expect(sha256(await getObjectBytes(bucket, `ges-backups/${G}/${B1}/vertices.bin`))).toBe(emulator.fileSha256(G, B1, 'vertices.bin'));
+      expect(again.backups).toEqual([expect.objectContaining({ backupId: B_BIG, status: 'archived' })]);
+      expect(emulator.stats.downloadBytes.get(BIG_FILE.name)).toBe(BIG_FILE.bytes - checkpoint.offset);
+      expect(sha256(await getObjectBytes(bucket, `ges-backups/${G_BIG}/${B_BIG}/${BIG_FILE.name}`))).toBe(emulator.fileSha256(G_BIG, B_BIG, BIG_FILE.name));
       expect(await listInProgressUploads(bucket)).toEqual([]);
-      expect(await listKeys(bucket, `ges-backups/_state/${G}/${B1}/`)).toEqual([]);
-      // The scheduled-run test below archives B1 from scratch.
-      for (const key of await listKeys(bucket, `ges-backups/${G}/${B1}/`)) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      expect(await listKeys(bucket, `ges-backups/_state/${G_BIG}/${B_BIG}/`)).toEqual([]);
     } finally {
       emulator.faults.reset();
     }
