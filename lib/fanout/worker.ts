@@ -100,7 +100,7 @@ class Worker {
   async run(records: readonly CopyRecord[]): Promise<CopyBatchResult> {
     const limit = pLimit(this.options.concurrency ?? this.deps.config.concurrency.files);
     const outcomes = await Promise.all(records.map((r) => limit(() => this.record(r))));
-    await Promise.all(records.map((r, i) => (outcomes[i] === 'failed' ? this.retryLater(r) : undefined)));
+    await Promise.all(records.map((r, i) => (outcomes[i] === 'failed' ? this.retryLater(r) : Promise.resolve())));
     await this.publishAlerts();
     return {
       batchItemFailures: records.filter((_, i) => outcomes[i] === 'failed').map((r) => ({ itemIdentifier: r.messageId })),

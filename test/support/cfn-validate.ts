@@ -66,7 +66,7 @@ class Validator {
 
   private schemaOf(cfnType: string): SchemaResource | undefined {
     const found = this.db.lookup('resource', 'cloudFormationType', 'equals', cfnType);
-    return found[0] as unknown as SchemaResource | undefined;
+    return found[0];
   }
 
   private typeDefinition(ref: { $ref: string }): Record<string, SchemaProperty> {
