@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import undiciOnEveryNode22 from './esbuild-undici-node22.cjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = join(root, 'dist');
@@ -32,39 +33,9 @@ const CJS_SHIMS = [
   'const __dirname = __gesDirname(__filename);',
 ].join(' ');
 
-// undici 8 declares Node.js >= 22.19 and reads two newer Node.js functions as it loads: zlib's
-// zstd decompressor (Node.js 22.15; bound by its decompress interceptor, which the archiver never
-// uses: it sends no Accept-Encoding) and worker_threads' markAsUncloneable (22.10; marks its
-// fetch objects as not structured-cloneable, which the archiver never tries). On an older 22,
-// either missing function stops the command at start. So undici's own imports of those two
-// modules get Node.js's module, or, where the function is missing, a copy with a stand-in: a
-// zstd factory that fails when called, naming the version it needs, and a no-op mark. Every
-// other function is Node.js's own. With this the command runs on every Node.js 22; CI runs the
-// built-CLI tests on 22.0.0 too (test/integration/built-cli.test.ts).
-const UNDICI_BUILTINS = {
-  zlib: [
-    "const zlib = require('node:zlib');",
-    "module.exports = typeof zlib.createZstdDecompress === 'function' ? zlib : {",
-    '  ...zlib,',
-    "  createZstdDecompress() { throw new Error('zstd content encoding needs Node.js >= 22.15'); },",
-    '};',
-  ].join('\n'),
-  worker_threads: [
-    "const threads = require('node:worker_threads');",
-    "module.exports = typeof threads.markAsUncloneable === 'function' ? threads : { ...threads, markAsUncloneable() {} };",
-  ].join('\n'),
-};
-
-/** @type {import('esbuild').Plugin} */
-const undiciOnEveryNode22 = {
-  name: 'undici-on-every-node-22',
-  setup(b) {
-    b.onResolve({ filter: /^(node:)?(zlib|worker_threads)$/ }, (args) => (/node_modules\/undici\//.test(args.importer)
-      ? { path: args.path.replace(/^node:/, ''), namespace: 'undici-builtins' }
-      : undefined));
-    b.onLoad({ filter: /.*/, namespace: 'undici-builtins' }, (args) => ({ contents: UNDICI_BUILTINS[args.path], loader: 'js' }));
-  },
-};
+// undici 8 reads two Node.js functions missing before 22.15 / 22.10 as it loads: the plugin in
+// scripts/esbuild-undici-node22.cjs (shared with the Lambda bundles, serverless.yml) gives it
+// stand-ins, so the command runs on every Node.js 22 (test/integration/built-cli.test.ts).
 
 /** `.../node_modules/@scope/name/lib/x.js` -> the package folder, or undefined for our sources. */
 function packageDir(input) {
@@ -88,7 +59,7 @@ function thirdPartyLicenses(metafile) {
 
 /** The newest modification time among the files the bundle is built from. */
 function newestSourceTime() {
-  const files = ['package.json', 'package-lock.json', 'scripts/build-cli.js'].map((f) => join(root, f));
+  const files = ['package.json', 'package-lock.json', 'scripts/build-cli.js', 'scripts/esbuild-undici-node22.cjs'].map((f) => join(root, f));
   for (const dir of ['cli', 'lib']) {
     for (const entry of readdirSync(join(root, dir), { recursive: true, withFileTypes: true })) {
       if (entry.isFile()) files.push(join(entry.parentPath, entry.name));
@@ -129,7 +100,7 @@ const result = await build({
   define: { GES_ARCHIVER_VERSION: JSON.stringify(pkg.version) },
   logLevel: 'warning',
   metafile: true,
-  plugins: [undiciOnEveryNode22],
+  plugins: undiciOnEveryNode22,
 });
 writeFileSync(join(outDir, 'meta.json'), JSON.stringify(result.metafile));
 writeFileSync(join(outDir, 'THIRD-PARTY-LICENSES.txt'), thirdPartyLicenses(result.metafile));

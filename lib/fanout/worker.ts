@@ -14,6 +14,7 @@ import { parseCopyMessage, serializeCopyMessage, type CopyMessage } from './mess
 import { sendMessage } from './sqs.js';
 import { checkpointKey, deleteKey, getJson } from './state.js';
 import { DEFAULT_MAX_RECEIVE_COUNT, type FanoutDeps } from './types.js';
+import { changeVisibility, DEFAULT_RETRY_VISIBILITY, retryVisibilitySeconds, type RetryVisibility } from './visibility.js';
 
 /** One SQS record as Lambda delivers it (only what the worker reads). */
 export interface CopyRecord {
@@ -21,6 +22,8 @@ export interface CopyRecord {
   body: string;
   /** Lambda's `attributes`; `ApproximateReceiveCount` (a numeric string) is read from it. */
   attributes?: unknown;
+  /** Lambda's `receiptHandle`: with it, a failed message comes back after a backoff (visibility.ts). */
+  receiptHandle?: string;
 }
 
 export interface CopyBatchResult {
@@ -38,6 +41,8 @@ export interface WorkerOptions {
   finalize?: FinalizeOptions;
   /** Delay of a message re-queued because the finalize lock was busy; default 30 s (SQS allows up to 900). */
   finalizeRetryDelaySeconds?: number;
+  /** When a failed message is delivered again; default DEFAULT_RETRY_VISIBILITY (60 s doubling to 15 min). */
+  retryVisibility?: RetryVisibility;
 }
 
 /** `requeued`: stored, but the finalize lock was busy: the message was sent again with a delay to finalize later. */
@@ -59,6 +64,8 @@ const HANDOVER_SAVE_MS = 8_000;
  */
 export const CHAIN_LIMITS = Object.freeze({ restarts: 2, stalledHops: 3, hops: 10_000 });
 const DEFAULT_FINALIZE_RETRY_DELAY_SECONDS = 30;
+/** Time of its own for the ChangeMessageVisibility of a failed message (the invocation may be ending). */
+const VISIBILITY_CHANGE_MS = 5_000;
 
 const attributesSchema = z.looseObject({ ApproximateReceiveCount: z.coerce.number().int().positive().optional() });
 
@@ -93,10 +100,29 @@ class Worker {
   async run(records: readonly CopyRecord[]): Promise<CopyBatchResult> {
     const limit = pLimit(this.options.concurrency ?? this.deps.config.concurrency.files);
     const outcomes = await Promise.all(records.map((r) => limit(() => this.record(r))));
+    await Promise.all(records.map((r, i) => (outcomes[i] === 'failed' ? this.retryLater(r) : Promise.resolve())));
     await this.publishAlerts();
     return {
       batchItemFailures: records.filter((_, i) => outcomes[i] === 'failed').map((r) => ({ itemIdentifier: r.messageId })),
     };
+  }
+
+  /**
+   * A failed message comes back after a backoff instead of the queue's full visibility timeout (on
+   * its last delivery: to the dead-letter queue that much sooner). Best effort: if this fails, SQS
+   * delivers it again after the visibility timeout. It gets its own few seconds: the invocation's
+   * signal may have fired already.
+   */
+  private async retryLater(record: CopyRecord): Promise<void> {
+    const queueUrl = this.deps.config.copyQueueUrl;
+    if (record.receiptHandle === undefined || queueUrl === undefined || this.deps.sqs === undefined) return;
+    const seconds = retryVisibilitySeconds(receiveCountOf(record), this.options.retryVisibility ?? DEFAULT_RETRY_VISIBILITY);
+    try {
+      await changeVisibility({ sqs: this.deps.sqs, retry: this.deps.retry }, queueUrl, record.receiptHandle, seconds, AbortSignal.timeout(VISIBILITY_CHANGE_MS));
+      this.deps.logger.info({ messageId: record.messageId, retryInSeconds: seconds }, 'failed copy message comes back after a backoff');
+    } catch (err) {
+      this.deps.logger.warn({ err: toArchiverError(err), messageId: record.messageId }, 'could not shorten the failed message\'s visibility; SQS delivers it again after the queue\'s visibility timeout');
+    }
   }
 
   private alert(runId: string, failure: AlertFailure): void {

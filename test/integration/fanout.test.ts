@@ -385,6 +385,43 @@ describe('fan-out over SQS', () => {
     expect(await listKeys(bucket)).toEqual([]);
   });
 
+  it('a failed copy comes back after a backoff, not after the queue\'s whole visibility timeout', async () => {
+    // Prepare: a queue hiding received messages for 90 minutes (as deployed), and a message naming
+    // a file GES does not list (it fails on every delivery). Backoff: 2 s, then 4 s.
+    const bucket = await createTestBucket('fanout-backoff');
+    const queue = await createQueue('copy-backoff', { VisibilityTimeout: '5400' });
+    const rt = runtime(bucket, { COPY_QUEUE_URL: queue.url });
+    await sqs.send(new SendMessageCommand({ QueueUrl: queue.url, MessageBody: JSON.stringify({ v: 1, type: 'copy-file', runId: 'r', graphId: G, backupId: B2, fileName: 'nope.bin' }) }));
+    const receiveOne = async (waitSeconds: number) => {
+      const res = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue.url, MaxNumberOfMessages: 1, WaitTimeSeconds: waitSeconds, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }));
+      const m = res.Messages?.[0];
+      return m === undefined ? undefined : { messageId: m.MessageId!, body: m.Body!, attributes: m.Attributes, receiptHandle: m.ReceiptHandle! };
+    };
+    const options = { finalize: FINALIZE, retryVisibility: { baseSeconds: 2, maxSeconds: 60 } };
+
+    // Act: the first delivery fails
+    const first = await receiveOne(1);
+    expect(first).toBeDefined();
+    const result = await handleCopyMessages(rt, [first!], options);
+    const failedAt = Date.now();
+
+    // Assess: it is back within seconds (1 to 2 s with the jitter), delivered a second time
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: first!.messageId }]);
+    const second = await receiveOne(10);
+    expect(second?.messageId).toBe(first!.messageId);
+    expect(second?.attributes?.['ApproximateReceiveCount']).toBe('2');
+    expect(Date.now() - failedAt).toBeLessThan(8_000);
+
+    // Act: the second delivery fails too; the backoff doubles (2 to 4 s)
+    await handleCopyMessages(rt, [second!], options);
+    const again = Date.now();
+    expect(await receiveOne(0)).toBeUndefined();
+    const third = await receiveOne(15);
+    expect(third?.attributes?.['ApproximateReceiveCount']).toBe('3');
+    expect(Date.now() - again).toBeGreaterThanOrEqual(1_500);
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: queue.url, ReceiptHandle: third!.receiptHandle }));
+  });
+
   it('a partial batch reports only the failed message ids', async () => {
     // Prepare: one good message, one poison, one naming a file GES does not list
     const bucket = await createTestBucket('fanout-partial');

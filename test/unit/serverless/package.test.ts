@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inflateRawSync } from 'node:zlib';
+import { loadAwsServiceSpec } from '@aws-cdk/aws-service-spec';
+import { validateTemplate, type CfnTemplate } from '../../support/cfn-validate.js';
 import {
   METRIC_DIMENSION_SERVICE, METRIC_DIMENSION_STAGE, METRIC_NAMESPACE, METRIC_SCHEDULED_RUN_SUCCEEDED, METRIC_SERVICE_NAME,
 } from '../../../functions/lib/metric-names.js';
@@ -40,7 +42,7 @@ function exportsName(dir: string, name: string): boolean {
 
 function prepareServiceCopy(): { dir: string; stubbed: string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'ges-sls-'));
-  for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'lib']) {
+  for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'lib', 'scripts/esbuild-undici-node22.cjs']) {
     cpSync(join(root, entry), join(dir, entry), { recursive: true });
   }
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
@@ -84,6 +86,15 @@ let service: { dir: string; stubbed: string[] };
 let outDir: string;
 let template: Template;
 let resources: Record<string, CfnResource>;
+/** The same service packaged with every optional feature on (the branches the defaults switch off). */
+let templateAllOn: Template;
+
+/** Every optional param set: its resources, statements and Fn::If branches are the ones deployed. */
+const ALL_ON_PARAMS = [
+  'messagingKmsKey=true', 'backupAgeAlarmHours=48', 'coldStorageTransitionDays=30', 'objectLockRetentionDays=30',
+  'kmsKeyArn=arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab', 'alertEmail=ops@example.com',
+  'manifestUri=s3://config-bucket/ges/manifest.json', 'pruneKeepLast=7', 'pruneScheduleEnabled=true',
+];
 
 beforeAll(() => {
   service = prepareServiceCopy();
@@ -100,15 +111,21 @@ beforeAll(() => {
     SLS_NOTIFICATIONS_MODE: 'off',
     AWS_SDK_LOAD_CONFIG: '0',
   });
-  execFileSync(process.execPath, [join(root, 'node_modules/osls/bin/serverless.js'), 'package', '--package', outDir], {
+  const slsPackage = (dir: string, params: string[]) => execFileSync(process.execPath, [
+    join(root, 'node_modules/osls/bin/serverless.js'), 'package', '--package', dir, ...params.map((p) => `--param=${p}`),
+  ], {
     cwd: service.dir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 170_000,
   });
+  slsPackage(outDir, []);
   template = JSON.parse(readFileSync(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
   resources = template.Resources;
-}, 180_000);
+  const allOnDir = join(service.dir, '.package-all-on');
+  slsPackage(allOnDir, ALL_ON_PARAMS);
+  templateAllOn = JSON.parse(readFileSync(join(allOnDir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+}, 240_000);
 
 afterAll(() => {
   if (service) rmSync(service.dir, { recursive: true, force: true });
@@ -247,14 +264,28 @@ describe('functions', () => {
 });
 
 describe('bundles', () => {
-  it('restoreDrill is one ESM bundle that loads under Node 22', () => {
-    const code = readZipEntry(join(outDir, 'restoreDrill.zip'), 'functions/restore-drill.mjs');
-    const file = join(service.dir, 'bundle-check', 'functions/restore-drill.mjs');
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, code);
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(file)}); console.log(typeof m.handler);`], { encoding: 'utf8' });
-    expect(out.trim()).toBe('function');
-  });
+  // package.json engines: >=22.0.0. CI's Node 22 (this one) and the oldest 22, as
+  // scripts/setup.sh fetches it (Linux x64): undici 8 reads functions 22.0 lacks as it loads.
+  const OLDEST_NODE = join(root, '.local-stack/node-22.0.0/bin/node');
+  const NODES: Array<[string, string]> = [[`CI's Node ${process.versions.node}`, process.execPath]];
+  if (`${process.platform}-${process.arch}` === 'linux-x64') NODES.push(['Node 22.0.0', OLDEST_NODE]);
+  const ALL_FUNCTIONS = {
+    ...Object.fromEntries(Object.entries(FUNCTIONS).map(([name, f]) => [name, f.file])),
+    restoreDrill: 'functions/restore-drill.mjs',
+    scheduledPrune: 'functions/scheduled-prune.mjs',
+  };
+
+  it.each(NODES.flatMap(([label, node]) => Object.entries(ALL_FUNCTIONS).map(([name, file]) => [name, label, node, file] as const)))(
+    '%s: the zipped bundle imports and exports its handler under %s',
+    (name, _label, node, file) => {
+      expect({ node, exists: existsSync(node) }).toEqual({ node, exists: true });
+      const target = join(service.dir, 'bundle-import', name, file);
+      mkdirSync(dirname(target), { recursive: true });
+      writeFileSync(target, readZipEntry(join(outDir, `${name}.zip`), file));
+      const out = execFileSync(node, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(target)}); console.log(process.version, typeof m.handler);`], { encoding: 'utf8' });
+      expect(out.trim()).toMatch(/^v22\.\d+\.\d+ function$/);
+    },
+  );
 
   it('scheduledPrune is one ESM bundle that refuses to prune without a retention', () => {
     const file = join(service.dir, 'bundle-check', 'functions/scheduled-prune.mjs');
@@ -294,6 +325,128 @@ describe('bundles', () => {
     expect(result.code).toBe('ARGS_INVALID');
     expect(result.message).toContain('graphId');
     expect(result.message).toContain('backupId');
+  });
+});
+
+describe('CloudFormation resource schemas (@aws-cdk/aws-service-spec)', () => {
+  it('the packaged template has no schema error: types, property names, required properties, literal types, GetAtt attributes, Ref/Sub targets, cycles', async () => {
+    const db = await loadAwsServiceSpec();
+    expect(validateTemplate(db, template as unknown as CfnTemplate)).toEqual([]);
+  }, 60_000);
+
+  it('nor with every optional feature on (messaging key, backup age alarm, cold storage, object lock, bucket key, e-mail, prune)', async () => {
+    const db = await loadAwsServiceSpec();
+    expect(validateTemplate(db, templateAllOn as unknown as CfnTemplate)).toEqual([]);
+    for (const id of ['MessagingKey', 'MessagingKeyAlias', 'BackupAgeAlarm', 'AlertEmailSubscription']) expect(templateAllOn.Resources[id]).toBeDefined();
+    expect(templateAllOn.Conditions['HasMessagingKey']).toEqual({ 'Fn::Equals': ['on', 'on'] });
+    expect(JSON.stringify(Object.values(templateAllOn.Resources).filter((r) => r.Type === 'AWS::Scheduler::Schedule').map((r) => r.Properties['State']))).toBe('["ENABLED","ENABLED","ENABLED"]');
+  }, 60_000);
+});
+
+describe('operations', () => {
+  const alarm = (id: string) => resource(id, 'AWS::CloudWatch::Alarm').Properties;
+  const FUNCTION_IDS = ['ScheduledRunLambdaFunction', 'ArchiveBackupLambdaFunction', 'CopyWorkerLambdaFunction', 'RestoreDrillLambdaFunction', 'ScheduledPruneLambdaFunction'];
+  /** The function and metric of each MetricStat of a metric-math alarm, and its expression. */
+  function mathAlarm(id: string): { stats: Array<{ fn: unknown; metric: unknown; stat: unknown }>; expression: string } {
+    const metrics = alarm(id)['Metrics'] as Array<{ Id: string; Expression?: string; ReturnData: boolean; MetricStat?: { Metric: { MetricName: string; Dimensions: Array<{ Value: unknown }> }; Stat: string } }>;
+    const stats = metrics.filter((m) => m.MetricStat).map((m) => ({ fn: m.MetricStat!.Metric.Dimensions[0]!.Value, metric: m.MetricStat!.Metric.MetricName, stat: m.MetricStat!.Stat }));
+    const returned = metrics.filter((m) => m.ReturnData);
+    expect(returned).toHaveLength(1);
+    const expression = returned[0]!.Expression!;
+    // The expression adds up (or takes the maximum of) every MetricStat it is given.
+    for (const m of metrics.filter((x) => x.MetricStat)) expect(expression).toContain(m.Id);
+    return { stats, expression };
+  }
+
+  it('runs scheduledRun one at a time (reserved concurrency 1)', () => {
+    expect(resources['ScheduledRunLambdaFunction']!.Properties['ReservedConcurrentExecutions']).toBe(1);
+  });
+
+  it('keeps no Lambda versions (versionFunctions: false)', () => {
+    expect(ofType('AWS::Lambda::Version')).toEqual([]);
+  });
+
+  it('tags the stack (service, stage), which CloudFormation passes on to every taggable resource', () => {
+    const state = JSON.parse(readFileSync(join(outDir, 'serverless-state.json'), 'utf8')) as { service: { provider: { stackTags?: Json } } };
+    expect(state.service.provider.stackTags).toEqual({ service: 'ges-archiver', stage: 'dev' });
+  });
+
+  it('passes inlineThroughputMbps to scheduledRun as INLINE_THROUGHPUT_MBPS, by default low enough that runs fan out', () => {
+    const vars = (resources['ScheduledRunLambdaFunction']!.Properties['Environment'] as { Variables: Json }).Variables;
+    expect(vars['INLINE_THROUGHPUT_MBPS']).toBe('1');
+  });
+
+  it('gives every schedule a retry policy and the schedule dead-letter queue, and alarms on that queue', () => {
+    const schedules = ofType('AWS::Scheduler::Schedule');
+    expect(schedules.map(([id]) => id).sort()).toEqual(['RestoreDrillSchedule', 'ScheduledPruneSchedule', 'ScheduledRunSchedule']);
+    for (const [, s] of schedules) {
+      const target = s.Properties['Target'] as Json;
+      expect(target['DeadLetterConfig']).toEqual({ Arn: { 'Fn::GetAtt': ['ScheduleDeadLetterQueue', 'Arn'] } });
+      expect(target['RetryPolicy']).toEqual({ MaximumRetryAttempts: 5, MaximumEventAgeInSeconds: 3600 });
+    }
+    expect(resource('ScheduleDeadLetterQueue', 'AWS::SQS::Queue').Properties['MessageRetentionPeriod']).toBe(14 * 24 * 3600);
+    expect(alarm('ScheduleDeadLetterQueueAlarm')).toMatchObject({
+      Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['ScheduleDeadLetterQueue', 'QueueName'] } }],
+      Threshold: 0, ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it('alarms on throttles, on an invocation near its timeout and on dropped asynchronous invocations, for every function', () => {
+    const throttles = mathAlarm('LambdaThrottlesAlarm');
+    expect(throttles.stats).toEqual(FUNCTION_IDS.map((id) => ({ fn: { Ref: id }, metric: 'Throttles', stat: 'Sum' })));
+    expect(throttles.expression).toMatch(/^SUM\(/);
+    expect(alarm('LambdaThrottlesAlarm')).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'notBreaching' });
+
+    const duration = mathAlarm('DurationNearTimeoutAlarm');
+    expect(duration.stats).toEqual(FUNCTION_IDS.map((id) => ({ fn: { Ref: id }, metric: 'Duration', stat: 'Maximum' })));
+    expect(duration.expression).toMatch(/^MAX\(/);
+    // Near the timeout: past the handover margin, before Lambda's own cut-off.
+    for (const id of FUNCTION_IDS) {
+      const timeoutMs = (resources[id]!.Properties['Timeout'] as number) * 1000;
+      expect(alarm('DurationNearTimeoutAlarm')['Threshold']).toBeLessThan(timeoutMs);
+      expect(alarm('DurationNearTimeoutAlarm')['Threshold']).toBeGreaterThan(timeoutMs - 60_000);
+    }
+
+    const dropped = mathAlarm('DroppedInvocationsAlarm');
+    expect(dropped.stats).toEqual(FUNCTION_IDS.map((id) => ({ fn: { Ref: id }, metric: 'AsyncEventsDropped', stat: 'Sum' })));
+    expect(alarm('DroppedInvocationsAlarm')).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
+  });
+
+  it('keeps BackupAgeAlarm in the state its daily datapoint set between datapoints (no flapping)', () => {
+    const props = alarm('BackupAgeAlarm');
+    expect(props['TreatMissingData']).toBe('ignore');
+    expect(props['EvaluationPeriods']).toBe(1);
+  });
+
+  it('shows the new alarms on the dashboard', () => {
+    const body = JSON.stringify(resource('Dashboard', 'AWS::CloudWatch::Dashboard').Properties['DashboardBody']);
+    for (const id of ['LambdaThrottlesAlarm', 'DurationNearTimeoutAlarm', 'ScheduleDeadLetterQueueAlarm', 'DroppedInvocationsAlarm']) expect(body).toContain(`"${id}"`);
+  });
+
+  it('encrypts the topic and every queue with the messaging key only when messagingKmsKey is true, else SQS-managed keys', () => {
+    const queues = ofType('AWS::SQS::Queue');
+    expect(queues.map(([id]) => id).sort()).toEqual(['CopyDeadLetterQueue', 'CopyQueue', 'ScheduleDeadLetterQueue']);
+    for (const [, q] of queues) {
+      expect(q.Properties['KmsMasterKeyId']).toEqual({ 'Fn::If': ['HasMessagingKey', { Ref: 'MessagingKey' }, { Ref: 'AWS::NoValue' }] });
+      expect(q.Properties['SqsManagedSseEnabled']).toEqual({ 'Fn::If': ['HasMessagingKey', { Ref: 'AWS::NoValue' }, true] });
+    }
+    expect(resources['AlertTopic']!.Properties['KmsMasterKeyId']).toEqual({ 'Fn::If': ['HasMessagingKey', { Ref: 'MessagingKey' }, { Ref: 'AWS::NoValue' }] });
+    expect(template.Conditions['HasMessagingKey']).toEqual({ 'Fn::Equals': ['off', 'on'] });
+    expect(resource('MessagingKey', 'AWS::KMS::Key').Condition).toBe('HasMessagingKey');
+  });
+
+  it('lets CloudWatch alarms publish to the encrypted topic (key policy) and every publishing or queueing role use the key', () => {
+    const key = resource('MessagingKey', 'AWS::KMS::Key').Properties;
+    expect(key['EnableKeyRotation']).toBe(true);
+    const statements = (key['KeyPolicy'] as { Statement: Array<{ Principal: Json; Action: string[]; Condition?: Json }> }).Statement;
+    const cloudwatch = statements.find((s) => JSON.stringify(s.Principal) === JSON.stringify({ Service: 'cloudwatch.amazonaws.com' }))!;
+    expect(cloudwatch.Action.sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
+    expect(cloudwatch.Condition).toEqual({ StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } });
+    for (const [roleId, role] of ofType('AWS::IAM::Role')) {
+      const text = JSON.stringify(role.Properties['Policies']);
+      expect([roleId, text.includes('{"Fn::If":["HasMessagingKey",{"Sid":"MessagingKey","Effect":"Allow","Action":["kms:GenerateDataKey","kms:Decrypt"],"Resource":{"Fn::GetAtt":["MessagingKey","Arn"]}}')]).toEqual([roleId, true]);
+    }
   });
 });
 
@@ -513,23 +666,36 @@ describe('IAM', () => {
 
   const roles = () => ofType('AWS::IAM::Role').map(([id]) => id);
   const actions = (s: Statement) => [s.Action].flat();
+  const invokeStatements = (roleId: string) => statementsOf(roleId).filter((s) => actions(s).some((a) => a.startsWith('lambda:')));
+
+  it('lets each scheduler role invoke its function, send to the schedule dead-letter queue, and use the messaging key; nothing else', () => {
+    for (const roleId of ['SchedulerInvokeRole', 'DrillSchedulerInvokeRole', 'PruneSchedulerInvokeRole']) {
+      const statements = statementsOf(roleId);
+      expect([roleId, statements.flatMap(actions).sort()]).toEqual([roleId, ['kms:Decrypt', 'kms:GenerateDataKey', 'lambda:InvokeFunction', 'sqs:SendMessage']]);
+      expect(statements.find((s) => actions(s).includes('sqs:SendMessage'))!.Resource).toEqual({ 'Fn::GetAtt': ['ScheduleDeadLetterQueue', 'Arn'] });
+    }
+  });
 
   it('has one role per function plus one scheduler role per schedule, and no shared default role', () => {
     expect(roles().sort()).toEqual(['ArchiveBackupRole', 'CopyWorkerRole', 'DrillSchedulerInvokeRole', 'PruneRole', 'PruneSchedulerInvokeRole', 'RestoreDrillRole', 'ScheduledRunRole', 'SchedulerInvokeRole']);
     expect(resources['IamRoleLambdaExecution']).toBeUndefined();
   });
 
-  it('never allows a wildcard action, and a wildcard resource only for PutMetricData limited to our namespace', () => {
+  it('never allows a wildcard action or a wildcard resource', () => {
     for (const roleId of roles()) {
       for (const s of statementsOf(roleId)) {
         for (const a of actions(s)) expect(a === '*' || a.endsWith(':*')).toBe(false);
-        const wildcard = [s.Resource].flat().some((r) => r === '*');
-        if (wildcard) {
-          expect(actions(s)).toEqual(['cloudwatch:PutMetricData']);
-          expect(s.Condition).toEqual({ StringEquals: { 'cloudwatch:namespace': METRIC_NAMESPACE } });
-        }
+        expect([roleId, [s.Resource].flat().some((r) => r === '*')]).toEqual([roleId, false]);
       }
     }
+  });
+
+  it('grants nothing the code does not call: no ListBucketMultipartUploads (only `cleanup`, a CLI command, lists uploads), no PutMetricData (metrics are EMF log lines), no GetQueueAttributes for the sender', () => {
+    for (const roleId of roles()) {
+      const all = statementsOf(roleId).flatMap(actions);
+      expect([roleId, all.filter((a) => ['s3:ListBucketMultipartUploads', 'cloudwatch:PutMetricData'].includes(a))]).toEqual([roleId, []]);
+    }
+    expect(statementsOf('ScheduledRunRole').flatMap(actions)).not.toContain('sqs:GetQueueAttributes');
   });
 
   it('lets each function write only its own log group', () => {
@@ -616,13 +782,14 @@ describe('IAM', () => {
   it('gives restoreDrill read-only access: list and get under the prefix, publish to the topic, no secret', () => {
     const statements = statementsOf('RestoreDrillRole');
     const all = statements.flatMap(actions).sort();
-    expect(all).toEqual(['cloudwatch:PutMetricData', 'kms:Decrypt', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 'sns:Publish']);
+    // kms: the archive's key (kmsKeyArn) and the messaging key (messagingKmsKey), each only when set.
+    expect(all).toEqual(['kms:Decrypt', 'kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 'sns:Publish']);
     expect(statements.find((s) => s.Sid === 'ReadArchive')!.Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/*' });
     const list = statements.find((s) => s.Sid === 'ListArchive')!;
     expect(list.Resource).toEqual({ 'Fn::GetAtt': ['ArchiveBucket', 'Arn'] });
     expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['ges-backups/*'] } });
     expect(statements.find((s) => actions(s).includes('sns:Publish'))!.Resource).toEqual({ Ref: 'AlertTopic' });
-    const invoke = statementsOf('DrillSchedulerInvokeRole');
+    const invoke = invokeStatements('DrillSchedulerInvokeRole');
     expect(invoke).toHaveLength(1);
     expect(invoke[0]!.Resource).toEqual([
       { 'Fn::GetAtt': ['RestoreDrillLambdaFunction', 'Arn'] },
@@ -633,7 +800,7 @@ describe('IAM', () => {
   it('lets scheduledPrune list, read (with the lock status), delete under the prefix and write only its marker under _state/; no secret', () => {
     const statements = statementsOf('PruneRole');
     expect(statements.flatMap(actions).sort()).toEqual([
-      'kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:DeleteObject', 's3:GetObject',
+      'kms:Decrypt', 'kms:Decrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:DeleteObject', 's3:GetObject',
       's3:GetObjectLegalHold', 's3:GetObjectRetention', 's3:ListBucket', 's3:PutObject', 'sns:Publish',
     ]);
     const byAction = (a: string) => statements.find((s) => actions(s).includes(a))!;
@@ -642,7 +809,7 @@ describe('IAM', () => {
     expect(byAction('s3:GetObjectRetention').Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/*' });
     expect(byAction('s3:ListBucket').Condition).toEqual({ StringLike: { 's3:prefix': ['ges-backups/*'] } });
     expect(byAction('sns:Publish').Resource).toEqual({ Ref: 'AlertTopic' });
-    const invoke = statementsOf('PruneSchedulerInvokeRole');
+    const invoke = invokeStatements('PruneSchedulerInvokeRole');
     expect(invoke).toHaveLength(1);
     expect(invoke[0]!.Resource).toEqual([
       { 'Fn::GetAtt': ['ScheduledPruneLambdaFunction', 'Arn'] },
@@ -674,7 +841,7 @@ describe('IAM', () => {
   it('lets the scheduler role invoke scheduledRun and nothing else', () => {
     const role = resource('SchedulerInvokeRole', 'AWS::IAM::Role').Properties;
     expect(JSON.stringify(role['AssumeRolePolicyDocument'])).toContain('scheduler.amazonaws.com');
-    const statements = statementsOf('SchedulerInvokeRole');
+    const statements = invokeStatements('SchedulerInvokeRole');
     expect(statements).toHaveLength(1);
     expect(actions(statements[0]!)).toEqual(['lambda:InvokeFunction']);
     expect(statements[0]!.Resource).toEqual([
