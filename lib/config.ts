@@ -52,6 +52,8 @@ export interface Config {
   };
   /** Minimum multipart part size in bytes (grown as needed for the 10,000-part limit). */
   readonly partSizeBytes: number;
+  /** A copy that looks longer than this at its first part can be continued after an interruption (ARCHIVE_RESUMABLE_AFTER_S). */
+  readonly resumableAfterMs: number;
   readonly fanout: {
     /** Assumed copy throughput (MiB/s) when deciding whether a scheduled run fits its time budget inline. */
     readonly inlineThroughputMiBps: number;
@@ -188,6 +190,7 @@ const envSchema = z.object({
   ARCHIVE_STREAMS: wholeSetting(STREAMS),
   ARCHIVE_PART_SIZE_MB: wholeSetting(PART_SIZE_MIB),
   ARCHIVE_BWLIMIT: setting(BWLIMIT.variable, parseBwlimit, 0),
+  ARCHIVE_RESUMABLE_AFTER_S: intInRange('ARCHIVE_RESUMABLE_AFTER_S', 0, 86_400, 120),
   INLINE_THROUGHPUT_MBPS: intInRange('INLINE_THROUGHPUT_MBPS', 1, 100_000, 50),
   MAX_RECEIVE_COUNT: intInRange('MAX_RECEIVE_COUNT', 1, 1000, 5),
   LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
@@ -348,6 +351,7 @@ export function loadConfig(env: Record<string, string | undefined>, overrides: C
       streams: overrides.streams ?? e.ARCHIVE_STREAMS,
     },
     partSizeBytes: overrides.partSizeBytes ?? e.ARCHIVE_PART_SIZE_MB * MiB,
+    resumableAfterMs: e.ARCHIVE_RESUMABLE_AFTER_S * 1000,
     fanout: { inlineThroughputMiBps: e.INLINE_THROUGHPUT_MBPS, maxReceiveCount: e.MAX_RECEIVE_COUNT, markerTtlMs: e.FANOUT_MARKER_HOURS * 3_600_000 },
   });
 }

@@ -117,6 +117,7 @@ export function createRuntime(config: Config, logger: Logger, overrides: Runtime
     ...(limited ? { rateFloor: { ...DEFAULT_RATE_FLOOR, heldMs: limited.limiter.heldMs } } : {}),
     allowedHosts: config.download.allowedHosts,
     partSizeBytes: config.partSizeBytes,
+    resumableAfterMs: config.resumableAfterMs,
     partConcurrency: config.concurrency.parts,
     streams: config.concurrency.streams,
     ...(overrides.now ? { now: overrides.now } : {}),

@@ -61,9 +61,12 @@ const HANDOVER_DRAIN_MS = 30_000;
 /**
  * A `resumable` copy keeps a serialisable hash (so an interruption hands over instead of losing
  * the upload) when, at its first part, the rest of the file looks like it takes longer than this
- * at the pace so far. Shorter copies keep the ~5x faster node:crypto hash and start again.
+ * at the pace so far (CopierDeps.resumableAfterMs, ARCHIVE_RESUMABLE_AFTER_S). Shorter copies keep
+ * the ~5x faster node:crypto hash and start again. The pace at the first part is pessimistic
+ * (it includes the first request and TCP's slow start): on a loaded 2-CPU machine a 1 GiB copy
+ * that takes 8 s looked like 40 s at its first part, so the default leaves a wide margin.
  */
-export const RESUMABLE_AFTER_MS = 30_000;
+export const DEFAULT_RESUMABLE_AFTER_MS = 120_000;
 
 interface UploadState {
   /** Undefined: the file fits in one part and is stored with one PutObject at the end (no multipart upload). */
@@ -215,13 +218,13 @@ class FileCopy {
       && this.upload?.uploadId !== undefined && this.hasher.kind === 'wasm';
   }
 
-  /** At the first part of a `resumable` copy: will the rest take longer than RESUMABLE_AFTER_MS at this pace? */
+  /** At the first part of a `resumable` copy: will the rest take longer than `resumableAfterMs` at this pace? */
   private expectsLongCopy(): boolean {
     const total = this.upload?.totalBytes ?? 0;
     const done = this.stats.bytesDownloaded;
     const elapsed = this.now() - this.startedAt;
     if (done <= 0) return true;
-    return ((total - done) * elapsed) / done > RESUMABLE_AFTER_MS;
+    return ((total - done) * elapsed) / done > (this.deps.resumableAfterMs ?? DEFAULT_RESUMABLE_AFTER_MS);
   }
 
   private async restoreOrInit(): Promise<void> {

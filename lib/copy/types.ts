@@ -32,7 +32,7 @@ export interface CopyFileRequest {
   /**
    * When `signal` aborts (Ctrl-C, a deadline), return a checkpoint (status 'handover') instead of
    * aborting the multipart upload, if the copy was expected to take longer than
-   * RESUMABLE_AFTER_MS: such a copy keeps a serialisable hash (hash-wasm, ~300 MiB/s); a shorter
+   * `CopierDeps.resumableAfterMs`: such a copy keeps a serialisable hash (hash-wasm, ~300 MiB/s); a shorter
    * one keeps node:crypto's (~1,500 MiB/s) and is simply done again. A failure still aborts.
    */
   resumable?: boolean;
@@ -74,6 +74,8 @@ export interface CopierDeps {
   dispatcher?: Dispatcher;
   /** Minimum part size; default 16 MiB, at least 5 MiB (S3's minimum). */
   partSizeBytes?: number;
+  /** A `resumable` copy keeps a serialisable hash when it looks longer than this at its first part (default DEFAULT_RESUMABLE_AFTER_MS). */
+  resumableAfterMs?: number;
   /** Parts uploaded at once; default 4. */
   partConcurrency?: number;
   /**

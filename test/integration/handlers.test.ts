@@ -73,8 +73,10 @@ describe('Lambda handlers against the local stack', () => {
       GES_AUTH_TOKEN: TOKEN,
       ARCHIVE_BUCKET: bucket,
       ARCHIVE_PART_SIZE_MB: '5',
-      // One connection per file: a throttled source then sets the pace the deadline test needs.
+      // One connection per file and resumable copies from 10 s on: a throttled source then sets
+      // the pace the deadline test needs.
       ARCHIVE_STREAMS: '1',
+      ARCHIVE_RESUMABLE_AFTER_S: '10',
       DOWNLOAD_ALLOWED_HOSTS: '127.0.0.1',
       S3_FORCE_PATH_STYLE: 'true',
       COPY_QUEUE_URL: queueUrl,

@@ -76,7 +76,8 @@ describe('interrupting a run (Ctrl-C, SIGTERM)', () => {
   function env(bucket: string): Record<string, string | undefined> {
     const aws = Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('AWS_')));
     // One stream: the pace at the first part decides whether the copy keeps a resumable hash.
-    return { ...aws, ...tokenEnv(emulator, bucket, TOKEN), ARCHIVE_STREAMS: '1', LOG_LEVEL: 'info' };
+    // Copies that look longer than 10 s at their first part are resumable (the default, 120 s, would make this test slow).
+    return { ...aws, ...tokenEnv(emulator, bucket, TOKEN), ARCHIVE_STREAMS: '1', ARCHIVE_RESUMABLE_AFTER_S: '10', LOG_LEVEL: 'info' };
   }
 
   const served = (name: string): number => emulator.stats.downloadBytes.get(name) ?? 0;
@@ -174,7 +175,7 @@ describe('interrupting a run (Ctrl-C, SIGTERM)', () => {
 
   it('a short copy stopped by SIGTERM is removed: no upload, no checkpoint, exit 130, cancelled', async () => {
     const bucket = await createTestBucket('interrupt-short');
-    // 4 MiB/s for 20 MiB: ~5 s, well under what is worth a resumable hash.
+    // 4 MiB/s for 20 MiB: ~5 s, under the 10 s that are worth a resumable hash here.
     emulator.faults.throttleDownloads(4 * MiB);
 
     const run = await runUntil(['archive', '--graph', GRAPH, '--backup', SHORT, '--json', '--no-progress'], env(bucket),
