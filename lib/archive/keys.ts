@@ -20,3 +20,8 @@ export function manifestKey(prefix: string, graphId: string, backupId: string): 
 export function runReportKey(prefix: string, runId: string): string {
   return `${prefix}_runs/${runId}.json`;
 }
+
+/** A graph's report in a run planned per graph: next to the run's own report, never mistaken for one. */
+export function graphReportKey(prefix: string, runId: string, graphId: string): string {
+  return `${prefix}_runs/${runId}/graphs/${graphId}.json`;
+}
