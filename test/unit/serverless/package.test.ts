@@ -164,6 +164,11 @@ describe('functions', () => {
     expect(env('CopyWorkerLambdaFunction')['COPY_QUEUE_URL']).toEqual({ Ref: 'CopyQueue' });
   });
 
+  it('gives scheduledRun PLAN_PER_GRAPH_MIN_GRAPHS from the planPerGraphMinGraphs param (default 20)', () => {
+    const env = (resources['ScheduledRunLambdaFunction']!.Properties['Environment'] as { Variables: Json }).Variables;
+    expect(env['PLAN_PER_GRAPH_MIN_GRAPHS']).toBe('20');
+  });
+
   function scheduleOf(fnId: string): Json {
     const schedules = ofType('AWS::Scheduler::Schedule').filter(([, r]) => JSON.stringify((r.Properties['Target'] as Json)['Arn']).includes(`"${fnId}"`));
     expect(schedules).toHaveLength(1);
@@ -197,7 +202,8 @@ describe('functions', () => {
     expect(props['FunctionResponseTypes']).toEqual(['ReportBatchItemFailures']);
     expect(props['BatchSize']).toBeGreaterThanOrEqual(1);
     expect(props['BatchSize']).toBeLessThanOrEqual(5);
-    expect((props['ScalingConfig'] as Json)['MaximumConcurrency']).toEqual(expect.any(Number));
+    // The copyWorkerMaxConcurrency param (default 5): the bound on GES requests, planning included.
+    expect((props['ScalingConfig'] as Json)['MaximumConcurrency']).toBe(5);
   });
 
   it('runs restoreDrill on its own schedule (drillSchedule, drillScheduleEnabled) with DRILL_SAMPLE_PERCENT, in its own role', () => {
