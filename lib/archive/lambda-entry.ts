@@ -51,7 +51,7 @@ function plansPerGraph(deps: FanoutDeps, manifest: RunManifest): boolean {
  * one alert, and it throws: BUCKET_UNAVAILABLE before GES is asked for anything, MANIFEST_INVALID...).
  * - A manifest with at least PLAN_PER_GRAPH_MIN_GRAPHS graphs, and a copy queue: one `plan-graph`
  *   message per graph (mode `per-graph`); copy workers plan the graphs in parallel, each storing
- *   `{prefix}_runs/{runId}/graphs/{graphId}.json` and alerting its failures. The run's own report
+ *   `{prefix}_runs/{runId}.graph.{graphId}.json` and alerting its failures. The run's own report
  *   says how many graphs went out, and lists the graphs that could not be queued (failed).
  * - Otherwise it plans every graph here, then archives inline or fans the target backups out to
  *   the copy queue (status `queued`), as `chooseCopyMode` decides.

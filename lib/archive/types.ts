@@ -47,7 +47,7 @@ export interface RunReport {
   startedAt: string;
   finishedAt: string;
   durationMs: number;
-  /** A graph's own report when the run was planned per graph (`{prefix}_runs/{runId}/graphs/{graphId}.json`). */
+  /** A graph's own report when the run was planned per graph (`{prefix}_runs/{runId}.graph.{graphId}.json`). */
   graphId?: string;
   /** A run planned per graph: how many planning messages it queued (the graphs' reports follow). */
   graphsPlanned?: number;

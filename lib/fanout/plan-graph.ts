@@ -19,7 +19,7 @@ import type { FanoutDeps } from './types.js';
  * Each message runs the very step an inline run takes for one graph (`planGraphStep`): list its
  * backups, pick `latest`/`all`/the ids, skip archived ones and fan-outs in progress, then copy
  * inline when it fits the worker's time, else fan the files out (copy messages on the same
- * queue). The graph's report goes to `{prefix}_runs/{runId}/graphs/{graphId}.json`, written
+ * queue). The graph's report goes to `{prefix}_runs/{runId}.graph.{graphId}.json`, written
  * last: it marks the message done, so a redelivery after it changes nothing. A redelivery before
  * it plans again: archived backups are skipped, and a backup this same run already fanned out is
  * fanned out again (its job.json is rewritten, copy messages are idempotent), so nothing is

@@ -188,7 +188,7 @@ describe('planning per graph', () => {
     // Assess: everything archived; each graph's report stored next to the run's
     const manifests = (await listKeys(bucket, 'ges-backups/')).filter((k) => k.endsWith('/manifest.json') && !k.includes('_runs/')).sort();
     expect(manifests).toEqual(expectedManifests());
-    const reportKeys = await listKeys(bucket, `ges-backups/_runs/${report.runId}/graphs/`);
+    const reportKeys = await listKeys(bucket, `ges-backups/_runs/${report.runId}.graph.`);
     expect(reportKeys).toHaveLength(GRAPHS + 1);
 
     const byGraph = new Map(graphReports.map((r) => [r.graphId, r]));

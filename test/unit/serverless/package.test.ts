@@ -603,6 +603,7 @@ describe('IAM', () => {
       for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion']) {
         expect([roleId, allows(roleId, action, obj('g-1/b-1/manifest.json'))]).toEqual([roleId, false]);
         expect(allows(roleId, action, obj('_runs/20261127T133000Z-1a2b3c4d.json'))).toBe(false);
+        expect(allows(roleId, action, obj('_runs/20261127T133000Z-1a2b3c4d.graph.g-1.json'))).toBe(false);
         expect(allows(roleId, action, `${BUCKET_ARN}/config/manifest.json`)).toBe(false);
         expect(allows(roleId, action, `${BUCKET_ARN}/other/g/b/file.bin`)).toBe(false);
       }
