@@ -1,10 +1,8 @@
 // Planning per graph at scale, against the local stack: the GES emulator with 300 graphs,
 // fauxqs (SQS + SNS) and Swift (S3). The test drives runScheduled and handleCopyMessages (what
 // the Lambda handlers call) and plays Lambda's SQS event source itself.
-import { CreateTopicCommand, SubscribeCommand, type SNSClient } from '@aws-sdk/client-sns';
-import {
-  CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, type SQSClient,
-} from '@aws-sdk/client-sqs';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { runScheduled } from '../../lib/archive/lambda-entry.js';
 import { graphReportKey } from '../../lib/archive/keys.js';
@@ -18,7 +16,8 @@ import { createRetryPolicy } from '../../lib/retry.js';
 import { createRuntime, type Runtime } from '../../lib/runtime.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import type { EmulatorGraphSpec } from '../emulator/types.js';
-import { createTestBucket, listKeys, s3Client, snsClient, sqsClient, uniqueName } from '../support/aws.js';
+import { alertQueue, alertsOn, createQueue } from '../support/alert-queue.js';
+import { createTestBucket, listKeys, s3Client, snsClient, sqsClient } from '../support/aws.js';
 import { tokenEnv } from '../support/cli.js';
 
 const MiB = 1024 * 1024;
@@ -80,33 +79,6 @@ afterAll(async () => {
   sns.destroy();
 });
 
-async function createQueue(name: string): Promise<{ url: string; arn: string }> {
-  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: uniqueName(name) }));
-  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
-  return { url: QueueUrl!, arn: Attributes!.QueueArn! };
-}
-
-async function alertTopic(): Promise<{ topicArn: string; queueUrl: string }> {
-  const queue = await createQueue('plan-alerts');
-  const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: uniqueName('plan-alert-topic') }));
-  await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: queue.arn }));
-  return { topicArn: TopicArn!, queueUrl: queue.url };
-}
-
-interface AlertFailure { graphId: string; backupId: string; code: string; message: string }
-
-async function receiveAlerts(queueUrl: string): Promise<{ runId: string; source: string; failures: AlertFailure[] }[]> {
-  const alerts: { runId: string; source: string; failures: AlertFailure[] }[] = [];
-  for (;;) {
-    const res = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-    if (!res.Messages?.length) return alerts;
-    for (const m of res.Messages) {
-      alerts.push(JSON.parse((JSON.parse(m.Body!) as { Message: string }).Message) as typeof alerts[number]);
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle! }));
-    }
-  }
-}
-
 function runtime(bucket: string, env: Record<string, string>): Runtime {
   const config = loadConfig({ ...tokenEnv(emulator, bucket, TOKEN), ...env });
   const rt = createRuntime(config, silentLogger(), { s3, sqs, sns, retry: fastRetry });
@@ -147,8 +119,8 @@ describe('planning per graph', () => {
     // Prepare: a manifest naming 300 graphs and one GES does not know; graph-000's newest backup
     // archived beforehand by a manual run.
     const bucket = await createTestBucket('plan-per-graph');
-    const queue = await createQueue('plan-copy');
-    const alerts = await alertTopic();
+    const queue = await createQueue(sqs, 'plan-copy');
+    const alerts = await alertQueue(sqs, sns, 'plan');
     // 1 MiB/s: the 20 MiB files need more than half of the worker's 30 s, so those graphs fan out.
     const rt = runtime(bucket, {
       COPY_QUEUE_URL: queue.url, MANIFEST_URI: `s3://${bucket}/config/manifest.json`, ALERT_TOPIC_ARN: alerts.topicArn, INLINE_THROUGHPUT_MBPS: '1',
@@ -206,7 +178,7 @@ describe('planning per graph', () => {
     // Assess: the graph GES does not know is reported failed and alerted; the others are not
     const missing = await getJson(rt, bucket, graphReportKey('ges-backups/', report.runId, MISSING_GRAPH)) as RunReport;
     expect(missing.backups).toEqual([expect.objectContaining({ graphId: MISSING_GRAPH, backupId: 'latest', status: 'failed' })]);
-    const received = await receiveAlerts(alerts.queueUrl);
+    const received = (await alertsOn(sqs, alerts.queueUrl, 2)).map((a) => a.body);
     const failures = received.flatMap((a) => a.failures);
     expect(received.every((a) => a.runId === report.runId && a.source === 'copyWorker')).toBe(true);
     expect(failures).toEqual([expect.objectContaining({ graphId: MISSING_GRAPH, backupId: 'latest' })]);
@@ -231,7 +203,7 @@ describe('planning per graph', () => {
   it('a planning message delivered again before its graph\'s report was stored plans again without copying twice, and fans out again what this run fanned out', async () => {
     // Prepare: one graph planned per graph (PLAN_PER_GRAPH_MIN_GRAPHS=1) whose newest backup fans out
     const bucket = await createTestBucket('plan-redelivery');
-    const queue = await createQueue('plan-redelivery');
+    const queue = await createQueue(sqs, 'plan-redelivery');
     const rt = runtime(bucket, {
       COPY_QUEUE_URL: queue.url, MANIFEST_URI: `s3://${bucket}/config/manifest.json`, INLINE_THROUGHPUT_MBPS: '1', PLAN_PER_GRAPH_MIN_GRAPHS: '1',
     });
