@@ -1,4 +1,4 @@
-import { ArchiverError, ErrorCodes, errorSummary, type ErrorCode } from '../errors.js';
+import { ArchiverError, ErrorCodes, errorSummary, toArchiverError, type ErrorCode } from '../errors.js';
 import { ListingIncompleteError } from '../ges/client.js';
 import type { GesBackup } from '../ges/types.js';
 import { DEFAULT_FANOUT_MARKER_TTL_MS, fanoutInProgress } from './fanout-job.js';
@@ -167,7 +167,11 @@ async function planGraph(
     if (handled) plan.settled.push(handled);
     else plan.targets.push({ graphId, backupId: backup.id, backup });
   }
-  const newest = await newestArchivedOf(deps, graphId, backups, plan, signal);
+  // Only the age metric depends on it: a store failure here must not fail the graph's plan.
+  const newest = await newestArchivedOf(deps, graphId, backups, plan, signal).catch((err: unknown) => {
+    deps.logger.warn({ err: toArchiverError(err), graphId }, 'could not find the graph\'s newest archived backup; no age metric for it this run');
+    return undefined;
+  });
   if (newest) plan.newestArchived = [newest];
   return plan;
 }
@@ -212,9 +216,14 @@ export async function planManifestGraph(
   try {
     return await planGraph(deps, graph.graphId, graph.backups, signal, options);
   } catch (err) {
-    const ids = Array.isArray(graph.backups) ? graph.backups as readonly string[] : [graph.backups as string];
-    return { targets: [], settled: ids.map((id) => failed(graph.graphId, id, err)) };
+    return { targets: [], settled: failedEntry(graph, err) };
   }
+}
+
+/** A manifest entry that failed as a whole: one failed line per explicit id, else one for its selector. */
+export function failedEntry(graph: RunManifest['graphs'][number], err: unknown): BackupReport[] {
+  const ids = Array.isArray(graph.backups) ? graph.backups as readonly string[] : [graph.backups as string];
+  return ids.map((id) => failed(graph.graphId, id, err));
 }
 
 export async function planRun(deps: ArchiveDeps, manifest: RunManifest, signal?: AbortSignal, options: PlanOptions = {}): Promise<RunPlan> {

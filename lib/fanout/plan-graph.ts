@@ -1,10 +1,10 @@
 import { graphReportKey } from '../archive/keys.js';
-import { planManifestGraph } from '../archive/plan.js';
+import { failedEntry, planManifestGraph } from '../archive/plan.js';
 import type { RunManifest } from '../archive/run-manifest.js';
 import { archiveTargets, finishRun, newestArchived, orderedReports } from '../archive/run.js';
 import { headObject } from '../archive/s3-objects.js';
 import type { BackupReport, RunReport } from '../archive/types.js';
-import { ArchiverError, ErrorCodes, errorSummary } from '../errors.js';
+import { ArchiverError, ErrorCodes } from '../errors.js';
 import { MAX_PLAN_BACKUP_IDS, serializePlanGraphMessage, type PlanGraphMessage } from './messages.js';
 import { chooseCopyMode, fanOut, type CopyModeOptions } from './plan-fanout.js';
 import { sendMessages } from './sqs.js';
@@ -25,15 +25,6 @@ import type { FanoutDeps } from './types.js';
  * fanned out again (its job.json is rewritten, copy messages are idempotent), so nothing is
  * copied twice and nothing is lost when the first attempt died half way.
  */
-
-/** The `{ graphId, backupId }` lines that stand for a whole manifest entry (its selector, or each id). */
-function entryIds(graph: RunManifest['graphs'][number]): string[] {
-  return Array.isArray(graph.backups) ? [...graph.backups as readonly string[]] : [graph.backups as string];
-}
-
-function failedEntry(graph: RunManifest['graphs'][number], err: unknown): BackupReport[] {
-  return entryIds(graph).map((backupId) => ({ graphId: graph.graphId, backupId, status: 'failed', files: 0, bytes: 0, error: errorSummary(err) }));
-}
 
 export interface QueueGraphPlansOptions {
   runId: string;
