@@ -2,6 +2,7 @@ import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { handleCopyMessages } from '../lib/fanout/index.js';
 import { ErrorCodes } from '../lib/errors.js';
+import { recordBackupOutcomes, recordReportFreshness } from '../lib/metrics/index.js';
 import { parseEvent, withLambdaStack, type InvocationTools } from './lib/middleware.js';
 import { withCopyMetrics } from './lib/metrics.js';
 import { getRuntime } from './lib/runtime.js';
@@ -20,8 +21,15 @@ function deadlineOf(context: Context): number | undefined {
 async function copyWorker(event: unknown, context: Context, { signal, logger, metrics }: InvocationTools) {
   const { Records } = parseEvent(SqsEnvelope, event, { code: ErrorCodes.MessageInvalid, what: 'SQS event' });
   const runtime = withCopyMetrics(await getRuntime({ logger }), metrics);
-  // The deadline lets a long copy hand over (checkpoint + continuation message) before Lambda stops it.
-  return handleCopyMessages(runtime, Records, { signal, deadline: deadlineOf(context) });
+  // The deadline lets a long copy hand over (checkpoint + continuation message) before Lambda
+  // stops it, and decides whether a planned graph is copied inline or fanned out.
+  return handleCopyMessages(runtime, Records, {
+    signal, deadline: deadlineOf(context),
+    onGraphReport: (report) => {
+      recordBackupOutcomes(metrics, report);
+      recordReportFreshness(metrics, report);
+    },
+  });
 }
 
 export const handler = withLambdaStack(copyWorker, { name: 'copyWorker' });

@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
 import { runScheduled, type RunReport } from '../lib/archive/index.js';
-import { recordArchiveFreshness, recordRunMetrics, recordScheduledRunOutcome } from '../lib/metrics/index.js';
+import { recordReportFreshness, recordRunMetrics, recordScheduledRunOutcome } from '../lib/metrics/index.js';
 import { withLambdaStack, type InvocationTools } from './lib/middleware.js';
 import { withCopyMetrics } from './lib/metrics.js';
 import { getRuntime } from './lib/runtime.js';
@@ -13,7 +13,8 @@ function deadlineOf(context: Context): number | undefined {
 /**
  * EventBridge Scheduler → one run of the manifest (MANIFEST_URI). The event carries nothing we
  * use. Metrics: the copies, the run's outcome, ScheduledRunSucceeded (0 when the run failed or
- * threw) and the age of each graph's newest archived backup (one listing after the run).
+ * threw) and the age of each planned graph's newest archived backup, from the run report (a run
+ * planned per graph leaves that to the copy workers that plan each graph).
  */
 async function scheduledRun(_event: unknown, context: Context, { signal, logger, metrics }: InvocationTools) {
   let report: RunReport | undefined;
@@ -22,7 +23,7 @@ async function scheduledRun(_event: unknown, context: Context, { signal, logger,
     // The deadline decides between archiving inline and fanning out to the copy queue.
     report = await runScheduled(runtime, { signal, deadline: deadlineOf(context) });
     recordRunMetrics(metrics, report);
-    await recordArchiveFreshness(runtime, metrics, { signal });
+    recordReportFreshness(metrics, report);
     return report;
   } finally {
     recordScheduledRunOutcome(metrics, report);

@@ -61,12 +61,16 @@ export interface Config {
     readonly maxReceiveCount: number;
     /** How long a fanned-out backup counts as in progress (runs skip it meanwhile): FANOUT_MARKER_HOURS. */
     readonly markerTtlMs: number;
+    /** A scheduled run with a copy queue plans per graph (one message each) from this many graphs on: PLAN_PER_GRAPH_MIN_GRAPHS. */
+    readonly planPerGraphMinGraphs: number;
   };
 }
 
 export const DEFAULT_ALLOWED_HOSTS = '*.myhuaweicloud.com,*.myhuaweicloud.eu';
 /** FANOUT_MARKER_HOURS' default: a fan-out younger than this is left to its workers. */
 export const DEFAULT_FANOUT_MARKER_HOURS = 12;
+/** PLAN_PER_GRAPH_MIN_GRAPHS' default: up to 19 graphs, planning serially takes well under a minute. */
+export const DEFAULT_PLAN_PER_GRAPH_MIN_GRAPHS = 20;
 const MiB = 1024 * 1024;
 
 /**
@@ -196,6 +200,7 @@ const envSchema = z.object({
   LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
   LOG_FORMAT: oneOf('LOG_FORMAT', LOG_FORMATS),
   FANOUT_MARKER_HOURS: intInRange('FANOUT_MARKER_HOURS', 1, 168, DEFAULT_FANOUT_MARKER_HOURS),
+  PLAN_PER_GRAPH_MIN_GRAPHS: intInRange('PLAN_PER_GRAPH_MIN_GRAPHS', 1, 100_000, DEFAULT_PLAN_PER_GRAPH_MIN_GRAPHS),
 });
 
 /** Formats zod issues as "FIELD: message" lines. */
@@ -352,7 +357,7 @@ export function loadConfig(env: Record<string, string | undefined>, overrides: C
     },
     partSizeBytes: overrides.partSizeBytes ?? e.ARCHIVE_PART_SIZE_MB * MiB,
     resumableAfterMs: e.ARCHIVE_RESUMABLE_AFTER_S * 1000,
-    fanout: { inlineThroughputMiBps: e.INLINE_THROUGHPUT_MBPS, maxReceiveCount: e.MAX_RECEIVE_COUNT, markerTtlMs: e.FANOUT_MARKER_HOURS * 3_600_000 },
+    fanout: { inlineThroughputMiBps: e.INLINE_THROUGHPUT_MBPS, maxReceiveCount: e.MAX_RECEIVE_COUNT, markerTtlMs: e.FANOUT_MARKER_HOURS * 3_600_000, planPerGraphMinGraphs: e.PLAN_PER_GRAPH_MIN_GRAPHS },
   });
 }
 

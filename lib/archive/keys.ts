@@ -20,3 +20,12 @@ export function manifestKey(prefix: string, graphId: string, backupId: string): 
 export function runReportKey(prefix: string, runId: string): string {
   return `${prefix}_runs/${runId}.json`;
 }
+
+/**
+ * A graph's report in a run planned per graph, sorted right after the run's own report. One
+ * folder below the prefix like it, so the archiving roles cannot delete it either (their delete
+ * right starts two folders down: serverless.yml, CleanUpOwnWrites).
+ */
+export function graphReportKey(prefix: string, runId: string, graphId: string): string {
+  return `${prefix}_runs/${runId}.graph.${graphId}.json`;
+}

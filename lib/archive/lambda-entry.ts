@@ -1,19 +1,19 @@
 import { publishRunAlert } from '../alerts/index.js';
 import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';
-import { fanOut, type FanOutOptions } from '../fanout/plan-fanout.js';
-import { DEFAULT_INLINE_THROUGHPUT_MIBPS, type FanoutDeps } from '../fanout/types.js';
+import { chooseCopyMode, fanOut, type FanOutOptions } from '../fanout/plan-fanout.js';
+import { DEFAULT_PLAN_PER_GRAPH_MIN_GRAPHS } from '../config.js';
+import { queueGraphPlans } from '../fanout/plan-graph.js';
+import type { FanoutDeps } from '../fanout/types.js';
 import { planRun, type RunPlan } from './plan.js';
 import { checkArchiveBucket } from './preflight.js';
-import { loadRunManifest, validateRunManifest } from './run-manifest.js';
-import { archiveOne, executePlan, finishRun, newRunId, orderedReports } from './run.js';
-import type { BackupTarget, RunReport } from './types.js';
+import { loadRunManifest, validateRunManifest, type RunManifest } from './run-manifest.js';
+import { archiveOne, executePlan, finishRun, newestArchived, newRunId, orderedReports } from './run.js';
+import type { RunReport } from './types.js';
 
 /**
  * The domain entry points of the Lambda functions (functions/ stays a thin shell around them).
  * Both store the run report under `{prefix}_runs/` and publish one alert when anything failed.
  */
-const MiB = 1024 * 1024;
-
 export interface ScheduledRunOptions {
   signal?: AbortSignal;
   /** Epoch ms when the invocation ends. Without it the run is never short of time (always inline). */
@@ -27,56 +27,34 @@ export interface ScheduledRunOptions {
 }
 
 export type ScheduledRunReport = RunReport & {
-  /** `inline`: copied in this invocation; `fan-out`: queued for the copy worker. */
-  mode: 'inline' | 'fan-out';
+  /**
+   * `inline`: copied in this invocation; `fan-out`: queued for the copy worker; `per-graph`: one
+   * planning message per graph queued, each graph planned (and reported) by a copy worker.
+   */
+  mode: 'inline' | 'fan-out' | 'per-graph';
+  /** GES's estimate of the bytes to copy; -1 when unknown (a size GES does not give, or planned per graph). */
   estimatedBytes: number;
 };
-
-interface CopyEstimate {
-  /** Bytes the plan will copy, by GES's size estimates; Infinity when any size is unknown. */
-  totalBytes: number;
-  /** The largest single file; Infinity when any size is unknown. */
-  largestFileBytes: number;
-}
-
-/**
- * What a plan will copy, from the file lists' size estimates. A file whose size GES does not
- * give, or a backup whose file list cannot be read, counts as unbounded: the run must not bet
- * its invocation on it.
- */
-async function estimateCopy(deps: FanoutDeps, targets: BackupTarget[], signal?: AbortSignal): Promise<CopyEstimate> {
-  const unbounded = { totalBytes: Number.POSITIVE_INFINITY, largestFileBytes: Number.POSITIVE_INFINITY };
-  let totalBytes = 0;
-  let largestFileBytes = 0;
-  for (const t of targets) {
-    let sizes: (number | undefined)[];
-    try {
-      sizes = (await deps.ges.getBackupFiles(t.graphId, t.backupId, { signal })).files.map((f) => f.sizeKb);
-    } catch {
-      // The archiving itself will report this backup's problem.
-      return unbounded;
-    }
-    for (const kb of sizes) {
-      if (kb === undefined) return unbounded;
-      totalBytes += kb * 1024;
-      largestFileBytes = Math.max(largestFileBytes, kb * 1024);
-    }
-  }
-  return { totalBytes, largestFileBytes };
-}
 
 function alertDeps(deps: FanoutDeps): Parameters<typeof publishRunAlert>[0] {
   return { sns: deps.sns, topicArn: deps.config.alertTopicArn, logger: deps.logger, retry: deps.retry };
 }
 
+/** Plans per graph when a copy queue exists and the manifest names at least PLAN_PER_GRAPH_MIN_GRAPHS graphs. */
+function plansPerGraph(deps: FanoutDeps, manifest: RunManifest): boolean {
+  if (deps.config.copyQueueUrl === undefined || deps.sqs === undefined) return false;
+  return manifest.graphs.length >= (deps.config.fanout?.planPerGraphMinGraphs ?? DEFAULT_PLAN_PER_GRAPH_MIN_GRAPHS);
+}
+
 /**
- * `scheduledRun`: reads the manifest (MANIFEST_URI), plans the run, and archives inline when the
- * estimated copy time (GES size estimates ÷ INLINE_THROUGHPUT_MBPS, in MiB/s) fits before the
- * deadline minus a margin and no file needs more than half of that time (a file of unknown size
- * counts as unbounded); otherwise fans the target backups out to the copy queue (status
- * `queued`). Without COPY_QUEUE_URL it always runs inline (and warns). An archive bucket that
- * fails its check (BUCKET_UNAVAILABLE, before GES is asked for anything), or a manifest that
- * cannot be read or is invalid, alerts and throws (the invocation fails).
+ * `scheduledRun`: reads the manifest (MANIFEST_URI) and checks the bucket first (either failing:
+ * one alert, and it throws: BUCKET_UNAVAILABLE before GES is asked for anything, MANIFEST_INVALID...).
+ * - A manifest with at least PLAN_PER_GRAPH_MIN_GRAPHS graphs, and a copy queue: one `plan-graph`
+ *   message per graph (mode `per-graph`); copy workers plan the graphs in parallel, each storing
+ *   `{prefix}_runs/{runId}.graph.{graphId}.json` and alerting its failures. The run's own report
+ *   says how many graphs went out, and lists the graphs that could not be queued (failed).
+ * - Otherwise it plans every graph here, then archives inline or fans the target backups out to
+ *   the copy queue (status `queued`), as `chooseCopyMode` decides.
  */
 export async function runScheduled(deps: FanoutDeps, options: ScheduledRunOptions = {}): Promise<ScheduledRunReport> {
   const now = deps.now ?? Date.now;
@@ -86,14 +64,15 @@ export async function runScheduled(deps: FanoutDeps, options: ScheduledRunOption
   const log = deps.logger.child({ runId });
   const { signal } = options;
 
-  let plan: RunPlan;
+  let manifest: RunManifest;
+  let plan: RunPlan | undefined;
   try {
     // The bucket first: a missing bucket or refused credentials fail fast, with one alert.
     await checkArchiveBucket(deps, { write: true, signal });
     const uri = options.manifestUri ?? deps.config.manifestUri;
     if (uri === undefined) throw new ArchiverError(ErrorCodes.ConfigInvalid, 'No manifest: MANIFEST_URI is not set');
-    const manifest = await loadRunManifest(uri, deps, signal ? { signal } : {});
-    plan = await planRun(deps, manifest, signal);
+    manifest = await loadRunManifest(uri, deps, signal ? { signal } : {});
+    if (!plansPerGraph(deps, manifest)) plan = await planRun(deps, manifest, signal);
   } catch (err) {
     const e = toArchiverError(err);
     log.error({ err: e }, 'scheduled run could not start');
@@ -101,30 +80,28 @@ export async function runScheduled(deps: FanoutDeps, options: ScheduledRunOption
     throw e;
   }
 
-  const estimate = plan.targets.length === 0 ? { totalBytes: 0, largestFileBytes: 0 } : await estimateCopy(deps, plan.targets, signal);
-  const estimatedBytes = estimate.totalBytes;
-  const throughput = (deps.config.fanout?.inlineThroughputMiBps ?? DEFAULT_INLINE_THROUGHPUT_MIBPS) * MiB;
-  const estimatedMs = (estimatedBytes / throughput) * 1000;
-  const budgetMs = options.deadline === undefined ? Number.POSITIVE_INFINITY : options.deadline - now() - (options.marginMs ?? 60_000);
-  // Inline only when the whole run fits, and no single file needs more than half the budget: an
-  // inline copy cannot hand over, so a file that would not finish must go to the copy workers.
-  const fits = estimatedMs <= budgetMs && (estimate.largestFileBytes / throughput) * 1000 <= budgetMs / 2;
-  let mode: ScheduledRunReport['mode'] = plan.targets.length === 0 || fits ? 'inline' : 'fan-out';
-  if (mode === 'fan-out' && (deps.config.copyQueueUrl === undefined || deps.sqs === undefined)) {
-    log.warn({ estimatedBytes, estimatedMs: Math.round(estimatedMs), budgetMs }, 'the run does not fit its time budget but COPY_QUEUE_URL is not set; running inline');
-    mode = 'inline';
-  }
-  log.info({ mode, targets: plan.targets.length, settled: plan.settled.length, estimatedBytes, estimatedMs: Math.round(estimatedMs), budgetMs }, 'scheduled run planned');
-
   let report: RunReport;
-  if (mode === 'inline') {
-    report = await executePlan(deps, plan, { runId, trigger, startedAt, ...(signal ? { signal } : {}) });
+  let mode: ScheduledRunReport['mode'];
+  let estimatedBytes = -1;
+  if (plan === undefined) {
+    mode = 'per-graph';
+    const failed = await queueGraphPlans(deps, manifest, { runId, trigger, ...(signal ? { signal } : {}), ...options.fanOut });
+    log.info({ mode, graphs: manifest.graphs.length, notQueued: failed.length }, 'scheduled run queued one planning message per graph');
+    report = await finishRun(deps, { runId, trigger, dryRun: false, startedAt, backups: failed, graphsPlanned: manifest.graphs.length - new Set(failed.map((f) => f.graphId)).size });
   } else {
-    const fanned = await fanOut(deps, plan.targets, { runId, ...(signal ? { signal } : {}), ...options.fanOut });
-    report = await finishRun(deps, { runId, trigger, dryRun: false, startedAt, backups: orderedReports(plan, fanned) });
+    const choice = await chooseCopyMode(deps, plan.targets, { signal, deadline: options.deadline, marginMs: options.marginMs });
+    mode = choice.mode;
+    estimatedBytes = Number.isFinite(choice.estimatedBytes) ? choice.estimatedBytes : -1;
+    log.info({ mode, targets: plan.targets.length, settled: plan.settled.length, estimatedBytes: choice.estimatedBytes, estimatedMs: Math.round(choice.estimatedMs), budgetMs: choice.budgetMs }, 'scheduled run planned');
+    if (mode === 'inline') {
+      report = await executePlan(deps, plan, { runId, trigger, startedAt, ...(signal ? { signal } : {}) });
+    } else {
+      const fanned = await fanOut(deps, plan.targets, { runId, ...(signal ? { signal } : {}), ...options.fanOut });
+      report = await finishRun(deps, { runId, trigger, dryRun: false, startedAt, backups: orderedReports(plan, fanned), newestArchived: newestArchived(plan, fanned) });
+    }
   }
   await publishRunAlert(alertDeps(deps), report, { source: 'scheduledRun' });
-  return { ...report, mode, estimatedBytes: Number.isFinite(estimatedBytes) ? estimatedBytes : -1 };
+  return { ...report, mode, estimatedBytes };
 }
 
 /**

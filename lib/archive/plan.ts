@@ -1,4 +1,4 @@
-import { ArchiverError, ErrorCodes, errorSummary, type ErrorCode } from '../errors.js';
+import { ArchiverError, ErrorCodes, errorSummary, toArchiverError, type ErrorCode } from '../errors.js';
 import { ListingIncompleteError } from '../ges/client.js';
 import type { GesBackup } from '../ges/types.js';
 import { DEFAULT_FANOUT_MARKER_TTL_MS, fanoutInProgress } from './fanout-job.js';
@@ -18,7 +18,24 @@ export interface RunPlan {
   targets: BackupTarget[];
   /** Backups (or graphs) that are already decided: skipped, or failed while planning. */
   settled: BackupReport[];
+  /** Per graph whose GES list was read, its newest backup that is already archived (for NewestBackupAgeHours). */
+  newestArchived?: NewestArchived[];
 }
+
+/** A graph's newest archived backup and when GES took it. */
+export interface NewestArchived {
+  graphId: string;
+  backupId: string;
+  /** GES's backup time (ISO 8601). */
+  backupTime: string;
+}
+
+/**
+ * With `latest`, how many older successful backups planning checks (one HeadObject each) for
+ * the newest archived one when the newest is not archived yet: the age metric then still
+ * counts a backup archived by an earlier (or a manual) run, at a cost bounded per graph.
+ */
+const FRESHNESS_LOOKBACK = 3;
 
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -48,7 +65,8 @@ function skipped(graphId: string, backup: { id: string; name?: string }, reason:
 }
 
 /** A skip report when the backup needs nothing from this run: archived (unless forced), or being fanned out by another run. */
-async function alreadyHandled(deps: ArchiveDeps, graphId: string, backup: { id: string; name?: string }, signal: AbortSignal | undefined, force: boolean): Promise<BackupReport | undefined> {
+async function alreadyHandled(deps: ArchiveDeps, graphId: string, backup: { id: string; name?: string }, signal: AbortSignal | undefined, options: PlanOptions): Promise<BackupReport | undefined> {
+  const force = options.force === true;
   if (!force && await isArchived(deps, graphId, backup.id, signal)) {
     return skipped(graphId, backup, { code: ErrorCodes.AlreadyArchived, message: 'already archived (manifest.json exists)' });
   }
@@ -56,7 +74,9 @@ async function alreadyHandled(deps: ArchiveDeps, graphId: string, backup: { id: 
   const marker = await fanoutInProgress(deps, bucket, prefix, { graphId, backupId: backup.id }, {
     ttlMs: deps.config.fanout?.markerTtlMs ?? DEFAULT_FANOUT_MARKER_TTL_MS, now: (deps.now ?? Date.now)(), signal,
   });
-  if (marker === undefined) return undefined;
+  // A marker of this very run: its planning message came again after fanning the backup out
+  // (maybe only partly). Fanning out again is safe: copy messages are idempotent.
+  if (marker === undefined || (options.runId !== undefined && marker.runId === options.runId)) return undefined;
   return skipped(graphId, backup, {
     code: ErrorCodes.FanoutInProgress,
     message: `being archived by the fan-out of run ${marker.runId} (since ${marker.createdAt}); left to its copy workers until ${marker.expiresAt}`,
@@ -66,6 +86,8 @@ async function alreadyHandled(deps: ArchiveDeps, graphId: string, backup: { id: 
 export interface PlanOptions {
   /** Archive again even when manifest.json exists (`archive --force`, the repair path); a fan-out in progress is still left alone. */
   force?: boolean | undefined;
+  /** The planning run: a fan-out in progress by this same run (a redelivered planning message) is not skipped. */
+  runId?: string | undefined;
 }
 
 async function planGraph(
@@ -76,13 +98,12 @@ async function planGraph(
   options: PlanOptions = {},
 ): Promise<RunPlan> {
   const plan: RunPlan = { targets: [], settled: [] };
-  const force = options.force === true;
   let wanted: readonly string[] | undefined;
   if (Array.isArray(selector)) {
     // Explicit ids: an archived one needs nothing from GES.
     const pending: string[] = [];
     for (const id of new Set(selector as readonly string[])) {
-      const handled = await alreadyHandled(deps, graphId, { id }, signal, force);
+      const handled = await alreadyHandled(deps, graphId, { id }, signal, options);
       if (handled) plan.settled.push(handled);
       else pending.push(id);
     }
@@ -142,27 +163,80 @@ async function planGraph(
         `GES returned a backup id that is not a safe key segment: ${JSON.stringify(backup.id.slice(0, 80))}`)));
       continue;
     }
-    const handled = wanted === undefined ? await alreadyHandled(deps, graphId, backup, signal, force) : undefined;
+    const handled = wanted === undefined ? await alreadyHandled(deps, graphId, backup, signal, options) : undefined;
     if (handled) plan.settled.push(handled);
     else plan.targets.push({ graphId, backupId: backup.id, backup });
   }
+  // Only the age metric depends on it: a store failure here must not fail the graph's plan.
+  const newest = await newestArchivedOf(deps, graphId, backups, plan, signal).catch((err: unknown) => {
+    deps.logger.warn({ err: toArchiverError(err), graphId }, 'could not find the graph\'s newest archived backup; no age metric for it this run');
+    return undefined;
+  });
+  if (newest) plan.newestArchived = [newest];
   return plan;
 }
 
-export async function planRun(deps: ArchiveDeps, manifest: RunManifest, signal?: AbortSignal, options: PlanOptions = {}): Promise<RunPlan> {
-  const plan: RunPlan = { targets: [], settled: [] };
-  // Graphs are planned one after another: listing is cheap next to copying, and this keeps
-  // the GES request rate gentle.
-  for (const graph of manifest.graphs) {
-    try {
-      const part = await planGraph(deps, graph.graphId, graph.backups, signal, options);
-      plan.targets.push(...part.targets);
-      plan.settled.push(...part.settled);
-    } catch (err) {
-      // A failure of the archive store itself (HeadObject) fails the graph, not the run.
-      const ids = Array.isArray(graph.backups) ? graph.backups as readonly string[] : [graph.backups as string];
-      plan.settled.push(...ids.map((id) => failed(graph.graphId, id, err)));
+function backupTimeOf(b: GesBackup): number | undefined {
+  return b.startTimestamp ?? b.endTimestamp;
+}
+
+/**
+ * The graph's newest successful backup whose manifest.json exists: known from the plan's
+ * ALREADY_ARCHIVED skips, else (a new backup is being archived) one HeadObject per older
+ * backup, at most FRESHNESS_LOOKBACK. Never a listing of the archive.
+ */
+async function newestArchivedOf(deps: ArchiveDeps, graphId: string, backups: GesBackup[], plan: RunPlan, signal?: AbortSignal): Promise<NewestArchived | undefined> {
+  const archived = new Set(plan.settled.filter((r) => r.reason?.code === ErrorCodes.AlreadyArchived).map((r) => r.backupId));
+  const decided = new Set([...plan.settled.map((r) => r.backupId), ...plan.targets.map((t) => t.backupId)]);
+  let lookups = 0;
+  for (const b of backups.filter((x) => x.status === 'success' && SAFE_ID.test(x.id)).sort(byNewest)) {
+    const at = backupTimeOf(b);
+    if (at === undefined) continue;
+    let isIn = archived.has(b.id);
+    if (!isIn && !decided.has(b.id)) {
+      if (lookups >= FRESHNESS_LOOKBACK) break;
+      lookups += 1;
+      isIn = await isArchived(deps, graphId, b.id, signal);
     }
+    if (isIn) return { graphId, backupId: b.id, backupTime: new Date(at).toISOString() };
+  }
+  return undefined;
+}
+
+/**
+ * Plans one manifest entry. A failure of the archive store itself (HeadObject) fails the
+ * graph's entries, not the caller: every graph is reported, whatever the others do.
+ */
+export async function planManifestGraph(
+  deps: ArchiveDeps,
+  graph: RunManifest['graphs'][number],
+  signal?: AbortSignal,
+  options: PlanOptions = {},
+): Promise<RunPlan> {
+  try {
+    return await planGraph(deps, graph.graphId, graph.backups, signal, options);
+  } catch (err) {
+    return { targets: [], settled: failedEntry(graph, err) };
+  }
+}
+
+/** A manifest entry that failed as a whole: one failed line per explicit id, else one for its selector. */
+export function failedEntry(graph: RunManifest['graphs'][number], err: unknown): BackupReport[] {
+  const ids = Array.isArray(graph.backups) ? graph.backups as readonly string[] : [graph.backups as string];
+  return ids.map((id) => failed(graph.graphId, id, err));
+}
+
+export async function planRun(deps: ArchiveDeps, manifest: RunManifest, signal?: AbortSignal, options: PlanOptions = {}): Promise<RunPlan> {
+  const newestArchived: NewestArchived[] = [];
+  const plan: RunPlan = { targets: [], settled: [], newestArchived };
+  // Graphs are planned one after another: listing is cheap next to copying, and this keeps
+  // the GES request rate gentle. (A scheduled run with many graphs plans them in parallel,
+  // one planning message per graph: lib/fanout/plan-graph.ts.)
+  for (const graph of manifest.graphs) {
+    const part = await planManifestGraph(deps, graph, signal, options);
+    plan.targets.push(...part.targets);
+    plan.settled.push(...part.settled);
+    newestArchived.push(...(part.newestArchived ?? []));
   }
   return plan;
 }

@@ -4,7 +4,7 @@ import { errorSummary, toArchiverError } from '../errors.js';
 import { redactValue } from '../log.js';
 import { archiveBackup } from './archive-backup.js';
 import { runReportKey } from './keys.js';
-import { planRun, type RunPlan } from './plan.js';
+import { planRun, type NewestArchived, type RunPlan } from './plan.js';
 import type { RunManifest } from './run-manifest.js';
 import { putJson } from './s3-objects.js';
 import type { ArchiveDeps, BackupReport, RunOptions, RunReport } from './types.js';
@@ -43,9 +43,17 @@ export function orderedReports(plan: RunPlan, reports: BackupReport[]): BackupRe
  * run). One backup's failure never stops the others.
  */
 export async function executePlan(deps: ArchiveDeps, plan: RunPlan, options: RunOptions & { startedAt?: number } = {}): Promise<RunReport> {
-  const now = deps.now ?? Date.now;
-  const startedAt = options.startedAt ?? now();
+  const startedAt = options.startedAt ?? (deps.now ?? Date.now)();
   const runId = options.runId ?? newRunId(startedAt);
+  const dryRun = options.dryRun ?? false;
+  const reports = await archiveTargets(deps, plan, { ...options, runId });
+  const backups = orderedReports(plan, reports);
+  return finishRun(deps, { runId, trigger: options.trigger ?? 'cli', dryRun, startedAt, backups, newestArchived: newestArchived(plan, reports) });
+}
+
+/** Copies every target of a plan (see executePlan); one report per target, in the targets' order. */
+export async function archiveTargets(deps: ArchiveDeps, plan: RunPlan, options: RunOptions & { runId: string }): Promise<BackupReport[]> {
+  const { runId } = options;
   const dryRun = options.dryRun ?? false;
   const signal = options.signal ?? new AbortController().signal;
   options.onEvent?.({
@@ -58,15 +66,30 @@ export async function executePlan(deps: ArchiveDeps, plan: RunPlan, options: Run
   const backupLimit = pLimit(deps.config.concurrency.backups);
   const fileLimit = pLimit(deps.config.concurrency.files);
   // Promise.all keeps the targets' order, whatever order the backups finish in.
-  const reports = await Promise.all(plan.targets.map((target) => backupLimit(async () => {
+  return Promise.all(plan.targets.map((target) => backupLimit(async () => {
     const report: BackupReport = signal.aborted
       ? { graphId: target.graphId, backupId: target.backupId, status: 'failed', files: 0, bytes: 0, error: errorSummary(toArchiverError(signal.reason)) }
       : await archiveBackup(deps, target, { signal, dryRun, runId, fileLimit, force: options.force === true, ...(options.onEvent ? { onEvent: options.onEvent } : {}) });
     options.onEvent?.({ type: 'backup-done', report });
     return report;
   })));
-  const backups = orderedReports(plan, reports);
-  return finishRun(deps, { runId, trigger: options.trigger ?? 'cli', dryRun, startedAt, backups });
+}
+
+/**
+ * Per graph, the newest archived backup after the run: what planning found archived, or a
+ * backup this run archived that GES took later. `reports` are the targets' reports, in order.
+ */
+export function newestArchived(plan: RunPlan, reports: readonly BackupReport[]): NewestArchived[] {
+  const newest = new Map<string, NewestArchived>((plan.newestArchived ?? []).map((n) => [n.graphId, n]));
+  plan.targets.forEach((target, i) => {
+    const at = target.backup?.startTimestamp ?? target.backup?.endTimestamp;
+    if (reports[i]?.status !== 'archived' || at === undefined) return;
+    const seen = newest.get(target.graphId);
+    if (seen === undefined || Date.parse(seen.backupTime) < at) {
+      newest.set(target.graphId, { graphId: target.graphId, backupId: target.backupId, backupTime: new Date(at).toISOString() });
+    }
+  });
+  return [...newest.values()];
 }
 
 /**
@@ -76,7 +99,16 @@ export async function executePlan(deps: ArchiveDeps, plan: RunPlan, options: Run
  */
 export async function finishRun(
   deps: Pick<ArchiveDeps, 's3' | 'retry' | 'logger' | 'config' | 'now'>,
-  run: { runId: string; trigger: string; dryRun: boolean; startedAt: number; backups: BackupReport[] },
+  run: {
+    runId: string; trigger: string; dryRun: boolean; startedAt: number; backups: BackupReport[];
+    newestArchived?: NewestArchived[] | undefined;
+    /** Where to store it; default `{prefix}_runs/{runId}.json`. */
+    key?: string | undefined;
+    /** Set on a graph's report of a run planned per graph. */
+    graphId?: string | undefined;
+    /** Set on the report of a run planned per graph: how many graphs went out to be planned. */
+    graphsPlanned?: number | undefined;
+  },
 ): Promise<RunReport> {
   const finishedAt = (deps.now ?? Date.now)();
   const report: RunReport = {
@@ -86,11 +118,14 @@ export async function finishRun(
     startedAt: new Date(run.startedAt).toISOString(),
     finishedAt: new Date(finishedAt).toISOString(),
     durationMs: finishedAt - run.startedAt,
+    ...(run.graphId === undefined ? {} : { graphId: run.graphId }),
+    ...(run.graphsPlanned === undefined ? {} : { graphsPlanned: run.graphsPlanned }),
     backups: run.backups,
     totals: runTotals(run.backups),
+    ...(run.newestArchived === undefined ? {} : { newestArchived: run.newestArchived }),
   };
   if (!run.dryRun) {
-    const key = runReportKey(deps.config.archive.prefix, run.runId);
+    const key = run.key ?? runReportKey(deps.config.archive.prefix, run.runId);
     try {
       // The same redaction as the logs: error messages may quote what GES or S3 answered.
       await putJson(deps, deps.config.archive.bucket, key, redactValue(report));

@@ -49,7 +49,13 @@ export interface RunReport {
   startedAt: string;
   finishedAt: string;
   durationMs: number;
+  /** A graph's own report when the run was planned per graph (`{prefix}_runs/{runId}.graph.{graphId}.json`). */
+  graphId?: string;
+  /** A run planned per graph: how many planning messages it queued (the graphs' reports follow). */
+  graphsPlanned?: number;
   backups: BackupReport[];
+  /** Per graph, its newest archived backup as the run left it (NewestBackupAgeHours comes from this). */
+  newestArchived?: { graphId: string; backupId: string; backupTime: string }[];
   /** Where the report was stored (`{prefix}_runs/{runId}.json`), when it was. */
   reportKey?: string;
   totals: { archived: number; skipped: number; failed: number; planned: number; queued: number; cancelled: number; files: number; bytes: number };

@@ -48,31 +48,81 @@ export const copyMessageSchema = z.strictObject({
 
 export type CopyMessage = z.infer<typeof copyMessageSchema>;
 
-/** SQS's limit is 256 KiB; ours are a few hundred bytes. A larger body is not ours. */
+/**
+ * SQS's limit is 256 KiB. A copy message is a few hundred bytes; a planning message with an
+ * explicit list carries up to MAX_PLAN_BACKUP_IDS ids of at most 128 characters. A larger body is not ours.
+ */
 const MAX_BODY_CHARS = 16 * 1024;
+export const MAX_PLAN_BACKUP_IDS = 400;
+const MAX_PLAN_BODY_CHARS = 64 * 1024;
 
-/** Parses and validates a message body. Throws ArchiverError MESSAGE_INVALID naming the field (never echoing the body). */
-export function parseCopyMessage(body: string): CopyMessage {
-  if (body.length > MAX_BODY_CHARS) {
-    throw new ArchiverError(ErrorCodes.MessageInvalid, `Invalid copy message: body is ${body.length} characters, more than ${MAX_BODY_CHARS}`, { details: { fields: ['(body)'] } });
+/** Parses the JSON object of a body; MESSAGE_INVALID when it is not one (never echoing the body). */
+function bodyObject(body: string, what: string, maxChars = MAX_BODY_CHARS): Record<string, unknown> {
+  if (body.length > maxChars) {
+    throw new ArchiverError(ErrorCodes.MessageInvalid, `Invalid ${what}: body is ${body.length} characters, more than ${maxChars}`, { details: { fields: ['(body)'] } });
   }
   let data: unknown;
   try {
     data = JSON.parse(body);
   } catch {
-    throw new ArchiverError(ErrorCodes.MessageInvalid, 'Invalid copy message: body is not JSON', { details: { fields: ['(body)'] } });
+    throw new ArchiverError(ErrorCodes.MessageInvalid, `Invalid ${what}: body is not JSON`, { details: { fields: ['(body)'] } });
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    throw new ArchiverError(ErrorCodes.MessageInvalid, 'Invalid copy message: body must be a JSON object', { details: { fields: ['(root)'] } });
+    throw new ArchiverError(ErrorCodes.MessageInvalid, `Invalid ${what}: body must be a JSON object`, { details: { fields: ['(root)'] } });
   }
-  const parsed = copyMessageSchema.safeParse(data);
+  return data as Record<string, unknown>;
+}
+
+function validated<S extends z.ZodType>(schema: S, data: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(data);
   if (!parsed.success) {
     const fields = parsed.error.issues.map((i) => (i.path.length === 0 ? '(root)' : i.path.map(String).join('.')));
-    throw new ArchiverError(ErrorCodes.MessageInvalid, `Invalid copy message: ${describeIssues(parsed.error)}`, { details: { fields } });
+    throw new ArchiverError(ErrorCodes.MessageInvalid, `Invalid ${what}: ${describeIssues(parsed.error)}`, { details: { fields } });
   }
   return parsed.data;
 }
 
+/** Parses and validates a copy message body. Throws ArchiverError MESSAGE_INVALID naming the field (never echoing the body). */
+export function parseCopyMessage(body: string): CopyMessage {
+  return validated(copyMessageSchema, bodyObject(body, 'copy message'), 'copy message');
+}
+
 export function serializeCopyMessage(message: CopyMessage): string {
   return JSON.stringify(copyMessageSchema.parse(message));
+}
+
+/**
+ * The body of one planning message (a scheduled run with many graphs sends one per graph): the
+ * copy worker plans that graph exactly as an inline run does (lib/fanout/plan-graph.ts). Like a
+ * copy message it names the work and nothing else.
+ */
+export const planGraphMessageSchema = z.strictObject({
+  v: z.literal(1, { error: 'v must be 1 (the only message version)' }),
+  type: z.literal('plan-graph', { error: 'type must be "plan-graph"' }),
+  runId: id('runId'),
+  graphId: id('graphId'),
+  backups: z.union([
+    z.literal('latest'),
+    z.literal('all'),
+    z.array(id('backup id')).min(1, 'an explicit backup list must not be empty').max(MAX_PLAN_BACKUP_IDS, `at most ${MAX_PLAN_BACKUP_IDS} backup ids`),
+  ], { error: 'backups must be "latest", "all" or a list of backup ids' }),
+  /** The run's trigger, recorded in the graph's report. */
+  trigger: z.string({ error: 'trigger must be a string' }).min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'trigger must contain only letters, digits, \'.\', \'_\' and \'-\''),
+});
+
+export type PlanGraphMessage = z.infer<typeof planGraphMessageSchema>;
+
+/** What the copy queue carries. */
+export type QueueMessage = CopyMessage | PlanGraphMessage;
+
+/** Parses either kind of message, by its `type`; MESSAGE_INVALID names the field. */
+export function parseQueueMessage(body: string): QueueMessage {
+  const data = bodyObject(body, 'queue message', MAX_PLAN_BODY_CHARS);
+  if (data['type'] === 'plan-graph') return validated(planGraphMessageSchema, data, 'plan-graph message');
+  if (data['type'] === 'copy-file') return parseCopyMessage(body);
+  throw new ArchiverError(ErrorCodes.MessageInvalid, 'Invalid queue message: type must be "copy-file" or "plan-graph"', { details: { fields: ['type'] } });
+}
+
+export function serializePlanGraphMessage(message: PlanGraphMessage): string {
+  return JSON.stringify(planGraphMessageSchema.parse(message));
 }

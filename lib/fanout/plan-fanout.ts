@@ -5,7 +5,7 @@ import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../err
 import { serializeCopyMessage } from './messages.js';
 import { sendMessages } from './sqs.js';
 import { writeJob } from './state.js';
-import type { FanoutDeps } from './types.js';
+import { DEFAULT_INLINE_THROUGHPUT_MIBPS, type FanoutDeps } from './types.js';
 
 export interface FanOutOptions {
   runId: string;
@@ -73,4 +73,78 @@ export async function fanOut(deps: FanoutDeps, targets: BackupTarget[], options:
       return { ...base, status: 'failed', files: 0, bytes: 0, durationMs: now() - started, error: errorSummary(err) };
     }
   })));
+}
+
+const MiB = 1024 * 1024;
+
+interface CopyEstimate {
+  /** Bytes the plan will copy, by GES's size estimates; Infinity when any size is unknown. */
+  totalBytes: number;
+  /** The largest single file; Infinity when any size is unknown. */
+  largestFileBytes: number;
+}
+
+/**
+ * What the targets will copy, from the file lists' size estimates. A file whose size GES does
+ * not give, or a backup whose file list cannot be read, counts as unbounded: the run must not
+ * bet its invocation on it.
+ */
+async function estimateCopy(deps: FanoutDeps, targets: readonly BackupTarget[], signal?: AbortSignal): Promise<CopyEstimate> {
+  const unbounded = { totalBytes: Number.POSITIVE_INFINITY, largestFileBytes: Number.POSITIVE_INFINITY };
+  let totalBytes = 0;
+  let largestFileBytes = 0;
+  for (const t of targets) {
+    let sizes: (number | undefined)[];
+    try {
+      sizes = (await deps.ges.getBackupFiles(t.graphId, t.backupId, { signal })).files.map((f) => f.sizeKb);
+    } catch {
+      // The archiving itself will report this backup's problem.
+      return unbounded;
+    }
+    for (const kb of sizes) {
+      if (kb === undefined) return unbounded;
+      totalBytes += kb * 1024;
+      largestFileBytes = Math.max(largestFileBytes, kb * 1024);
+    }
+  }
+  return { totalBytes, largestFileBytes };
+}
+
+export interface CopyModeOptions {
+  signal?: AbortSignal | undefined;
+  /** Epoch ms when the invocation ends. Without it the copy is never short of time (always inline). */
+  deadline?: number | undefined;
+  /** Time an inline copy keeps free before the deadline; default 60 s. */
+  marginMs?: number | undefined;
+}
+
+export interface CopyModeChoice {
+  /** `inline`: copy in this invocation; `fan-out`: queue one copy message per file. */
+  mode: 'inline' | 'fan-out';
+  /** GES's estimate; Infinity when any size is unknown. */
+  estimatedBytes: number;
+  estimatedMs: number;
+  budgetMs: number;
+}
+
+/**
+ * Inline or fan-out, for the scheduled run and for each graph's planning message alike: inline
+ * when the estimated copy time (GES size estimates ÷ INLINE_THROUGHPUT_MBPS, in MiB/s) fits
+ * before the deadline minus the margin and no file needs more than half of that time (an inline
+ * copy cannot hand over, so a file that would not finish must go to the copy workers); a file
+ * of unknown size counts as unbounded. Without COPY_QUEUE_URL always inline (and a warning).
+ */
+export async function chooseCopyMode(deps: FanoutDeps, targets: readonly BackupTarget[], options: CopyModeOptions = {}): Promise<CopyModeChoice> {
+  const now = deps.now ?? Date.now;
+  const estimate = targets.length === 0 ? { totalBytes: 0, largestFileBytes: 0 } : await estimateCopy(deps, targets, options.signal);
+  const throughput = (deps.config.fanout?.inlineThroughputMiBps ?? DEFAULT_INLINE_THROUGHPUT_MIBPS) * MiB;
+  const estimatedMs = (estimate.totalBytes / throughput) * 1000;
+  const budgetMs = options.deadline === undefined ? Number.POSITIVE_INFINITY : options.deadline - now() - (options.marginMs ?? 60_000);
+  const fits = estimatedMs <= budgetMs && (estimate.largestFileBytes / throughput) * 1000 <= budgetMs / 2;
+  let mode: CopyModeChoice['mode'] = targets.length === 0 || fits ? 'inline' : 'fan-out';
+  if (mode === 'fan-out' && (deps.config.copyQueueUrl === undefined || deps.sqs === undefined)) {
+    deps.logger.warn({ estimatedBytes: estimate.totalBytes, estimatedMs: Math.round(estimatedMs), budgetMs }, 'the copy does not fit its time budget but COPY_QUEUE_URL is not set; copying inline');
+    mode = 'inline';
+  }
+  return { mode, estimatedBytes: estimate.totalBytes, estimatedMs, budgetMs };
 }

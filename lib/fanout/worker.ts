@@ -10,11 +10,13 @@ import { isNoSuchUpload } from '../copy/s3-errors.js';
 import { ArchiverError, ErrorCodes, failureOf, isAbortError, toArchiverError } from '../errors.js';
 import { publishRunAlert, type AlertFailure } from '../alerts/index.js';
 import { finalizeBackup, type FinalizeOptions } from './finalize.js';
-import { parseCopyMessage, serializeCopyMessage, type CopyMessage } from './messages.js';
+import { parseQueueMessage, serializeCopyMessage, type CopyMessage, type PlanGraphMessage, type QueueMessage } from './messages.js';
+import { planGraphStep } from './plan-graph.js';
 import { sendMessage } from './sqs.js';
 import { checkpointKey, deleteKey, getJson } from './state.js';
 import { DEFAULT_MAX_RECEIVE_COUNT, type FanoutDeps } from './types.js';
 import { changeVisibility, DEFAULT_RETRY_VISIBILITY, retryVisibilitySeconds, type RetryVisibility } from './visibility.js';
+import type { RunReport } from '../archive/types.js';
 
 /** One SQS record as Lambda delivers it (only what the worker reads). */
 export interface CopyRecord {
@@ -43,10 +45,15 @@ export interface WorkerOptions {
   finalizeRetryDelaySeconds?: number;
   /** When a failed message is delivered again; default DEFAULT_RETRY_VISIBILITY (60 s doubling to 15 min). */
   retryVisibility?: RetryVisibility;
+  /** Called with each graph's report after a `plan-graph` message planned it (metrics). */
+  onGraphReport?: (report: RunReport) => void;
 }
 
-/** `requeued`: stored, but the finalize lock was busy: the message was sent again with a delay to finalize later. */
-export type RecordOutcome = 'copied' | 'handed-over' | 'duplicate' | 'requeued' | 'failed';
+/**
+ * `requeued`: stored, but the finalize lock was busy: the message was sent again with a delay to finalize later.
+ * `planned`: a `plan-graph` message planned its graph (archived inline, or fanned out).
+ */
+export type RecordOutcome = 'copied' | 'handed-over' | 'duplicate' | 'requeued' | 'planned' | 'failed';
 
 const DEFAULT_HANDOVER_MARGIN_MS = 60_000;
 /**
@@ -141,9 +148,9 @@ class Worker {
     const receiveCount = receiveCountOf(record);
     const last = receiveCount >= this.maxReceiveCount;
     const log = this.deps.logger.child({ messageId: record.messageId, receiveCount });
-    let message: CopyMessage;
+    let message: QueueMessage;
     try {
-      message = parseCopyMessage(record.body);
+      message = parseQueueMessage(record.body);
     } catch (err) {
       const e = toArchiverError(err, ErrorCodes.MessageInvalid);
       log.error({ err: e, last }, 'copy message is invalid; it will end in the dead-letter queue');
@@ -156,6 +163,7 @@ class Worker {
       }
       return 'failed';
     }
+    if (message.type === 'plan-graph') return this.planGraph(message, log, last, receiveCount);
     const flog = log.child({ runId: message.runId, graphId: message.graphId, backupId: message.backupId, file: message.fileName });
     if (this.options.signal?.aborted) {
       flog.warn({}, 'invocation is ending; leaving the message for a redelivery');
@@ -179,6 +187,40 @@ class Worker {
         this.alert(message.runId, {
           graphId: message.graphId, backupId: message.backupId, file: message.fileName, code: e.code,
           message: `Cut short by the invocation deadline on delivery ${receiveCount} of ${this.maxReceiveCount}; the message goes to the dead-letter queue`,
+        });
+      }
+      return 'failed';
+    }
+  }
+
+  /**
+   * A `plan-graph` message (lib/fanout/plan-graph.ts): the graph's failed backups are alerted
+   * with the run's other failures of this invocation. A failure of the step itself (the store)
+   * comes back like a copy's, and alerts on its last delivery.
+   */
+  private async planGraph(message: PlanGraphMessage, parent: FanoutDeps['logger'], last: boolean, receiveCount: number): Promise<RecordOutcome> {
+    const { runId, graphId } = message;
+    const log = parent.child({ runId, graphId });
+    if (this.options.signal?.aborted) {
+      log.warn({}, 'invocation is ending; leaving the planning message for a redelivery');
+      return 'failed';
+    }
+    try {
+      const { outcome, report } = await planGraphStep(this.deps, message, {
+        signal: this.options.signal, deadline: this.options.deadline, marginMs: this.options.handoverMarginMs ?? DEFAULT_HANDOVER_MARGIN_MS,
+      });
+      for (const b of report?.backups ?? []) {
+        if (b.status === 'failed' && b.error) this.alert(runId, { graphId: b.graphId, backupId: b.backupId, code: b.error.code, message: b.error.message });
+      }
+      if (report) this.options.onGraphReport?.(report);
+      return outcome;
+    } catch (err) {
+      const e = failureOf(err, this.options.signal);
+      log.error({ err: e, last }, last ? 'planning failed on its last delivery; the message goes to the dead-letter queue' : 'planning failed; SQS delivers the message again');
+      if (last) {
+        this.alert(runId, {
+          graphId, backupId: '(planning)', code: e.code,
+          message: `Planning graph ${graphId} failed: ${e.message} (delivery ${receiveCount} of ${this.maxReceiveCount}; the message goes to the dead-letter queue)`,
         });
       }
       return 'failed';

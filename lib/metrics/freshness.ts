@@ -1,6 +1,5 @@
-import { listArchivedBackups } from '../catalog/list.js';
-import type { ArchivedBackupSummary, StorageDeps } from '../catalog/types.js';
-import { isAbortError, toArchiverError } from '../errors.js';
+import type { RunReport } from '../archive/types.js';
+import type { ArchivedBackupSummary } from '../catalog/types.js';
 import { MetricDimensions, MetricNames, MetricUnits } from './names.js';
 import type { MetricsSink } from './sink.js';
 
@@ -25,28 +24,21 @@ export function newestBackupAges(summaries: readonly ArchivedBackupSummary[], no
   return ages;
 }
 
-export interface FreshnessOptions {
-  signal?: AbortSignal | undefined;
-  now?: (() => number) | undefined;
-}
-
 /**
- * Lists the archive once (every manifest.json under the prefix, read at bounded concurrency)
- * and records NewestBackupAgeHours for every graph in it. A failure is logged, not thrown:
- * the metric must not turn a good run into a failed invocation. Returns the ages recorded.
+ * Records NewestBackupAgeHours for every graph of a run report (its `newestArchived`: what
+ * planning found archived, by one HeadObject per planned backup, plus what the run archived).
+ * No listing of the archive: the cost follows the manifest, not the archive's size. A graph
+ * with no archived backup known to the run (none yet, or only explicit ids all archived
+ * before, which planning does not ask GES about) records nothing. Returns the ages recorded.
  */
-export async function recordArchiveFreshness(deps: StorageDeps, sink: MetricsSink, options: FreshnessOptions = {}): Promise<Map<string, number>> {
-  let summaries: ArchivedBackupSummary[];
-  try {
-    summaries = await listArchivedBackups(deps, { signal: options.signal });
-  } catch (err) {
-    if (isAbortError(err) || options.signal?.aborted === true) deps.logger.warn('no time left to measure the archive\'s freshness');
-    else deps.logger.error({ err: toArchiverError(err) }, 'could not list the archive to measure its freshness');
-    return new Map();
-  }
-  const ages = newestBackupAges(summaries, (options.now ?? Date.now)());
-  for (const [graphId, hours] of ages) {
-    sink.addWithDimensions(MetricNames.NewestBackupAgeHours, MetricUnits.None, hours, { [MetricDimensions.Graph]: graphId });
+export function recordReportFreshness(sink: MetricsSink, report: Pick<RunReport, 'newestArchived'>, now: number = Date.now()): Map<string, number> {
+  const ages = new Map<string, number>();
+  for (const n of report.newestArchived ?? []) {
+    const at = Date.parse(n.backupTime);
+    if (Number.isNaN(at)) continue;
+    const hours = Math.max(0, Math.round(((now - at) / HOUR_MS) * 100) / 100);
+    ages.set(n.graphId, hours);
+    sink.addWithDimensions(MetricNames.NewestBackupAgeHours, MetricUnits.None, hours, { [MetricDimensions.Graph]: n.graphId });
   }
   return ages;
 }

@@ -14,12 +14,17 @@ export function runSucceeded(report: Pick<RunReport, 'backups'>): boolean {
  */
 export function recordRunMetrics(sink: MetricsSink, report: RunReport): void {
   if (report.dryRun) return;
+  recordBackupOutcomes(sink, report);
+  sink.add(MetricNames.RunDuration, MetricUnits.Milliseconds, report.durationMs);
+}
+
+/** Backups by outcome only: a graph's report of a run planned per graph (its run's duration is not this). */
+export function recordBackupOutcomes(sink: MetricsSink, report: Pick<RunReport, 'backups'>): void {
   const count = (status: string) => report.backups.filter((b) => b.status === status).length;
   sink.add(MetricNames.BackupsArchived, MetricUnits.Count, count('archived'));
   sink.add(MetricNames.BackupsSkipped, MetricUnits.Count, count('skipped'));
   sink.add(MetricNames.BackupsQueued, MetricUnits.Count, count('queued'));
   sink.add(MetricNames.BackupsFailed, MetricUnits.Count, count('failed'));
-  sink.add(MetricNames.RunDuration, MetricUnits.Milliseconds, report.durationMs);
 }
 
 /**

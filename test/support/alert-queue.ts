@@ -8,12 +8,18 @@ export interface ReceivedAlert {
   body: { runId: string; source: string; summary: string; failures: Array<{ graphId: string; backupId: string; file?: string; code: string; message: string }> };
 }
 
-export async function alertQueue(sqs: SQSClient, sns: SNSClient, name: string): Promise<{ topicArn: string; queueUrl: string }> {
-  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: uniqueName(`${name}-alerts`) }));
+/** A fresh SQS queue (fauxqs) with a unique name, and its ARN. */
+export async function createQueue(sqs: SQSClient, name: string): Promise<{ url: string; arn: string }> {
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: uniqueName(name) }));
   const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
+  return { url: QueueUrl!, arn: Attributes!.QueueArn! };
+}
+
+export async function alertQueue(sqs: SQSClient, sns: SNSClient, name: string): Promise<{ topicArn: string; queueUrl: string }> {
+  const queue = await createQueue(sqs, `${name}-alerts`);
   const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: uniqueName(`${name}-topic`) }));
-  await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: Attributes!.QueueArn! }));
-  return { topicArn: TopicArn!, queueUrl: QueueUrl! };
+  await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: queue.arn }));
+  return { topicArn: TopicArn!, queueUrl: queue.url };
 }
 
 /** The alerts waiting in the queue (SNS envelope unwrapped), after at most `waitSeconds`. */

@@ -1,4 +1,4 @@
-import { parseCopyMessage, serializeCopyMessage, type CopyMessage } from '../../lib/fanout/messages.js';
+import { MAX_PLAN_BACKUP_IDS, parseCopyMessage, parseQueueMessage, serializeCopyMessage, serializePlanGraphMessage, type CopyMessage, type PlanGraphMessage } from '../../lib/fanout/messages.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 
 const VALID: CopyMessage = {
@@ -59,5 +59,33 @@ describe('copy messages', () => {
     for (const err of [notJson, array, huge]) expect(err.code).toBe(ErrorCodes.MessageInvalid);
     expect(notJson.message).not.toContain('s3cr3t');
     expect(huge.message).not.toContain('xxxx');
+  });
+});
+
+describe('plan-graph messages', () => {
+  const PLAN: PlanGraphMessage = { v: 1, type: 'plan-graph', runId: '20261127T133000Z-1a2b3c4d', graphId: 'graph-1', backups: 'latest', trigger: 'schedule' };
+
+  it('round-trips through parseQueueMessage, which still parses copy messages', () => {
+    expect(parseQueueMessage(serializePlanGraphMessage(PLAN))).toEqual(PLAN);
+    expect(parseQueueMessage(serializePlanGraphMessage({ ...PLAN, backups: ['b-1', 'b-2'] }))).toEqual({ ...PLAN, backups: ['b-1', 'b-2'] });
+    expect(parseQueueMessage(serializeCopyMessage(VALID))).toEqual(VALID);
+  });
+
+  it.each([
+    ['an unknown type', { ...PLAN, type: 'plan' }, 'type'],
+    ['an unknown field', { ...PLAN, link: 'https://x' }, '(root)'],
+    ['a bad selector', { ...PLAN, backups: 'newest' }, 'backups'],
+    ['an id with a slash in the list', { ...PLAN, backups: ['a/b'] }, 'backups.0'],
+    ['too many ids', { ...PLAN, backups: Array.from({ length: MAX_PLAN_BACKUP_IDS + 1 }, (_, i) => `b-${i}`) }, 'backups'],
+  ])('refuses %s with MESSAGE_INVALID naming the field', (_what, body, field) => {
+    let caught: unknown;
+    try {
+      parseQueueMessage(JSON.stringify(body));
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ArchiverError);
+    expect((caught as ArchiverError).code).toBe(ErrorCodes.MessageInvalid);
+    expect((caught as ArchiverError).details?.['fields']).toEqual(expect.arrayContaining([field]));
   });
 });

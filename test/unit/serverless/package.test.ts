@@ -181,6 +181,11 @@ describe('functions', () => {
     expect(env('CopyWorkerLambdaFunction')['COPY_QUEUE_URL']).toEqual({ Ref: 'CopyQueue' });
   });
 
+  it('gives scheduledRun PLAN_PER_GRAPH_MIN_GRAPHS from the planPerGraphMinGraphs param (default 20)', () => {
+    const env = (resources['ScheduledRunLambdaFunction']!.Properties['Environment'] as { Variables: Json }).Variables;
+    expect(env['PLAN_PER_GRAPH_MIN_GRAPHS']).toBe('20');
+  });
+
   function scheduleOf(fnId: string): Json {
     const schedules = ofType('AWS::Scheduler::Schedule').filter(([, r]) => JSON.stringify((r.Properties['Target'] as Json)['Arn']).includes(`"${fnId}"`));
     expect(schedules).toHaveLength(1);
@@ -214,7 +219,8 @@ describe('functions', () => {
     expect(props['FunctionResponseTypes']).toEqual(['ReportBatchItemFailures']);
     expect(props['BatchSize']).toBeGreaterThanOrEqual(1);
     expect(props['BatchSize']).toBeLessThanOrEqual(5);
-    expect((props['ScalingConfig'] as Json)['MaximumConcurrency']).toEqual(expect.any(Number));
+    // The copyWorkerMaxConcurrency param (default 5): the bound on GES requests, planning included.
+    expect((props['ScalingConfig'] as Json)['MaximumConcurrency']).toBe(5);
   });
 
   it('runs restoreDrill on its own schedule (drillSchedule, drillScheduleEnabled) with DRILL_SAMPLE_PERCENT, in its own role', () => {
@@ -763,6 +769,7 @@ describe('IAM', () => {
       for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion']) {
         expect([roleId, allows(roleId, action, obj('g-1/b-1/manifest.json'))]).toEqual([roleId, false]);
         expect(allows(roleId, action, obj('_runs/20261127T133000Z-1a2b3c4d.json'))).toBe(false);
+        expect(allows(roleId, action, obj('_runs/20261127T133000Z-1a2b3c4d.graph.g-1.json'))).toBe(false);
         expect(allows(roleId, action, `${BUCKET_ARN}/config/manifest.json`)).toBe(false);
         expect(allows(roleId, action, `${BUCKET_ARN}/other/g/b/file.bin`)).toBe(false);
       }
