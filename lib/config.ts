@@ -54,6 +54,8 @@ export interface Config {
   readonly partSizeBytes: number;
   /** A copy that looks longer than this at its first part can be continued after an interruption (ARCHIVE_RESUMABLE_AFTER_S). */
   readonly resumableAfterMs: number;
+  /** How often such a copy saves its checkpoint, so that a crash is resumable too (ARCHIVE_CHECKPOINT_EVERY_S). */
+  readonly checkpointEveryMs: number;
   readonly fanout: {
     /** Assumed copy throughput (MiB/s) when deciding whether a scheduled run fits its time budget inline. */
     readonly inlineThroughputMiBps: number;
@@ -195,6 +197,7 @@ const envSchema = z.object({
   ARCHIVE_PART_SIZE_MB: wholeSetting(PART_SIZE_MIB),
   ARCHIVE_BWLIMIT: setting(BWLIMIT.variable, parseBwlimit, 0),
   ARCHIVE_RESUMABLE_AFTER_S: intInRange('ARCHIVE_RESUMABLE_AFTER_S', 0, 86_400, 120),
+  ARCHIVE_CHECKPOINT_EVERY_S: intInRange('ARCHIVE_CHECKPOINT_EVERY_S', 1, 3600, 30),
   INLINE_THROUGHPUT_MBPS: intInRange('INLINE_THROUGHPUT_MBPS', 1, 100_000, 50),
   MAX_RECEIVE_COUNT: intInRange('MAX_RECEIVE_COUNT', 1, 1000, 5),
   LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
@@ -357,6 +360,7 @@ export function loadConfig(env: Record<string, string | undefined>, overrides: C
     },
     partSizeBytes: overrides.partSizeBytes ?? e.ARCHIVE_PART_SIZE_MB * MiB,
     resumableAfterMs: e.ARCHIVE_RESUMABLE_AFTER_S * 1000,
+    checkpointEveryMs: e.ARCHIVE_CHECKPOINT_EVERY_S * 1000,
     fanout: { inlineThroughputMiBps: e.INLINE_THROUGHPUT_MBPS, maxReceiveCount: e.MAX_RECEIVE_COUNT, markerTtlMs: e.FANOUT_MARKER_HOURS * 3_600_000, planPerGraphMinGraphs: e.PLAN_PER_GRAPH_MIN_GRAPHS },
   });
 }

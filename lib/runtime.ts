@@ -118,6 +118,7 @@ export function createRuntime(config: Config, logger: Logger, overrides: Runtime
     allowedHosts: config.download.allowedHosts,
     partSizeBytes: config.partSizeBytes,
     resumableAfterMs: config.resumableAfterMs,
+    checkpointEveryMs: config.checkpointEveryMs,
     partConcurrency: config.concurrency.parts,
     streams: config.concurrency.streams,
     ...(overrides.now ? { now: overrides.now } : {}),

@@ -323,17 +323,31 @@ const CHECKPOINT_SAVE_MS = 10_000;
 
 /**
  * One copy that survives an interruption: it continues from the checkpoint at `resumeFrom` (an
- * earlier run's), and when the run is interrupted it saves its own there (status 'handover').
- * A checkpoint whose upload is gone (aborted by `cleanup`, expired) is dropped and the file
- * starts over; a copy that fails removes its checkpoint (the copier has aborted the upload).
+ * earlier run's), saves its progress there while it runs (every ARCHIVE_CHECKPOINT_EVERY_S, so a
+ * crash is resumable too), and when the run is interrupted it saves its final one there (status
+ * 'handover'). A checkpoint whose upload is gone (aborted by `cleanup`, expired) is dropped and
+ * the file starts over; a copy that completes or fails removes its checkpoint (a failed copy's
+ * upload is aborted by the copier).
  */
 async function copyResumable(
   deps: ArchiveDeps, request: CopyFileRequest, resumeFrom: string | undefined, ckKey: string, log: ArchiveDeps['logger'],
 ): Promise<CopyFileResult> {
   const { bucket } = deps.config.archive;
   const signal = request.signal;
-  const drop = (): Promise<void> => deleteKey(deps, bucket, ckKey, AbortSignal.timeout(CHECKPOINT_SAVE_MS))
-    .catch((err: unknown) => log.warn({ err: toArchiverError(err), file: request.fileName }, 'could not remove the copy checkpoint; `ges-archiver cleanup` removes it'));
+  // Progress checkpoints are written one at a time, in order, and all of them before the
+  // checkpoint is removed or replaced by the final one: a late write never outlives the copy.
+  let saving: Promise<void> = Promise.resolve();
+  let saved = false;
+  const saveProgress = (cp: CopyCheckpoint): void => {
+    saved = true;
+    saving = saving.then(() => putJson(deps, bucket, ckKey, cp, AbortSignal.timeout(CHECKPOINT_SAVE_MS)))
+      .catch((err: unknown) => log.warn({ err: toArchiverError(err), file: request.fileName }, 'could not save the copy checkpoint; the copy goes on'));
+  };
+  const drop = async (): Promise<void> => {
+    await saving;
+    await deleteKey(deps, bucket, ckKey, AbortSignal.timeout(CHECKPOINT_SAVE_MS))
+      .catch((err: unknown) => log.warn({ err: toArchiverError(err), file: request.fileName }, 'could not remove the copy checkpoint; `ges-archiver cleanup` removes it'));
+  };
   let checkpoint: CopyCheckpoint | undefined;
   if (resumeFrom !== undefined) {
     const parsed = checkpointSchema.safeParse(await getJson(deps, bucket, resumeFrom, signal));
@@ -348,7 +362,7 @@ async function copyResumable(
   }
   let result: CopyFileResult;
   try {
-    result = await deps.copier.copyFile(checkpoint ? { ...request, checkpoint } : request);
+    result = await deps.copier.copyFile({ ...request, onCheckpoint: saveProgress, ...(checkpoint ? { checkpoint } : {}) });
   } catch (err) {
     if (checkpoint !== undefined && isNoSuchUpload(err) && !signal?.aborted) {
       log.warn({ file: request.fileName }, 'the multipart upload of the copy checkpoint is gone; copying the file from the start');
@@ -356,14 +370,15 @@ async function copyResumable(
       await drop();
       return copyResumable(deps, request, undefined, ckKey, log);
     }
-    if (checkpoint !== undefined) await drop();
+    if (checkpoint !== undefined || saved) await drop();
     throw err;
   }
   if (result.status === 'handover') {
+    await saving;
     await putJson(deps, bucket, ckKey, result.checkpoint, AbortSignal.timeout(CHECKPOINT_SAVE_MS));
     log.info({ file: request.fileName, offset: result.checkpoint.offset, totalBytes: result.checkpoint.totalBytes },
       `${request.fileName}: ${result.checkpoint.offset} of ${result.checkpoint.totalBytes} bytes stored and kept; the next run continues from there`);
-  } else if (checkpoint !== undefined) {
+  } else if (checkpoint !== undefined || saved) {
     await drop();
   }
   return result;

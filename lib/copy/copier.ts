@@ -1,7 +1,7 @@
 import { ArchiverError, ErrorCodes, isAbortError, toArchiverError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sleep } from '../retry.js';
-import { toCheckpoint, validateCheckpoint } from './checkpoint.js';
+import { toCheckpoint, validateCheckpoint, type CopyCheckpoint } from './checkpoint.js';
 import { discardBody, openDownload, validatorOf, type OpenResult, type SourceValidator } from './download.js';
 import { assertAllowedLink, assertSafeFileName } from './guard.js';
 import { createDeferredHasher, createFileHasher, restoreFileHasher, type FileHasher } from './hasher.js';
@@ -67,6 +67,11 @@ const HANDOVER_DRAIN_MS = 30_000;
  * that takes 8 s looked like 40 s at its first part, so the default leaves a wide margin.
  */
 export const DEFAULT_RESUMABLE_AFTER_MS = 120_000;
+/**
+ * A copy with `onCheckpoint` and a serialisable hash reports its stored prefix this often, so a
+ * crash (kill -9, a lost machine) loses at most this much: the next run continues from there.
+ */
+export const DEFAULT_CHECKPOINT_EVERY_MS = 30_000;
 
 interface UploadState {
   /** Undefined: the file fits in one part and is stored with one PutObject at the end (no multipart upload). */
@@ -145,6 +150,8 @@ class FileCopy {
   private upload: UploadState | undefined;
   /** Bytes stored and hashed when the current epoch started (a checkpoint's offset, or 0). */
   private committed = 0;
+  /** The offset of the last checkpoint given to `onCheckpoint`. */
+  private reportedOffset = -1;
   private hasher!: FileHasher;
   private epoch: Epoch | undefined;
   /** Set once the source ignored a Range: no more ranged requests for this file. */
@@ -273,6 +280,9 @@ class FileCopy {
     const handoverAt = this.req.handoverAt;
     const timer = handoverAt === undefined ? undefined : setTimeout(() => stopEpoch(epoch, new HandoverDue()), Math.max(0, handoverAt - this.now()));
     let ramp: NodeJS.Timeout | undefined;
+    const onCheckpoint = this.req.onCheckpoint;
+    const saver = onCheckpoint === undefined || upload.uploadId === undefined ? undefined
+      : setInterval(() => this.reportProgress(epoch, upload, onCheckpoint), this.deps.checkpointEveryMs ?? DEFAULT_CHECKPOINT_EVERY_MS);
     try {
       if (this.handoverDue()) stopEpoch(epoch, new HandoverDue());
       const remainingParts = upload.parts - pool.frontier + 1;
@@ -284,12 +294,29 @@ class FileCopy {
       for (let i = 0; i < epoch.workers.length; i++) await epoch.workers[i];
     } finally {
       clearInterval(ramp);
+      clearInterval(saver);
       clearTimeout(timer);
       this.signal.removeEventListener('abort', onCopyAbort);
     }
     if (epoch.stop instanceof HandoverDue) return this.handover();
     if (epoch.stop !== undefined) throw epoch.stop;
     return this.finish(pool);
+  }
+
+  /**
+   * Hands `onCheckpoint` the stored and hashed prefix when it grew since the last one, if the
+   * hash can be saved (a deferred hash that chose node:crypto cannot: that copy is short).
+   */
+  private reportProgress(epoch: Epoch, upload: UploadState, onCheckpoint: (cp: CopyCheckpoint) => void): void {
+    const offset = epoch.pool.hashedBytes;
+    if (epoch.stop !== undefined || upload.uploadId === undefined || offset <= Math.max(this.reportedOffset, this.startOffset)) return;
+    if (this.hasher.kind !== 'wasm') return;
+    this.reportedOffset = offset;
+    onCheckpoint(toCheckpoint({
+      bucket: this.req.bucket, key: this.req.key, uploadId: upload.uploadId, partSize: upload.partSize,
+      totalBytes: upload.totalBytes, offset, parts: this.session.partList(epoch.pool.frontier),
+      hashState: this.hasher.save(), sourceEtag: upload.validator?.etag, sourceLastModified: upload.validator?.lastModified,
+    }));
   }
 
   /** Adds a stream every two ticks in which the download was the limit (see RAMP_TICK_MS). */

@@ -36,6 +36,11 @@ export interface CopyFileRequest {
    * one keeps node:crypto's (~1,500 MiB/s) and is simply done again. A failure still aborts.
    */
   resumable?: boolean;
+  /**
+   * Called every `CopierDeps.checkpointEveryMs` with the stored prefix as a checkpoint, while the
+   * copy has a serialisable hash: saved where the next run looks, it makes a crash resumable too.
+   */
+  onCheckpoint?: (checkpoint: CopyCheckpoint) => void;
   /** User metadata for the object (S3 fixes it when the multipart upload is created). */
   metadata?: Record<string, string>;
   /**
@@ -76,6 +81,8 @@ export interface CopierDeps {
   partSizeBytes?: number;
   /** A `resumable` copy keeps a serialisable hash when it looks longer than this at its first part (default DEFAULT_RESUMABLE_AFTER_MS). */
   resumableAfterMs?: number;
+  /** How often `onCheckpoint` is called (default DEFAULT_CHECKPOINT_EVERY_MS). */
+  checkpointEveryMs?: number;
   /** Parts uploaded at once; default 4. */
   partConcurrency?: number;
   /**

@@ -1,7 +1,8 @@
 // Ctrl-C and SIGTERM as a user sends them: the built command (bin + dist) runs as a child
 // process against the GES emulator (throttled, so the copy is slow) and Swift, and gets a real
-// signal. A long copy keeps what it stored under a checkpoint and the next run continues it; a
-// short one leaves nothing behind. Either way the run exits 130 and reports `cancelled`.
+// signal. A long copy keeps what it stored under a checkpoint (saved as it goes, and at the
+// interruption) and the next run continues it; a short one leaves nothing behind. Either way
+// the run exits 130 and reports `cancelled`; a run killed outright is continued all the same.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -106,6 +107,39 @@ describe('interrupting a run (Ctrl-C, SIGTERM)', () => {
 
     expect(second.code).toBe(0);
     expect((JSON.parse(second.stdout) as JsonReport).backups).toEqual([expect.objectContaining({ backupId: LONG, status: 'archived' })]);
+    expect(second.stderr).toContain(`resuming ${LONG_FILE.name} at byte ${checkpoint.offset} of ${LONG_FILE.bytes}`);
+    expect(served(LONG_FILE.name)).toBe(LONG_FILE.bytes - checkpoint.offset);
+    const stored = await getObjectBytes(bucket, `ges-backups/${GRAPH}/${LONG}/${LONG_FILE.name}`);
+    expect(createHash('sha256').update(stored).digest('hex')).toBe(emulator.fileSha256(GRAPH, LONG, LONG_FILE.name));
+    expect(await listInProgressUploads(bucket)).toEqual([]);
+    expect(await listKeys(bucket, 'ges-backups/_state/')).toEqual([]);
+  }, 120_000);
+
+  it('a run killed outright (SIGKILL, a crash) leaves a checkpoint saved while it ran, and the next run continues from it', async () => {
+    const bucket = await createTestBucket('interrupt-kill');
+    const args = ['archive', '--graph', GRAPH, '--backup', LONG, '--json', '--no-progress'];
+    emulator.faults.throttleDownloads(2 * MiB);
+    // Progress checkpoints every second; killed once 3 parts came in and another second passed.
+    const crashEnv = { ...env(bucket), ARCHIVE_CHECKPOINT_EVERY_S: '1' };
+    let enoughAt: number | undefined;
+
+    const first = await runUntil(args, crashEnv, () => {
+      if (served(LONG_FILE.name) >= 15 * MiB + MiB / 2) enoughAt ??= Date.now();
+      return enoughAt !== undefined && Date.now() - enoughAt > 1500;
+    }, 'SIGKILL');
+
+    expect(first.code).toBeNull();
+    const state = await listKeys(bucket, `ges-backups/_state/${GRAPH}/${LONG}/`);
+    expect(state).toEqual([`ges-backups/_state/${GRAPH}/${LONG}/checkpoints/${LONG_FILE.name}.json`]);
+    const checkpoint = JSON.parse((await getObjectBytes(bucket, state[0]!)).toString()) as { uploadId: string; offset: number };
+    expect(checkpoint.offset).toBeGreaterThanOrEqual(5 * MiB);
+    expect((await listInProgressUploads(bucket)).map((u) => u.UploadId)).toEqual([checkpoint.uploadId]);
+
+    emulator.faults.throttleDownloads(null);
+    emulator.resetStats();
+    const second = await runUntil(args, crashEnv);
+
+    expect(second.code).toBe(0);
     expect(second.stderr).toContain(`resuming ${LONG_FILE.name} at byte ${checkpoint.offset} of ${LONG_FILE.bytes}`);
     expect(served(LONG_FILE.name)).toBe(LONG_FILE.bytes - checkpoint.offset);
     const stored = await getObjectBytes(bucket, `ges-backups/${GRAPH}/${LONG}/${LONG_FILE.name}`);
