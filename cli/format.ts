@@ -71,7 +71,7 @@ export function writeJson(stream: NodeJS.WritableStream, doc: unknown): void {
   stream.write(`${JSON.stringify(redactValue(doc), null, 2)}\n`);
 }
 
-/** The `--json` document (CONTRACT.md): `backups[]` plus run metadata, redacted like the logs. */
+/** The `--json` document (docs/contract.md): `backups[]` plus run metadata, redacted like the logs. */
 export function jsonReport(report: RunReport): Record<string, unknown> {
   return redactValue({
     runId: report.runId,

@@ -16,7 +16,7 @@ import { registerRestoreCommand } from './restore.js';
 import { registerVerifyCommand } from './verify.js';
 
 /**
- * `ges-archiver`: the command line (CONTRACT.md, "Command line"). stdout carries only the
+ * `ges-archiver`: the command line (docs/contract.md, "Command line"). stdout carries only the
  * result (the summary, or exactly one JSON document with --json); logs and progress go to
  * stderr. Exit status: 0 all archived or skipped, 1 a backup failed, 2 invalid
  * configuration, arguments or manifest.

@@ -4,7 +4,7 @@ import { formatHostEntry, isLoopbackHost, parseHostEntry } from './hosts.js';
 import { BWLIMIT, FILE_CONCURRENCY, parseBwlimit, parseWhole, PART_SIZE_MIB, STREAMS, type Parsed, type WholeSetting } from './settings.js';
 
 /**
- * The archiver's configuration, parsed once from the environment (CONTRACT.md,
+ * The archiver's configuration, parsed once from the environment (docs/contract.md,
  * "Configuration"). Nothing else in lib/ reads process.env: the composition roots (CLI,
  * Lambda handlers) call `loadConfig(process.env)` and pass the frozen result down.
  */
@@ -405,7 +405,7 @@ export function loadLogSettings(env: Record<string, string | undefined>): LogSet
 }
 
 /**
- * Where `restore --to s3://…` writes (CONTRACT.md, "Restore"): another S3 API, e.g. Huawei OBS,
+ * Where `restore --to s3://…` writes (docs/contract.md, "Restore"): another S3 API, e.g. Huawei OBS,
  * when RESTORE_S3_ENDPOINT is set; undefined means the archive's own S3 settings.
  */
 export interface RestoreTargetS3Config {

@@ -1,5 +1,5 @@
 /**
- * Where the archive lands (CONTRACT.md): `{prefix}{graphId}/{backupId}/{fileName}` and
+ * Where the archive lands (docs/contract.md): `{prefix}{graphId}/{backupId}/{fileName}` and
  * `{prefix}{graphId}/{backupId}/manifest.json`. Every segment is checked to be a single safe
  * path segment by the caller (assertSafeFileName, the manifest's id schema).
  */

@@ -5,7 +5,7 @@ import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
 import type { RetryPolicy } from '../retry.js';
 
 /**
- * The check of the archive bucket that comes before anything else (CONTRACT.md, "Before
+ * The check of the archive bucket that comes before anything else (docs/contract.md, "Before
  * anything is copied"): a bucket that does not exist, an endpoint that cannot be reached or
  * credentials the store refuses stop the run with one message naming the bucket and the
  * endpoint (BUCKET_UNAVAILABLE, exit 2), before GES is asked for anything.

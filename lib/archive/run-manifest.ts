@@ -8,7 +8,7 @@ import type { RetryPolicy } from '../retry.js';
 import { s3Error } from './s3-objects.js';
 
 /**
- * The run manifest (CONTRACT.md, "Manifest"): which backups of which graphs a run archives.
+ * The run manifest (docs/contract.md, "Manifest"): which backups of which graphs a run archives.
  * Validated strictly before anything is copied; errors name the offending field.
  */
 export type BackupSelector = 'latest' | 'all' | readonly string[];

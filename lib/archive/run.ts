@@ -150,7 +150,7 @@ export async function archiveOne(deps: ArchiveDeps, graphId: string, backupId: s
 }
 
 /**
- * Exit status of the CLI (CONTRACT.md): 0 all archived/skipped/planned/queued, 1 any failure,
+ * Exit status of the CLI (docs/contract.md): 0 all archived/skipped/planned/queued, 1 any failure,
  * 130 (128 + SIGINT, what a shell reports for Ctrl-C) when the run was interrupted, whatever
  * else happened: the run did not finish.
  */

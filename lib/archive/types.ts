@@ -25,7 +25,7 @@ export interface ArchiveDeps {
  */
 export type BackupStatus = 'archived' | 'skipped' | 'failed' | 'planned' | 'queued' | 'cancelled';
 
-/** One line of the run report (CONTRACT.md, `--json`). */
+/** One line of the run report (docs/contract.md, `--json`). */
 export interface BackupReport {
   graphId: string;
   backupId: string;

@@ -21,7 +21,7 @@ export interface BackupFolder {
   /** `{prefix}{graphId}/{backupId}/` */
   prefix: string;
   manifestKey: string;
-  /** True when `manifest.json` exists, i.e. the backup is archived (CONTRACT.md). */
+  /** True when `manifest.json` exists, i.e. the backup is archived (docs/contract.md). */
   archived: boolean;
   /** Every object in the folder except manifest.json and SHA256SUMS: key → size in bytes. */
   objects: Map<string, number>;

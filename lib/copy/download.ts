@@ -4,7 +4,7 @@ import { ArchiverError, ErrorCodes } from '../errors.js';
 /**
  * One GET of a download link, classified. The link string is sent as GES gave it: undici gets
  * the origin and the raw path+query, never a re-serialised URL (a URL object re-encodes some
- * characters and would break V2/V4 signatures, ges-api.md §9.14). No HEAD, no redirects
+ * characters and would break V2/V4 signatures, docs/ges-api.md §9.14). No HEAD, no redirects
  * followed, no auth headers, no content decoding (undici's request() never decodes).
  */
 

@@ -1,6 +1,6 @@
 /**
  * When does a download link stop working? The URL's own signature parameters are the truth;
- * GES's `link_expired_time` is a badly specified string (ges-api.md §9.1) read leniently; when
+ * GES's `link_expired_time` is a badly specified string (docs/ges-api.md §9.1) read leniently; when
  * neither helps, GES documents a validity of 3,600 s from issuance.
  */
 

@@ -7,11 +7,11 @@ import { signRequest, type SignableRequest } from './signer.js';
 import { iamTokenBodySchema, parseIamTime } from './wire.js';
 
 /**
- * How GES requests are authenticated (CONTRACT.md "Configuration", ges-api.md §2): an
+ * How GES requests are authenticated (docs/contract.md "Configuration", docs/ges-api.md §2): an
  * X-Auth-Token (TokenSource, below) or an AK/SK signature (AkSkSigner, at the end).
  *
  * Where the X-Auth-Token comes from: a static GES_AUTH_TOKEN, or an IAM password token
- * (ges-api.md §2.1) that is cached, renewed ahead of its expiry, fetched once for all
+ * (docs/ges-api.md §2.1) that is cached, renewed ahead of its expiry, fetched once for all
  * concurrent callers, and dropped when GES rejects it. When IAM refuses the credentials, the
  * refusal is remembered (AUTH_REFUSAL_HOLD_MS): IAM locks a user after repeated failed logins,
  * so one wrong password must cost one attempt per run, not one per graph or file.
@@ -118,7 +118,7 @@ export function iamTokenSource(deps: IamTokenSourceDeps): TokenSource {
           methods: ['password'],
           password: { user: { name: auth.username, password: auth.password, domain: { name: auth.domain } } },
         },
-        // GES needs a project-scoped token (ges-api.md §2.1).
+        // GES needs a project-scoped token (docs/ges-api.md §2.1).
         scope: { project: { name: auth.project } },
       },
     });
@@ -204,12 +204,12 @@ export function iamTokenSource(deps: IamTokenSourceDeps): TokenSource {
   };
 }
 
-/** The API gateway refuses an X-Sdk-Date further than this from its clock (ges-api.md §2.3). */
+/** The API gateway refuses an X-Sdk-Date further than this from its clock (docs/ges-api.md §2.3). */
 export const SIGNATURE_MAX_SKEW_MS = 15 * 60_000;
 
 /**
  * Signs GES requests with an AK/SK. The gateway locks an AK for 5 minutes after 5 refused
- * signatures in a row (ges-api.md §2.3), so a refusal (401) is never sent again: it is
+ * signatures in a row (docs/ges-api.md §2.3), so a refusal (401) is never sent again: it is
  * remembered for AUTH_REFUSAL_HOLD_MS, during which every request fails at once with the same
  * GES_AUTH_FAILED. Until the gateway has accepted one signed request, signed requests go one
  * at a time, so a wrong SK costs one refused request per run, not one per concurrent caller.

@@ -13,15 +13,15 @@ import {
 } from './wire.js';
 
 export interface GesClient {
-  /** Every backup of the graph, across all pages, deduplicated by id (ges-api.md §4.2, §9.10). */
+  /** Every backup of the graph, across all pages, deduplicated by id (docs/ges-api.md §4.2, §9.10). */
   listBackups(graphId: string, options?: { signal?: AbortSignal }): Promise<GesBackup[]>;
-  /** Fresh download links for a backup's files (ges-api.md §4.6). `files` may be empty. */
+  /** Fresh download links for a backup's files (docs/ges-api.md §4.6). `files` may be empty. */
   getBackupFiles(graphId: string, backupId: string, options?: { signal?: AbortSignal }): Promise<GesBackupFiles>;
   /** The project id in use (from config, or from the IAM token's project.id). */
   projectId(options?: { signal?: AbortSignal }): Promise<string>;
 }
 
-/** Bringing a backup back into GES (ges-api.md §4.7) and following the job it starts (§4.4). */
+/** Bringing a backup back into GES (docs/ges-api.md §4.7) and following the job it starts (§4.4). */
 export interface GesImportApi {
   /**
    * `POST /v2/{project_id}/graphs/{graph_id}/backups/import` with `{"import_path": "bucket/prefix"}`:
@@ -49,7 +49,7 @@ export interface GesClientDeps {
   onAuthFailure?: (err: ArchiverError) => void;
 }
 
-/** Asked per page; a server that caps it lower is followed by offset (ges-api.md §9.10). */
+/** Asked per page; a server that caps it lower is followed by offset (docs/ges-api.md §9.10). */
 export const BACKUP_PAGE_LIMIT = 100;
 /** Guard against a server that never stops producing new ids (across all passes of one listing). */
 const MAX_PAGES = 1000;
@@ -215,7 +215,7 @@ export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
       if (answer.status !== 401) return answer;
       const err = gesErrorFromResponse(answer.status, answer.headers, answer.bodyText, op, now());
       if (!source.renewable || renewed || err.details?.['tokenRejected'] !== true) throw authFailed(err, renewed);
-      // A token can be revoked long before expires_at (ges-api.md §9.17): renew once, ask again once.
+      // A token can be revoked long before expires_at (docs/ges-api.md §9.17): renew once, ask again once.
       renewed = true;
       source.invalidate(token);
       logger.info({ op, remoteCode: err.details['remoteCode'], status: 401 }, 'ges token rejected; renewing');
@@ -229,7 +229,7 @@ export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
       const url = new URL(`${config.endpoint}${path(projectId)}`);
       for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
       const answer = credentials.tokens === undefined
-        // X-Project-Id as the Huawei SDKs send it with an AK/SK (ges-api.md §2.3).
+        // X-Project-Id as the Huawei SDKs send it with an AK/SK (docs/ges-api.md §2.3).
         ? await credentials.signer.exchange({ method, url, headers: { ...headers, 'x-project-id': projectId }, body: payload }, (signed) => send(url, signed), op, signal)
         : await sendWithToken(url, credentials.tokens);
       if (answer.status < 200 || answer.status >= 300) {
@@ -237,7 +237,7 @@ export function createGesClient(deps: GesClientDeps): GesClient & GesImportApi {
       }
       const receivedAt = now();
       const json = parseJsonBody(answer.bodyText, op);
-      // v1-style bodies say errors with a 200 and a non-empty errorCode (ges-api.md §9.9).
+      // v1-style bodies say errors with a 200 and a non-empty errorCode (docs/ges-api.md §9.9).
       if (errorCodeInSuccessBody(json) !== undefined) {
         throw gesErrorFromResponse(answer.status, answer.headers, answer.bodyText, op, receivedAt);
       }

@@ -7,11 +7,11 @@ import { redactString } from '../log.js';
  *
  * - 429 and APIGW.0308: GES_THROTTLED, retryable, Retry-After honoured.
  * - 5xx, GES.7005 (even on 408), GES.7006 (400 or 500), GES.7051 ("network flap, retry",
- *   ges-api.md §5.1), APIGW.06xx gateway internals: GES_UNAVAILABLE, retryable.
+ *   docs/ges-api.md §5.1), APIGW.06xx gateway internals: GES_UNAVAILABLE, retryable.
  * - 401: GES_AUTH_FAILED (the client renews an IAM token once first, see `tokenRejected`).
  * - GES.7000, GES.0016: GRAPH_NOT_FOUND. GES.7024: BACKUP_NOT_FOUND.
  * - Any other 4xx: GES_REQUEST_REJECTED, not retryable.
- * The remote code decides before the HTTP status does (ges-api.md §9.8).
+ * The remote code decides before the HTTP status does (docs/ges-api.md §9.8).
  */
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
@@ -51,7 +51,7 @@ function findRemoteError(obj: Record<string, unknown>, depth: number): { code?: 
     if (code !== undefined) return { code, ...(message === undefined ? {} : { message }) };
     if (message !== undefined && messageOnly === undefined) messageOnly = { message };
   }
-  // Keystone-style `{"error":{"code":401,"message":..,"title":..}}`, or any other wrapper (ges-api.md §1.4).
+  // Keystone-style `{"error":{"code":401,"message":..,"title":..}}`, or any other wrapper (docs/ges-api.md §1.4).
   if (depth < 3) {
     for (const value of Object.values(obj)) {
       if (!isRecord(value)) continue;
@@ -75,7 +75,7 @@ function shorten(s: string): string {
 /**
  * Reads the error code and message out of any of the four documented body shapes
  * (`error_code/error_msg`, `errorCode/errorMessage`, `code/message`, nested `error{}`), or
- * out of a non-JSON body. Empty fields count as absent (ges-api.md §9.9).
+ * out of a non-JSON body. Empty fields count as absent (docs/ges-api.md §9.9).
  */
 export function parseErrorBody(bodyText: string): RemoteError {
   let json: unknown;
@@ -96,7 +96,7 @@ export function parseErrorBody(bodyText: string): RemoteError {
   };
 }
 
-/** `APIG.0301` and `apigw.0301` both become `APIGW.0301` (ges-api.md §1.4). */
+/** `APIG.0301` and `apigw.0301` both become `APIGW.0301` (docs/ges-api.md §1.4). */
 export function normalizeRemoteCode(code: string | undefined): string | undefined {
   if (code === undefined) return undefined;
   const upper = code.trim().toUpperCase();
@@ -128,10 +128,10 @@ export function requestIdOf(headers: ResponseHeaders, remote?: RemoteError): str
   return header(headers, 'x-request-id') ?? remote?.requestId ?? header(headers, 'traceid');
 }
 
-/** Token errors at the gateway: renewing the token may help (ges-api.md §9.17). */
+/** Token errors at the gateway: renewing the token may help (docs/ges-api.md §9.17). */
 export const TOKEN_REJECTED_CODES: ReadonlySet<string> = new Set(['APIGW.0301', 'APIGW.0307']);
 const RETRYABLE_GES_CODES: ReadonlySet<string> = new Set(['GES.7005', 'GES.7006', 'GES.7051']);
-// APIGW.0602/0607 are the client's fault (400); the other 06xx are gateway internals (ges-api.md §5.2).
+// APIGW.0602/0607 are the client's fault (400); the other 06xx are gateway internals (docs/ges-api.md §5.2).
 const NON_RETRYABLE_GATEWAY_06: ReadonlySet<string> = new Set(['APIGW.0602', 'APIGW.0607']);
 
 const HINTS: Readonly<Record<string, string>> = {
@@ -203,7 +203,7 @@ export function gesErrorFromResponse(
 
 /**
  * True when a 2xx body nevertheless carries an error code (v1 bodies have `errorCode`,
- * empty on success: ges-api.md §9.9). Returns the code when it does.
+ * empty on success: docs/ges-api.md §9.9). Returns the code when it does.
  */
 export function errorCodeInSuccessBody(json: unknown): string | undefined {
   if (!isRecord(json)) return undefined;

@@ -5,7 +5,7 @@ import type { GesImportApi } from './client.js';
 import type { GesJob } from './types.js';
 
 /**
- * Follows a GES job (ges-api.md §4.4) until it ends: `success` ends it, `failed` and
+ * Follows a GES job (docs/ges-api.md §4.4) until it ends: `success` ends it, `failed` and
  * `partiallyFailed` are IMPORT_FAILED with GES's `fail_reason`; every other status (pending,
  * running, waiting, or one GES invents) means "not finished yet". Each status request goes
  * through the GES client, so it has the one retry policy and token renewal; a poll that still

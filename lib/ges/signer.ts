@@ -1,7 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
 
 /**
- * Huawei API Gateway request signing, `SDK-HMAC-SHA256` (ges-api.md §2.3), as the official
+ * Huawei API Gateway request signing, `SDK-HMAC-SHA256` (docs/ges-api.md §2.3), as the official
  * SDKs do it (huaweicloud-sdk-go-v3 core/auth/signer). Hand-written on node:crypto: the only
  * maintained implementation on npm is inside @huaweicloud/huaweicloud-sdk-core, which brings
  * axios, lodash, log4js, moment and ramda and signs only its own request objects.

@@ -14,7 +14,7 @@ export interface GesBackup {
   startTimestamp: number | undefined;
   /** Epoch milliseconds. */
   endTimestamp: number | undefined;
-  /** Megabytes, as GES reports them (an estimate, ges-api.md §9.2). */
+  /** Megabytes, as GES reports them (an estimate, docs/ges-api.md §9.2). */
   sizeMb: number | undefined;
   /** 'auto' | 'manual' | 'import' | other. */
   backupMethod: string | undefined;
@@ -26,19 +26,19 @@ export interface GesBackupFile {
   sizeKb: number | undefined;
   /** A presigned OBS URL. Opaque: never re-encode it, never log its query. */
   downloadLink: string;
-  /** Raw and unparsed: its format is unreliable (ges-api.md §9.1). */
+  /** Raw and unparsed: its format is unreliable (docs/ges-api.md §9.1). */
   linkExpiredTime: string | undefined;
 }
 
 export interface GesBackupFiles {
   bucket: string | undefined;
-  /** May be empty: GES omits `files` when it has nothing to offer (ges-api.md §9.19). */
+  /** May be empty: GES omits `files` when it has nothing to offer (docs/ges-api.md §9.19). */
   files: GesBackupFile[];
   /** epoch ms when GES answered (for link-expiry fallback) */
   receivedAt: number;
 }
 
-/** A GES job as its status API reports it (ges-api.md §4.4). */
+/** A GES job as its status API reports it (docs/ges-api.md §4.4). */
 export interface GesJob {
   jobId: string;
   /** pending | running | waiting | success | failed | partiallyFailed, or a value GES invents (not finished). */

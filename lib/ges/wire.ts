@@ -5,7 +5,7 @@ import type { GesBackup, GesBackupFile, GesJob } from './types.js';
 /**
  * Wire shapes of the GES and IAM answers the archiver reads, and their validation.
  *
- * Every field is accepted in both spellings (v2 snake_case, v1 camelCase: ges-api.md §9.3),
+ * Every field is accepted in both spellings (v2 snake_case, v1 camelCase: docs/ges-api.md §9.3),
  * numbers are accepted as JSON numbers or numeric strings (§9.2), and only what the archiver
  * truly needs is required. Unknown fields pass through untouched. A body that does not fit
  * becomes GES_BAD_RESPONSE with a message naming the offending field.
@@ -38,7 +38,7 @@ function describeValue(value: unknown): string {
   return typeof value;
 }
 
-/** One entry of `backup_list` / `backupList` (ges-api.md §4.1). */
+/** One entry of `backup_list` / `backupList` (docs/ges-api.md §4.1). */
 export const backupEntrySchema = z
   .object({
     id: nonEmptyString('id'),
@@ -66,7 +66,7 @@ export const backupEntrySchema = z
     }
   });
 
-/** One page of a backup list (ges-api.md §4.2). Both list and count may be absent (`omitempty`). */
+/** One page of a backup list (docs/ges-api.md §4.2). Both list and count may be absent (`omitempty`). */
 export const backupPageSchema = z
   .object({
     backup_count: numberLike,
@@ -76,7 +76,7 @@ export const backupPageSchema = z
   })
   .loose();
 
-/** One entry of backup-files `files` (ges-api.md §4.6). */
+/** One entry of backup-files `files` (docs/ges-api.md §4.6). */
 export const backupFileEntrySchema = z
   .object({
     name: nonEmptyString('name'),
@@ -94,7 +94,7 @@ export const backupFileEntrySchema = z
     }
   });
 
-/** The backup-files answer (ges-api.md §4.6). `bucket` and `files` are both `omitempty`. */
+/** The backup-files answer (docs/ges-api.md §4.6). `bucket` and `files` are both `omitempty`. */
 export const backupFilesSchema = z
   .object({
     bucket: optionalString,
@@ -102,7 +102,7 @@ export const backupFilesSchema = z
   })
   .loose();
 
-/** The answer to `POST …/backups/import` (ges-api.md §4.7): `{"job_id": "…"}` (v1 spelling accepted too). */
+/** The answer to `POST …/backups/import` (docs/ges-api.md §4.7): `{"job_id": "…"}` (v1 spelling accepted too). */
 export const importAnswerSchema = z
   .object({
     job_id: optionalText,
@@ -114,7 +114,7 @@ export const importAnswerSchema = z
   });
 
 /**
- * A job's status (`GET …/jobs/{job_id}/status`, ges-api.md §4.4): `status` is pending,
+ * A job's status (`GET …/jobs/{job_id}/status`, docs/ges-api.md §4.4): `status` is pending,
  * running, waiting, success, failed or partiallyFailed; `fail_reason` says why it failed;
  * `job_progress` is documented as reserved.
  */
@@ -132,7 +132,7 @@ export const jobStatusSchema = z
   })
   .loose();
 
-/** The body of `POST /v3/auth/tokens` (ges-api.md §2.1); only what the archiver reads. */
+/** The body of `POST /v3/auth/tokens` (docs/ges-api.md §2.1); only what the archiver reads. */
 export const iamTokenBodySchema = z
   .object({
     token: z
@@ -191,7 +191,7 @@ export function parseJsonBody(bodyText: string, op: string): unknown {
   }
 }
 
-/** `yyyy-MM-ddTHH:mm:ss` without a zone is UTC in every GES example (ges-api.md §9.6). */
+/** `yyyy-MM-ddTHH:mm:ss` without a zone is UTC in every GES example (docs/ges-api.md §9.6). */
 function parseZonelessUtc(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.exec(text.trim());
@@ -230,7 +230,7 @@ export function normalizeBackupFiles(body: z.output<typeof backupFilesSchema>): 
     files: (body.files ?? []).map((f) => ({
       name: f.name,
       sizeKb: f.size,
-      // The link is opaque (ges-api.md §9.14): kept byte for byte, not even trimmed.
+      // The link is opaque (docs/ges-api.md §9.14): kept byte for byte, not even trimmed.
       downloadLink: f.download_link ?? f.downloadLink ?? '',
       linkExpiredTime: f.link_expired_time ?? f.linkExpiredTime,
     })),

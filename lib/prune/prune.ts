@@ -13,7 +13,7 @@ import { planPrune, type PruneCandidate } from './plan.js';
 import type { KeptBackup, PruneDeps, PruneOptions, PruneProblem, PruneReport, PrunedBackup } from './types.js';
 
 /**
- * `prune` (CONTRACT.md, "Retention"): per graph, keeps the newest `keepLast` archived
+ * `prune` (docs/contract.md, "Retention"): per graph, keeps the newest `keepLast` archived
  * backups and every one younger than `keepWithin`, and deletes the others:
  *
  * 1. every object of the backup is checked for S3 Object Lock (retention or legal hold); a

@@ -48,7 +48,7 @@ export interface PruneProblem {
   keys?: string[];
 }
 
-/** The `--json` document (CONTRACT.md, "Retention"), plus what was locked or failed. */
+/** The `--json` document (docs/contract.md, "Retention"), plus what was locked or failed. */
 export interface PruneReport {
   dryRun: boolean;
   keepLast: number;

@@ -16,7 +16,7 @@ import { VerifyingStream } from './verifying-stream.js';
  * (`.ges-restore-<random>.partial`, created exclusively, so nothing is followed or
  * overwritten), through the verifying stream, fsync'ed, and renamed to its final name only
  * when the stream ended cleanly (length and SHA-256 matched); on any failure the temporary
- * file is removed. The directory may hold only the backup's files and SHA256SUMS (CONTRACT.md);
+ * file is removed. The directory may hold only the backup's files and SHA256SUMS (docs/contract.md);
  * temporary files an interrupted restore left behind are removed first.
  */
 const TEMP = /^\.ges-restore-[0-9a-f]{24}\.partial$/;

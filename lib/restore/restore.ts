@@ -73,7 +73,7 @@ function conflictError(writer: TargetWriter, conflicts: { file: ArchivedFile; wh
 }
 
 /**
- * Restores one archived backup to a directory or an `s3://` folder (CONTRACT.md, "Restore"):
+ * Restores one archived backup to a directory or an `s3://` folder (docs/contract.md, "Restore"):
  *
  * 1. reads manifest.json (NOT_ARCHIVED without one) and checks the target holds nothing but
  *    the backup's files (ARGS_INVALID otherwise);

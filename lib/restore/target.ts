@@ -41,7 +41,7 @@ export function targetLabel(target: RestoreTarget): string {
   return target.kind === 'dir' ? target.dir : `s3://${target.bucket}/${target.prefix}`;
 }
 
-/** GES's `import_path`: `bucket/prefix`, no scheme, no trailing slash (CONTRACT.md, "Restore"). */
+/** GES's `import_path`: `bucket/prefix`, no scheme, no trailing slash (docs/contract.md, "Restore"). */
 export function importPathOf(target: Extract<RestoreTarget, { kind: 's3' }>): string {
   return `${target.bucket}/${target.prefix.replace(/\/+$/, '')}`;
 }

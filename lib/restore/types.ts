@@ -63,7 +63,7 @@ export interface RestoredFile {
   status: 'restored' | 'kept';
 }
 
-/** The `--json` document (CONTRACT.md, "Restore"); `error` and `failed` only when something failed. */
+/** The `--json` document (docs/contract.md, "Restore"); `error` and `failed` only when something failed. */
 export interface RestoreReport {
   graphId: string;
   backupId: string;

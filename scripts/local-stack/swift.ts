@@ -1,7 +1,7 @@
 // A single-node OpenStack Swift with the s3api middleware: the local S3 store for tests.
 // Proxy, object, container and account servers plus memcached, each one foreground process
 // (workers = 0) bound to 127.0.0.1 on a free ephemeral port, storage in a plain directory.
-// See /work/shared/local-stack.md for why Swift and for the settings used here.
+// See docs/local-stack.md for why Swift and for the settings used here.
 //
 // Library:  const swift = await startSwift({ dir }); ...; await swift.stop();
 // CLI:      npx tsx scripts/local-stack/swift.ts start --dir D   (prints one JSON line)

@@ -1,4 +1,4 @@
-// The API gateway's check of AK/SK-signed requests (SDK-HMAC-SHA256, ges-api.md §2.3).
+// The API gateway's check of AK/SK-signed requests (SDK-HMAC-SHA256, docs/ges-api.md §2.3).
 //
 // Written apart from lib/ges/signer.ts on purpose: the canonical request is rebuilt from what
 // arrived on the wire (the raw path and query, the headers SignedHeaders lists, the body), so a
@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { uriEncode } from './signing.js';
 import type { EmulatorAccessKey } from './types.js';
 
-/** The gateway's limits (ges-api.md §2.3): clock skew, and the lock after failed signatures. */
+/** The gateway's limits (docs/ges-api.md §2.3): clock skew, and the lock after failed signatures. */
 export const MAX_SKEW_MS = 15 * 60_000;
 export const LOCK_AFTER_FAILURES = 5;
 export const LOCK_MS = 5 * 60_000;

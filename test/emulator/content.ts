@@ -30,7 +30,7 @@ export interface ContentSource {
 
 function etagFor(key: Buffer, bytes: number): string {
   const md5 = createHash('md5').update(key).update(String(bytes)).digest('hex');
-  // Large objects get a multipart-style ETag, which is not an MD5 (ges-api.md §7.4, §9.15).
+  // Large objects get a multipart-style ETag, which is not an MD5 (docs/ges-api.md §7.4, §9.15).
   const parts = Math.ceil(bytes / (8 * CHUNK));
   return bytes > 16 * CHUNK ? `"${md5}-${parts}"` : `"${md5}"`;
 }

@@ -1,5 +1,5 @@
 // IAM (POST /v3/auth/tokens, GET /v3/projects) and the GES backup APIs, on one server.
-// Shapes follow ges-api.md §2.1, §2.2, §4.1–4.3, §4.6 and the errors of §5.
+// Shapes follow docs/ges-api.md §2.1, §2.2, §4.1–4.3, §4.6 and the errors of §5.
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AkSkVerifier } from './aksk.js';
@@ -36,7 +36,7 @@ function userId(name: string, domain: string): string {
   return createHash('md5').update(`user:${domain}:${name}`).digest('hex');
 }
 
-/** ISO-8601 UTC with microseconds, as IAM writes expires_at (ges-api.md §2.1). */
+/** ISO-8601 UTC with microseconds, as IAM writes expires_at (docs/ges-api.md §2.1). */
 function iamTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
@@ -157,7 +157,7 @@ export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: S
     const projectName = project && str(project.name);
     const projectIdInScope = project && str(project.id);
     if (projectName === undefined && projectIdInScope === undefined) {
-      // GES accepts project-scoped tokens only (ges-api.md §2.1).
+      // GES accepts project-scoped tokens only (docs/ges-api.md §2.1).
       return keystoneError(res, 400, 'Bad Request', 'Invalid request: auth.scope.project (name or id) is required.');
     }
     if ((projectName !== undefined && projectName !== ctx.projectName) || (projectIdInScope !== undefined && projectIdInScope !== ctx.projectId)) {
@@ -280,11 +280,11 @@ export function createGesHandler(ctx: GesContext): (req: IncomingMessage, res: S
     if (!ctx.model.graphs.has(graphId)) return gesError(res, 'GES.7000', 'The graph does not exist or has been deleted.', false);
     const header = req.headers.backup_id;
     const backupId = new URLSearchParams(rawQuery).get('backup_id') ?? (typeof header === 'string' ? header : null);
-    // The documented example for this error uses the camelCase body even on v2 (ges-api.md §1.4).
+    // The documented example for this error uses the camelCase body even on v2 (docs/ges-api.md §1.4).
     if (backupId === null || backupId === '') return gesError(res, 'GES.7049', 'The parameter [backup_id] is not exist.', true);
     const backup = ctx.model.backup(graphId, backupId);
     if (!backup) return gesError(res, 'GES.7024', 'The graph backup does not exist or has been deleted.', false);
-    // Undocumented (ges-api.md §9.12); GES.7040 "Failed to back up a graph." is the closest documented code.
+    // Undocumented (docs/ges-api.md §9.12); GES.7040 "Failed to back up a graph." is the closest documented code.
     if (backup.status !== 'success') return gesError(res, 'GES.7040', 'Failed to back up a graph.', false);
     const now = Date.now();
     const override = ctx.faults.takeLinkExpiredTime();

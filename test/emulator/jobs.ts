@@ -1,4 +1,4 @@
-// Backup import (POST …/backups/import, ges-api.md §4.7) and job status (GET …/jobs/{id}/status,
+// Backup import (POST …/backups/import, docs/ges-api.md §4.7) and job status (GET …/jobs/{id}/status,
 // §4.4). A job answers `pending`, then `running`, until it has been asked `pollsUntilDone` times;
 // that answer and every later one is final: `success`, or `failed` with a `fail_reason` (from
 // faults.failImport or the verifyImport hook). A successful import adds a backup whose

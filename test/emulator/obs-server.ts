@@ -1,4 +1,4 @@
-// The OBS side: presigned GETs of backup files (ges-api.md §7.2–7.5).
+// The OBS side: presigned GETs of backup files (docs/ges-api.md §7.2–7.5).
 //
 // Memory per request is O(1): bodies are streamed as subarrays of the shared content pattern
 // (or a file read stream), and the loop waits for 'drain' whenever res.write() returns false.
@@ -54,7 +54,7 @@ const STATUS_ERRORS: Record<number, [string, string]> = {
 export type RangeResult = { kind: 'full' } | { kind: 'partial'; start: number; end: number } | { kind: 'unsatisfiable' };
 
 /**
- * OBS Range semantics (ges-api.md §7.4): bytes=a-b, a-, -n; end clamped; start past the end
+ * OBS Range semantics (docs/ges-api.md §7.4): bytes=a-b, a-, -n; end clamped; start past the end
  * → 416; anything malformed or inverted → ignored (200 with the whole object). Multiple
  * ranges are treated as malformed here (real OBS answers multipart/byteranges).
  */

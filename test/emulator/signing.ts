@@ -1,4 +1,4 @@
-// Presigned OBS links (ges-api.md §7.1, §7.2) and their strict verification.
+// Presigned OBS links (docs/ges-api.md §7.1, §7.2) and their strict verification.
 //
 // Verification is stricter than "decode and compare": the raw query must be byte-for-byte
 // what the emulator issued (same parameters, same order, canonical percent-encoding), so
@@ -14,7 +14,7 @@ interface SigningKey {
 
 // A pool of keys, as temporary credentials rotate in real links. The pool also lets the
 // emulator pick, for V2 links, a key whose base64 signature contains `+` and `/`, so that
-// `%2B`, `%2F` and `%3D` all occur in issued links (ges-api.md §9.14).
+// `%2B`, `%2F` and `%3D` all occur in issued links (docs/ges-api.md §9.14).
 const KEY_POOL: readonly SigningKey[] = Array.from({ length: 64 }, (_, i) => {
   const h = createHash('sha256').update(`ges-emulator-key-${i}`).digest();
   return {

@@ -1,4 +1,4 @@
-// Public types of the GES + IAM + OBS emulator. See /work/shared/ges-api.md §10 for the surface
+// Public types of the GES + IAM + OBS emulator. See docs/ges-api.md §10 for the surface
 // it imitates; every deliberate divergence from the real services is listed in README.md here.
 
 /** A backup file: either generated deterministically (`bytes`, optional `seed`) or a real file on disk (`path`). */
@@ -14,7 +14,7 @@ export interface EmulatorBackupSpec {
   status?: BackupStatus;
   /** Epoch milliseconds; defaults to a deterministic time derived from the backup's position. */
   startTimestamp?: number;
-  /** `backup_method` in the lists; default "manual". Imported backups are "import" (ges-api.md §4.7). */
+  /** `backup_method` in the lists; default "manual". Imported backups are "import" (docs/ges-api.md §4.7). */
   backupMethod?: 'manual' | 'auto' | 'import';
   files: EmulatorFileSpec[];
 }
@@ -26,7 +26,7 @@ export interface EmulatorGraphSpec {
 }
 
 export type LinkStyle = 'obs-v2' | 's3-v2' | 's3-v4';
-/** The `link_expired_time` variants of ges-api.md §9.1. */
+/** The `link_expired_time` variants of docs/ges-api.md §9.1. */
 export type LinkExpiredTimeFormat = 'offset-no-colon' | 'zoneless' | 'z' | 'malformed' | 'absent';
 
 export interface EmulatorUser {
@@ -35,7 +35,7 @@ export interface EmulatorUser {
   domain: string;
 }
 
-/** An AK/SK the gateway accepts signatures from (ges-api.md §2.3). */
+/** An AK/SK the gateway accepts signatures from (docs/ges-api.md §2.3). */
 export interface EmulatorAccessKey {
   accessKey: string;
   secretKey: string;
@@ -75,9 +75,9 @@ export interface EmulatorOptions {
   /** Largest `limit` honoured by the list APIs; larger values are clamped. Default 1000. */
   pageLimitMax?: number;
   apiVersionStyle?: 'v2-snake';
-  /** IAM token lifetime; default 24 h (ges-api.md §2.1). */
+  /** IAM token lifetime; default 24 h (docs/ges-api.md §2.1). */
   tokenTtlSeconds?: number;
-  /** backup-files `files[].size` as a numeric string instead of a JSON number (ges-api.md §9.2). */
+  /** backup-files `files[].size` as a numeric string instead of a JSON number (docs/ges-api.md §9.2). */
   fileSizeAsString?: boolean;
   /** backup-files entries without `size` (the field is optional in the API). */
   omitFileSizes?: boolean;

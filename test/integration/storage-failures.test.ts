@@ -1,4 +1,4 @@
-// Storage failures a person can act on (issue 8, item 10; CONTRACT.md "Before anything is
+// Storage failures a person can act on (issue 8, item 10; docs/contract.md "Before anything is
 // copied"): the bucket is checked first, a failure is one line naming the bucket and the
 // endpoint with exit 2 before GES is asked for anything; S3 errors carry their code and HTTP
 // status; retries are logged; stack traces only with -v. Against Swift and the GES emulator.
