@@ -83,6 +83,23 @@ describe('interrupting a run (Ctrl-C, SIGTERM)', () => {
 
   const served = (name: string): number => emulator.stats.downloadBytes.get(name) ?? 0;
 
+  /** A run at full speed after the interrupted one: it continues at `offset`, downloads only the rest, and leaves the file whole and nothing behind. */
+  async function expectContinued(bucket: string, args: string[], runEnv: Record<string, string | undefined>, offset: number): Promise<void> {
+    emulator.faults.throttleDownloads(null);
+    emulator.resetStats();
+
+    const second = await runUntil(args, runEnv);
+
+    expect(second.code).toBe(0);
+    expect((JSON.parse(second.stdout) as JsonReport).backups).toEqual([expect.objectContaining({ backupId: LONG, status: 'archived' })]);
+    expect(second.stderr).toContain(`resuming ${LONG_FILE.name} at byte ${offset} of ${LONG_FILE.bytes}`);
+    expect(served(LONG_FILE.name)).toBe(LONG_FILE.bytes - offset);
+    const stored = await getObjectBytes(bucket, `ges-backups/${GRAPH}/${LONG}/${LONG_FILE.name}`);
+    expect(createHash('sha256').update(stored).digest('hex')).toBe(emulator.fileSha256(GRAPH, LONG, LONG_FILE.name));
+    expect(await listInProgressUploads(bucket)).toEqual([]);
+    expect(await listKeys(bucket, 'ges-backups/_state/')).toEqual([]);
+  }
+
   it('a long copy interrupted by Ctrl-C keeps its parts under a checkpoint, and the next run continues from there', async () => {
     const bucket = await createTestBucket('interrupt-long');
     const args = ['archive', '--graph', GRAPH, '--backup', LONG, '--json', '--no-progress'];
@@ -101,18 +118,7 @@ describe('interrupting a run (Ctrl-C, SIGTERM)', () => {
     expect((await listInProgressUploads(bucket)).map((u) => u.UploadId)).toEqual([checkpoint.uploadId]);
     expect(await listKeys(bucket, `ges-backups/${GRAPH}/${LONG}/`)).toEqual([]);
 
-    emulator.faults.throttleDownloads(null);
-    emulator.resetStats();
-    const second = await runUntil(args, env(bucket));
-
-    expect(second.code).toBe(0);
-    expect((JSON.parse(second.stdout) as JsonReport).backups).toEqual([expect.objectContaining({ backupId: LONG, status: 'archived' })]);
-    expect(second.stderr).toContain(`resuming ${LONG_FILE.name} at byte ${checkpoint.offset} of ${LONG_FILE.bytes}`);
-    expect(served(LONG_FILE.name)).toBe(LONG_FILE.bytes - checkpoint.offset);
-    const stored = await getObjectBytes(bucket, `ges-backups/${GRAPH}/${LONG}/${LONG_FILE.name}`);
-    expect(createHash('sha256').update(stored).digest('hex')).toBe(emulator.fileSha256(GRAPH, LONG, LONG_FILE.name));
-    expect(await listInProgressUploads(bucket)).toEqual([]);
-    expect(await listKeys(bucket, 'ges-backups/_state/')).toEqual([]);
+    await expectContinued(bucket, args, env(bucket), checkpoint.offset);
   }, 120_000);
 
   it('a run killed outright (SIGKILL, a crash) leaves a checkpoint saved while it ran, and the next run continues from it', async () => {
@@ -135,17 +141,7 @@ describe('interrupting a run (Ctrl-C, SIGTERM)', () => {
     expect(checkpoint.offset).toBeGreaterThanOrEqual(5 * MiB);
     expect((await listInProgressUploads(bucket)).map((u) => u.UploadId)).toEqual([checkpoint.uploadId]);
 
-    emulator.faults.throttleDownloads(null);
-    emulator.resetStats();
-    const second = await runUntil(args, crashEnv);
-
-    expect(second.code).toBe(0);
-    expect(second.stderr).toContain(`resuming ${LONG_FILE.name} at byte ${checkpoint.offset} of ${LONG_FILE.bytes}`);
-    expect(served(LONG_FILE.name)).toBe(LONG_FILE.bytes - checkpoint.offset);
-    const stored = await getObjectBytes(bucket, `ges-backups/${GRAPH}/${LONG}/${LONG_FILE.name}`);
-    expect(createHash('sha256').update(stored).digest('hex')).toBe(emulator.fileSha256(GRAPH, LONG, LONG_FILE.name));
-    expect(await listInProgressUploads(bucket)).toEqual([]);
-    expect(await listKeys(bucket, 'ges-backups/_state/')).toEqual([]);
+    await expectContinued(bucket, args, crashEnv, checkpoint.offset);
   }, 120_000);
 
   it('Ctrl-C typed at a terminal (a pseudo-terminal) exits 130 with the long copy kept under its checkpoint', async () => {
