@@ -312,11 +312,16 @@ class FileCopy {
     if (epoch.stop !== undefined || upload.uploadId === undefined || offset <= Math.max(this.reportedOffset, this.startOffset)) return;
     if (this.hasher.kind !== 'wasm') return;
     this.reportedOffset = offset;
-    onCheckpoint(toCheckpoint({
-      bucket: this.req.bucket, key: this.req.key, uploadId: upload.uploadId, partSize: upload.partSize,
-      totalBytes: upload.totalBytes, offset, parts: this.session.partList(epoch.pool.frontier),
+    onCheckpoint(this.checkpointAt(upload, upload.uploadId, epoch.pool.frontier, offset));
+  }
+
+  /** The stored and hashed prefix up to part `frontier` (`offset` bytes) as a checkpoint. */
+  private checkpointAt(upload: UploadState, uploadId: string, frontier: number, offset: number): CopyCheckpoint {
+    return toCheckpoint({
+      bucket: this.req.bucket, key: this.req.key, uploadId, partSize: upload.partSize,
+      totalBytes: upload.totalBytes, offset, parts: this.session.partList(frontier),
       hashState: this.hasher.save(), sourceEtag: upload.validator?.etag, sourceLastModified: upload.validator?.lastModified,
-    }));
+    });
   }
 
   /** Adds a stream every two ticks in which the download was the limit (see RAMP_TICK_MS). */
@@ -664,11 +669,7 @@ class FileCopy {
     }
     const frontier = this.epoch?.pool.frontier ?? this.committed / upload.partSize + 1;
     const offset = this.epoch?.pool.hashedBytes ?? this.committed;
-    const checkpoint = toCheckpoint({
-      bucket: this.req.bucket, key: this.req.key, uploadId: upload.uploadId, partSize: upload.partSize,
-      totalBytes: upload.totalBytes, offset, parts: this.session.partList(frontier),
-      hashState: this.hasher.save(), sourceEtag: upload.validator?.etag, sourceLastModified: upload.validator?.lastModified,
-    });
+    const checkpoint = this.checkpointAt(upload, upload.uploadId, frontier, offset);
     // Bytes received beyond the stored prefix are fetched again by the next invocation.
     this.progress(offset - this.startOffset - this.reported);
     this.log.info({ offset, totalBytes: upload.totalBytes, parts: checkpoint.parts.length }, 'handing the file over');
