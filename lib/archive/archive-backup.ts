@@ -219,7 +219,6 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     let archivedElsewhere: ArchiverError | undefined;
     // Receipts of files stored by an earlier run, checkpoints of copies it was interrupted in.
     const state = new Set((await listBackupState(deps, bucket, prefix, graphId, backupId, signal)).map((o) => o.key));
-    let interrupted = 0;
 
     const results = await Promise.all(listing.files.map((file) => limit(async (): Promise<ArchivedFile | undefined> => {
       if (signal.aborted || firstError !== undefined || archivedElsewhere !== undefined) return undefined;
@@ -249,10 +248,8 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
           beforeCommit: refuseIfArchived(deps, target, file.name, repairing),
           resumable: true,
         }, state.has(ckKey) ? ckKey : undefined, ckKey, log);
-        if (result.status === 'handover') {
-          interrupted += 1;
-          return undefined;
-        }
+        // A handover only comes from an interruption (its checkpoint is saved): the backup ends cancelled below.
+        if (result.status === 'handover' && signal.aborted) return undefined;
         if (result.status !== 'complete') {
           throw new ArchiverError(ErrorCodes.Internal, `Copy of ${file.name} stopped before completion`);
         }
@@ -290,7 +287,6 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     }
     if (firstError !== undefined) throw firstError;
     if (signal.aborted) throw toArchiverError(signal.reason);
-    if (interrupted > 0) throw new ArchiverError(ErrorCodes.Internal, `${interrupted} copies handed over without an interruption`);
     const files = results.filter((r): r is ArchivedFile => r !== undefined);
     const manifest = buildArchiveManifest({
       graphId,
