@@ -4,7 +4,7 @@ import type { RunManifest } from '../lib/archive/run-manifest.js';
 import type { RunReport } from '../lib/archive/types.js';
 import type { Config, ConfigOverrides } from '../lib/config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
-import type { Runtime } from '../lib/runtime.js';
+import type { Runtime } from '../lib/app/runtime.js';
 import { BWLIMIT, describeSize, FILE_CONCURRENCY, parseBwlimit, parsePartSize, parseWhole, PART_SIZE_MIB, STREAMS, type Parsed } from '../lib/settings.js';
 import { registerCleanupCommand } from './cleanup.js';
 import { formatRunSummary, jsonReport } from './format.js';
@@ -89,7 +89,7 @@ function copyOverrides(opts: CommonOptions): ConfigOverrides {
 async function openSession(io: CliIo, opts: CommonOptions): Promise<Session> {
   const overrides = copyOverrides(opts);
   const [{ loadConfig }, { createRuntime }, { onInterrupt, createCliOutput }] = await Promise.all([
-    import('../lib/config.js'), import('../lib/runtime.js'), import('./plumbing.js'),
+    import('../lib/config.js'), import('../lib/app/runtime.js'), import('./plumbing.js'),
   ]);
   const config = loadConfig(io.env, overrides);
   const { logger, progress } = createCliOutput(io, { flags: opts, progress: true, defaultLevel: 'info' });

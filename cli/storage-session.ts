@@ -2,7 +2,7 @@ import type { StorageDeps } from '../lib/catalog/types.js';
 import { loadStorageConfig, type StorageConfig } from '../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { createRetryPolicy } from '../lib/retry.js';
-import { createS3Client, withRetryLogging } from '../lib/runtime.js';
+import { createS3Client, withRetryLogging } from '../lib/app/runtime.js';
 import { createCliOutput, onInterrupt, type OutputFlags } from './plumbing.js';
 import type { Progress } from './progress.js';
 import type { CliIo } from './main.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { archiveOneBackup } from '../lib/archive/index.js';
+import { archiveOneBackup } from '../lib/app/scheduled-run.js';
 import { ErrorCodes } from '../lib/errors.js';
 import { recordRunMetrics } from '../lib/metrics/index.js';
 import { parseEvent, withLambdaStack, type InvocationTools } from './lib/middleware.js';

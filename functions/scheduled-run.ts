@@ -1,5 +1,6 @@
 import type { Context } from 'aws-lambda';
-import { runScheduled, type RunReport } from '../lib/archive/index.js';
+import { runScheduled } from '../lib/app/scheduled-run.js';
+import type { RunReport } from '../lib/archive/types.js';
 import { recordReportFreshness, recordRunMetrics, recordScheduledRunOutcome } from '../lib/metrics/index.js';
 import { withLambdaStack, type InvocationTools } from './lib/middleware.js';
 import { withCopyMetrics } from './lib/metrics.js';

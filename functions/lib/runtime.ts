@@ -2,7 +2,7 @@ import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { loadConfig } from '../../lib/config.js';
 import type { Logger } from '../../lib/log.js';
-import { createRuntime as createCoreRuntime, createSnsClient, createSqsClient, type Runtime as CoreRuntime } from '../../lib/runtime.js';
+import { createRuntime as createCoreRuntime, createSnsClient, createSqsClient, type Runtime as CoreRuntime } from '../../lib/app/runtime.js';
 import { rootLogger } from './logger.js';
 import { forgetHuaweiSecret, loadHuaweiSecret } from './secrets.js';
 

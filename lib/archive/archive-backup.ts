@@ -1,18 +1,18 @@
 import pLimit, { type LimitFunction } from 'p-limit';
 import { assertAllowedLink, assertSafeFileName } from '../copy/guard.js';
-import { linkExpiresAt } from '../copy/link-expiry.js';
+import { linkExpiresAt } from '../links/link-expiry.js';
 import { checkpointSchema, type CopyCheckpoint } from '../copy/checkpoint.js';
 import type { CopyFileRequest, CopyFileResult, FileLink } from '../copy/copier.js';
-import { isNoSuchUpload } from '../copy/s3-errors.js';
+import { isNoSuchUpload } from '../store/s3-errors.js';
 import { ArchiverError, ErrorCodes, errorSummary, failureOf, toArchiverError } from '../errors.js';
 import type { GesClient } from '../ges/client.js';
 import type { GesBackupFile, GesBackupFiles } from '../ges/types.js';
-import { buildArchiveManifest, type ArchivedFile } from './archive-manifest.js';
-import { ARCHIVE_MANIFEST_NAME, fileKey, manifestKey } from './keys.js';
-import { clearBackupState, listBackupState } from './backup-state.js';
-import { checkpointKey, receiptKey, storedFile, writeReceipt } from './receipts.js';
-import { deleteKey, getJson, headObject, putJson } from './s3-objects.js';
-import { SHA256SUMS_NAME, writeSha256Sums } from './sha256sums.js';
+import { buildArchiveManifest, type ArchivedFile } from '../store/archive-manifest.js';
+import { ARCHIVE_MANIFEST_NAME, fileKey, manifestKey } from '../store/keys.js';
+import { clearBackupState, listBackupState } from '../store/backup-state.js';
+import { checkpointKey, receiptKey, storedFile, writeReceipt } from '../store/receipts.js';
+import { deleteKey, getJson, headObject, putJson } from '../store/s3-objects.js';
+import { SHA256SUMS_NAME, writeSha256Sums } from '../store/sha256sums.js';
 import type { ArchiveDeps, ArchiveEvent, BackupReport, BackupTarget } from './types.js';
 
 export function toFileLink(file: GesBackupFile, receivedAt: number): FileLink {

@@ -1,10 +1,10 @@
 import { ArchiverError, ErrorCodes, errorSummary, toArchiverError, type ErrorCode } from '../errors.js';
 import { ListingIncompleteError } from '../ges/client.js';
 import type { GesBackup } from '../ges/types.js';
-import { DEFAULT_FANOUT_MARKER_TTL_MS, fanoutInProgress } from './fanout-job.js';
-import { manifestKey } from './keys.js';
+import { DEFAULT_FANOUT_MARKER_TTL_MS, fanoutInProgress } from '../store/fanout-job.js';
+import { manifestKey } from '../store/keys.js';
 import type { RunManifest } from './run-manifest.js';
-import { headObject } from './s3-objects.js';
+import { headObject } from '../store/s3-objects.js';
 import type { ArchiveDeps, BackupReport, BackupTarget } from './types.js';
 
 /**

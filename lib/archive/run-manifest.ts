@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { describeIssues } from '../config.js';
 import { ArchiverError, ErrorCodes } from '../errors.js';
 import type { RetryPolicy } from '../retry.js';
-import { s3Error } from './s3-objects.js';
+import { s3Error } from '../store/s3-objects.js';
 
 /**
  * The run manifest (docs/contract.md, "Manifest"): which backups of which graphs a run archives.

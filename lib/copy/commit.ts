@@ -3,7 +3,7 @@ import { ArchiverError, ErrorCodes } from '../errors.js';
 import {
   conditionalConflict, conditionalWritesRefused, conditionSupported, learnConditionUnsupported, preconditionFailed, type WriteOperation,
 } from './conditional-writes.js';
-import { describeS3Failure, isClientError, isNotFound, toS3Error } from './s3-errors.js';
+import { describeS3Failure, isClientError, isNotFound, toS3Error } from '../store/s3-errors.js';
 import type { UploadTarget } from './upload.js';
 
 /**

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { describeIssues } from '../config.js';
 import { assertSafeFileName } from '../copy/guard.js';
 import { ArchiverError, ErrorCodes } from '../errors.js';
-import { ARCHIVE_MANIFEST_NAME } from '../archive/keys.js';
+import { ARCHIVE_MANIFEST_NAME } from '../store/keys.js';
 
 /**
  * The body of one copy message on the fan-out queue. It names the work, never a download link

@@ -4,7 +4,7 @@ import type { BackupReport, BackupTarget } from '../archive/types.js';
 import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';
 import { serializeCopyMessage } from './messages.js';
 import { sendMessages } from './sqs.js';
-import { writeJob } from './state.js';
+import { writeJob } from '../store/fanout-state.js';
 import { DEFAULT_INLINE_THROUGHPUT_MIBPS, type FanoutDeps } from './types.js';
 
 export interface FanOutOptions {

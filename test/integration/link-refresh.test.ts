@@ -9,7 +9,7 @@ import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import type { GesClient } from '../../lib/ges/client.js';
 import { silentLogger } from '../../lib/log.js';
 import { sleep } from '../../lib/retry.js';
-import { createRuntime, type Runtime } from '../../lib/runtime.js';
+import { createRuntime, type Runtime } from '../../lib/app/runtime.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import { tokenEnv } from '../support/cli.js';
 

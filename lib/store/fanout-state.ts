@@ -1,9 +1,9 @@
-import { stateBackupPrefix } from '../archive/receipts.js';
+import { stateBackupPrefix } from './receipts.js';
 
-export { checkpointKey } from '../archive/receipts.js';
+export { checkpointKey } from './receipts.js';
 
-export { deleteKey, getJson } from '../archive/s3-objects.js';
-export { jobKey, jobSchema, readJob, writeJob, type FanoutJob } from '../archive/fanout-job.js';
+export { deleteKey, getJson } from './s3-objects.js';
+export { jobKey, jobSchema, readJob, writeJob, type FanoutJob } from './fanout-job.js';
 
 /**
  * Fan-out state, next to the per-file receipts under `{prefix}_state/{graphId}/{backupId}/`

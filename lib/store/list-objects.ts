@@ -1,8 +1,8 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { listObjects as eachObject, type ListedObject } from '../archive/s3-objects.js';
+import { listObjects as eachObject, type ListedObject } from './s3-objects.js';
 import type { RetryPolicy } from '../retry.js';
 
-export type { ListedObject } from '../archive/s3-objects.js';
+export type { ListedObject } from './s3-objects.js';
 
 /**
  * Every object under `prefix` in `bucket`, collected from the paged listing of
