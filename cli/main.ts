@@ -8,6 +8,7 @@ import type { Runtime } from '../lib/app/runtime.js';
 import { BWLIMIT, describeSize, FILE_CONCURRENCY, parseBwlimit, parsePartSize, parseWhole, PART_SIZE_MIB, STREAMS, type Parsed } from '../lib/settings.js';
 import { registerCleanupCommand } from './cleanup.js';
 import { formatRunSummary, jsonReport } from './format.js';
+import type { CliIo } from './io.js';
 import { registerListCommand } from './list.js';
 import type { OutputFlags } from './plumbing.js';
 import type { Progress } from './progress.js';
@@ -25,13 +26,6 @@ import { registerVerifyCommand } from './verify.js';
  * definitions. Everything heavy (the AWS SDK, undici, zod, pino) is imported inside the
  * command that uses it; a test checks that the built entry chunk holds none of it.
  */
-export interface CliIo {
-  argv: string[];
-  env: Record<string, string | undefined>;
-  stdout: NodeJS.WriteStream;
-  stderr: NodeJS.WriteStream;
-}
-
 interface CommonOptions extends OutputFlags {
   dryRun?: boolean;
   force?: boolean;

@@ -5,7 +5,7 @@ import { createRetryPolicy } from '../lib/retry.js';
 import { createS3Client, withRetryLogging } from '../lib/app/runtime.js';
 import { createCliOutput, onInterrupt, type OutputFlags } from './plumbing.js';
 import type { Progress } from './progress.js';
-import type { CliIo } from './main.js';
+import type { CliIo } from './io.js';
 
 /**
  * The composition root of `verify` and `list`: only the bucket, no GES client, so both run
