@@ -16,16 +16,6 @@ import { registerPruneCommand } from './prune.js';
 import { registerRestoreCommand } from './restore.js';
 import { registerVerifyCommand } from './verify.js';
 
-/**
- * `ges-archiver`: the command line (docs/contract.md, "Command line"). stdout carries only the
- * result (the summary, or exactly one JSON document with --json); logs and progress go to
- * stderr. Exit status: 0 all archived or skipped, 1 a backup failed, 2 invalid
- * configuration, arguments or manifest.
- *
- * Start-up time: `--help` and `--version` load only this file, commander and the command
- * definitions. Everything heavy (the AWS SDK, undici, zod, pino) is imported inside the
- * command that uses it; a test checks that the built entry chunk holds none of it.
- */
 interface CommonOptions extends OutputFlags {
   dryRun?: boolean;
   force?: boolean;
@@ -191,6 +181,16 @@ function outliveReader(stream: NodeJS.WritableStream): void {
   });
 }
 
+/**
+ * `ges-archiver`: the command line (docs/contract.md, "Command line"). stdout carries only the
+ * result (the summary, or exactly one JSON document with --json); logs and progress go to
+ * stderr. Exit status: 0 all archived or skipped, 1 a backup failed, 2 invalid
+ * configuration, arguments or manifest.
+ *
+ * Start-up time: `--help` and `--version` load only this file, commander and the command
+ * definitions. Everything heavy (the AWS SDK, undici, zod, pino) is imported inside the
+ * command that uses it; a test checks that the built entry chunk holds none of it.
+ */
 export async function main(io: CliIo): Promise<number> {
   outliveReader(io.stdout);
   outliveReader(io.stderr);
