@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { validateBackupFiles } from '../archive/archive-backup.js';
+import { validateBackupFiles } from '../links/backup-links.js';
 import type { BackupReport, BackupTarget } from '../archive/types.js';
 import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';
 import { serializeCopyMessage } from './messages.js';

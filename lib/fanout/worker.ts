@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import { LinkSource, refuseIfArchived } from '../archive/archive-backup.js';
+import { refuseIfArchived } from '../archive/archive-backup.js';
+import { BackupLinks } from '../links/backup-links.js';
 import { fileKey, manifestKey } from '../store/keys.js';
 import { receiptKey, storedFile, writeReceipt } from '../store/receipts.js';
 import { headObject, putJson } from '../store/s3-objects.js';
@@ -270,7 +271,7 @@ class Worker {
     if (handoverAt !== undefined && this.now() >= handoverAt) {
       throw new ArchiverError(ErrorCodes.DeadlineExceeded, 'Too little time left in this invocation to start the copy', { retryable: true });
     }
-    const links = new LinkSource(deps, { graphId, backupId }, undefined, signal);
+    const links = new BackupLinks(deps, { graphId, backupId }, undefined, signal);
     const request: CopyFileRequest = {
       bucket, key, fileName,
       // The worker asks GES for its own link: messages never carry one.
