@@ -39,7 +39,7 @@ describe('the one retry classifier', () => {
 
     // Assess
     expect(retryableOf(err)).toBe(false);
-    expect((err as ArchiverError).message).toBe('SQS SendMessage failed: CredentialsProviderError');
+    expect(err.message).toBe('SQS SendMessage failed: CredentialsProviderError');
   });
 
   it('reads one status table for AWS: 408, 429 and 5xx retry, other 4xx do not', () => {
