@@ -5,7 +5,8 @@ import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../err
 import { serializeCopyMessage } from './messages.js';
 import { sendMessages } from './sqs.js';
 import { writeJob } from '../store/fanout-state.js';
-import { DEFAULT_INLINE_THROUGHPUT_MIBPS, type FanoutDeps } from './types.js';
+import { DEFAULT_INLINE_THROUGHPUT_MIBPS } from '../config.js';
+import type { FanoutDeps } from './types.js';
 
 export interface FanOutOptions {
   runId: string;

@@ -15,7 +15,8 @@ import { parseQueueMessage, serializeCopyMessage, type CopyMessage, type PlanGra
 import { planGraphStep } from './plan-graph.js';
 import { sendMessage } from './sqs.js';
 import { checkpointKey, deleteKey, getJson } from '../store/fanout-state.js';
-import { DEFAULT_MAX_RECEIVE_COUNT, type FanoutDeps } from './types.js';
+import { DEFAULT_MAX_RECEIVE_COUNT } from '../config.js';
+import type { FanoutDeps } from './types.js';
 import { changeVisibility, DEFAULT_RETRY_VISIBILITY, retryVisibilitySeconds, type RetryVisibility } from './visibility.js';
 import type { RunReport } from '../archive/types.js';
 
