@@ -16,6 +16,7 @@ import { planGraphStep } from './plan-graph.js';
 import { sendMessage } from './sqs.js';
 import { checkpointKey, deleteKey, getJson } from '../store/fanout-state.js';
 import { DEFAULT_MAX_RECEIVE_COUNT } from '../config.js';
+import { isSafeId } from '../ids.js';
 import type { FanoutDeps } from './types.js';
 import { changeVisibility, DEFAULT_RETRY_VISIBILITY, retryVisibilitySeconds, type RetryVisibility } from './visibility.js';
 import type { RunReport } from '../archive/types.js';
@@ -86,7 +87,7 @@ function receiveCountOf(record: CopyRecord): number {
 
 /** Best effort ids of a message we could not parse, for the alert. */
 function idsOfPoison(body: string): { runId: string; graphId: string; backupId: string; file?: string } {
-  const str = (v: unknown): string | undefined => (typeof v === 'string' && /^[A-Za-z0-9._-]{1,128}$/.test(v) ? v : undefined);
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && isSafeId(v) ? v : undefined);
   try {
     const o = JSON.parse(body) as Record<string, unknown>;
     const file = typeof o['fileName'] === 'string' ? (o['fileName']).slice(0, 200) : undefined;
