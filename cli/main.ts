@@ -95,7 +95,7 @@ async function openSession(io: CliIo, opts: CommonOptions): Promise<Session> {
 /** With ALERT_TOPIC_ARN set, a failed backup alerts from the CLI too (never for a dry run). */
 async function alertOnFailure(session: Session, report: RunReport): Promise<void> {
   if (report.dryRun) return;
-  const { publishRunAlert } = await import('../lib/alerts/index.js');
+  const { publishRunAlert } = await import('../lib/alerts/alert.js');
   await publishRunAlert({ sns: session.runtime.sns, topicArn: session.config.alertTopicArn, logger: session.runtime.logger, retry: session.runtime.retry }, report, { source: 'cli' });
 }
 

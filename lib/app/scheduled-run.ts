@@ -1,4 +1,4 @@
-import { publishRunAlert } from '../alerts/index.js';
+import { publishRunAlert } from '../alerts/alert.js';
 import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';
 import { chooseCopyMode, fanOut, type FanOutOptions } from '../fanout/plan-fanout.js';
 import { DEFAULT_PLAN_PER_GRAPH_MIN_GRAPHS } from '../config.js';

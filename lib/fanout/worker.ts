@@ -9,7 +9,7 @@ import { checkpointSchema } from '../copy/checkpoint.js';
 import type { CopyCheckpoint, CopyFileRequest, CopyFileResult } from '../copy/copier.js';
 import { isNoSuchUpload } from '../store/s3-errors.js';
 import { ArchiverError, ErrorCodes, failureOf, isAbortError, toArchiverError } from '../errors.js';
-import { publishRunAlert, type AlertFailure } from '../alerts/index.js';
+import { publishRunAlert, type AlertFailure } from '../alerts/alert.js';
 import { finalizeBackup, type FinalizeOptions } from './finalize.js';
 import { parseQueueMessage, serializeCopyMessage, type CopyMessage, type PlanGraphMessage, type QueueMessage } from './messages.js';
 import { planGraphStep } from './plan-graph.js';
