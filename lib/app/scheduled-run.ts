@@ -20,7 +20,7 @@ export interface ScheduledRunOptions {
   deadline?: number | undefined;
   /** Default: MANIFEST_URI. */
   manifestUri?: string;
-  /** Time an inline run keeps free before the deadline; default 60 s. */
+  /** Time an inline run keeps free before the deadline; default DEADLINE_MARGINS.inlineKeepFreeMs (lib/deadline.ts). */
   marginMs?: number;
   trigger?: string;
   fanOut?: Pick<FanOutOptions, 'sendConcurrency'>;

@@ -16,6 +16,7 @@ import { planGraphStep } from './plan-graph.js';
 import { sendMessage } from './sqs.js';
 import { checkpointKey, deleteKey, getJson } from '../store/fanout-state.js';
 import { DEFAULT_MAX_RECEIVE_COUNT } from '../config.js';
+import { DEADLINE_MARGINS } from '../deadline.js';
 import { isSafeId } from '../ids.js';
 import type { FanoutDeps } from './types.js';
 import { changeVisibility, DEFAULT_RETRY_VISIBILITY, retryVisibilitySeconds, type RetryVisibility } from './visibility.js';
@@ -39,7 +40,7 @@ export interface WorkerOptions {
   signal?: AbortSignal;
   /** Epoch ms when the invocation ends (Lambda: now + getRemainingTimeInMillis()). Without it copies never hand over. */
   deadline?: number | undefined;
-  /** A copy hands over this long before `deadline`; default 60 s (uploads in flight, the checkpoint and the continuation must fit). */
+  /** A copy hands over this long before `deadline`; default DEADLINE_MARGINS.handoverMs (uploads in flight, the checkpoint and the continuation must fit). */
   handoverMarginMs?: number;
   /** Records processed at once; default ARCHIVE_FILE_CONCURRENCY. */
   concurrency?: number;
@@ -58,14 +59,12 @@ export interface WorkerOptions {
  */
 export type RecordOutcome = 'copied' | 'handed-over' | 'duplicate' | 'requeued' | 'planned' | 'failed';
 
-const DEFAULT_HANDOVER_MARGIN_MS = 60_000;
 /**
  * A copy stopped by the invocation's abort (the deadline came before the handover did) returns a
  * checkpoint; saving it and queueing the continuation get this long of their own, since the
- * invocation's signal has already fired (functions/lib/middleware.ts fires it 10 s before the
- * Lambda deadline).
+ * invocation's signal has already fired (the margins: lib/deadline.ts).
  */
-const HANDOVER_SAVE_MS = 8_000;
+const HANDOVER_SAVE_MS = DEADLINE_MARGINS.handoverSaveMs;
 /**
  * Limits of a continuation chain, so that a file that cannot finish ends in the dead-letter queue
  * with an alert instead of handing over forever: restarts from byte 0 over the whole chain (a
@@ -210,7 +209,7 @@ class Worker {
     }
     try {
       const { outcome, report } = await planGraphStep(this.deps, message, {
-        signal: this.options.signal, deadline: this.options.deadline, marginMs: this.options.handoverMarginMs ?? DEFAULT_HANDOVER_MARGIN_MS,
+        signal: this.options.signal, deadline: this.options.deadline, marginMs: this.options.handoverMarginMs ?? DEADLINE_MARGINS.handoverMs,
       });
       for (const b of report?.backups ?? []) {
         if (b.status === 'failed' && b.error) this.alert(runId, { graphId: b.graphId, backupId: b.backupId, code: b.error.code, message: b.error.message });
@@ -269,7 +268,7 @@ class Worker {
       else log.warn({}, 'checkpoint missing or unreadable; copying the file from the start');
     }
 
-    const handoverAt = this.options.deadline === undefined ? undefined : this.options.deadline - (this.options.handoverMarginMs ?? DEFAULT_HANDOVER_MARGIN_MS);
+    const handoverAt = this.options.deadline === undefined ? undefined : this.options.deadline - (this.options.handoverMarginMs ?? DEADLINE_MARGINS.handoverMs);
     if (handoverAt !== undefined && this.now() >= handoverAt) {
       throw new ArchiverError(ErrorCodes.DeadlineExceeded, 'Too little time left in this invocation to start the copy', { retryable: true });
     }
