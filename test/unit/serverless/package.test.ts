@@ -561,7 +561,7 @@ describe('alerts', () => {
 
   it('alarms when no scheduled run succeeded for freshnessHours, missing data counting as breaching', () => {
     const props = resource('ScheduledRunFreshnessAlarm', 'AWS::CloudWatch::Alarm').Properties;
-    // Exactly the dimensions the code's EMF carries (test/unit/functions/metrics-emf.test.ts):
+    // Exactly the dimensions the code's EMF carries (test/unit/metrics-emf.test.ts):
     // CloudWatch matches an alarm's dimension set exactly.
     expect(props).toMatchObject({
       Namespace: METRIC_NAMESPACE,
