@@ -20,7 +20,7 @@ import { containerMetrics, flushMetrics, metricsSink } from './metrics.js';
  *   reason is an ArchiverError DEADLINE_EXCEEDED;
  * - middy's own early timeout (`hardMarginMs` before the deadline) as the backstop when the
  *   handler does not return in time: it rejects with DEADLINE_EXCEEDED so the failure is logged
- *   rather than the runtime killing the process mid-line. (middy's built-in signal alone would
+ *   rather than the Lambda execution environment killing the process mid-line. (middy's built-in signal alone would
  *   race the handler and discard a graceful result, hence the earlier soft signal.)
  * - errors logged exactly once, with their `code`, then rethrown unchanged;
  * - a metrics sink (Powertools, EMF on stdout) whose datapoints are flushed once at the end

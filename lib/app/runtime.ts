@@ -13,7 +13,10 @@ import { createRetryPolicy, type RetryEvent, type RetryPolicy } from '../retry.j
 
 /**
  * The composition root shared by the CLI and the Lambda handlers: builds every client once
- * and hands them down. Nothing here runs at import time.
+ * and hands them down. Nothing here runs at import time. "Runtime" means this one thing in the
+ * code base: what a composition root builds, the configuration and its clients (this one; the
+ * Lambda's in functions/lib/runtime.ts; the bucket-only functions' in functions/lib/*-runtime.ts).
+ * AWS's Node.js runtime is called the Lambda execution environment.
  */
 export interface Runtime extends ArchiveDeps {
   config: Config;

@@ -44,8 +44,8 @@ export interface GesClientDeps {
   /** Clock for token expiry and `receivedAt`. Default `Date.now`. */
   now?: () => number;
   /**
-   * Told about every GES_AUTH_FAILED the client throws: the Lambda runtime then reads its
-   * credentials secret again, so a rotated password is used by the next invocation.
+   * Told about every GES_AUTH_FAILED the client throws: the Lambda composition root
+   * (functions/lib/runtime.ts) then reads its credentials secret again, so a rotated password is used by the next invocation.
    */
   onAuthFailure?: (err: ArchiverError) => void;
 }
