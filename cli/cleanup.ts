@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { CleanupReport } from '../lib/archive/cleanup.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
-import type { CliIo } from './main.js';
+import type { CliIo } from './io.js';
 import type { OutputFlags } from './plumbing.js';
 
 interface CleanupCliOptions extends OutputFlags {

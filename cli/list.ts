@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { ArchivedBackupSummary } from '../lib/catalog/types.js';
 import { formatBytes, writeJson } from './format.js';
-import type { CliIo } from './main.js';
+import type { CliIo } from './io.js';
 import type { OutputFlags } from './plumbing.js';
 
 interface ListCliOptions extends OutputFlags {

@@ -4,33 +4,17 @@ import type { RunManifest } from '../lib/archive/run-manifest.js';
 import type { RunReport } from '../lib/archive/types.js';
 import type { Config, ConfigOverrides } from '../lib/config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../lib/errors.js';
-import type { Runtime } from '../lib/runtime.js';
+import type { Runtime } from '../lib/app/runtime.js';
 import { BWLIMIT, describeSize, FILE_CONCURRENCY, parseBwlimit, parsePartSize, parseWhole, PART_SIZE_MIB, STREAMS, type Parsed } from '../lib/settings.js';
 import { registerCleanupCommand } from './cleanup.js';
 import { formatRunSummary, jsonReport } from './format.js';
+import type { CliIo } from './io.js';
 import { registerListCommand } from './list.js';
 import type { OutputFlags } from './plumbing.js';
 import type { Progress } from './progress.js';
 import { registerPruneCommand } from './prune.js';
 import { registerRestoreCommand } from './restore.js';
 import { registerVerifyCommand } from './verify.js';
-
-/**
- * `ges-archiver`: the command line (docs/contract.md, "Command line"). stdout carries only the
- * result (the summary, or exactly one JSON document with --json); logs and progress go to
- * stderr. Exit status: 0 all archived or skipped, 1 a backup failed, 2 invalid
- * configuration, arguments or manifest.
- *
- * Start-up time: `--help` and `--version` load only this file, commander and the command
- * definitions. Everything heavy (the AWS SDK, undici, zod, pino) is imported inside the
- * command that uses it; a test checks that the built entry chunk holds none of it.
- */
-export interface CliIo {
-  argv: string[];
-  env: Record<string, string | undefined>;
-  stdout: NodeJS.WriteStream;
-  stderr: NodeJS.WriteStream;
-}
 
 interface CommonOptions extends OutputFlags {
   dryRun?: boolean;
@@ -89,7 +73,7 @@ function copyOverrides(opts: CommonOptions): ConfigOverrides {
 async function openSession(io: CliIo, opts: CommonOptions): Promise<Session> {
   const overrides = copyOverrides(opts);
   const [{ loadConfig }, { createRuntime }, { onInterrupt, createCliOutput }] = await Promise.all([
-    import('../lib/config.js'), import('../lib/runtime.js'), import('./plumbing.js'),
+    import('../lib/config.js'), import('../lib/app/runtime.js'), import('./plumbing.js'),
   ]);
   const config = loadConfig(io.env, overrides);
   const { logger, progress } = createCliOutput(io, { flags: opts, progress: true, defaultLevel: 'info' });
@@ -111,7 +95,7 @@ async function openSession(io: CliIo, opts: CommonOptions): Promise<Session> {
 /** With ALERT_TOPIC_ARN set, a failed backup alerts from the CLI too (never for a dry run). */
 async function alertOnFailure(session: Session, report: RunReport): Promise<void> {
   if (report.dryRun) return;
-  const { publishRunAlert } = await import('../lib/alerts/index.js');
+  const { publishRunAlert } = await import('../lib/alerts/alert.js');
   await publishRunAlert({ sns: session.runtime.sns, topicArn: session.config.alertTopicArn, logger: session.runtime.logger, retry: session.runtime.retry }, report, { source: 'cli' });
 }
 
@@ -197,6 +181,16 @@ function outliveReader(stream: NodeJS.WritableStream): void {
   });
 }
 
+/**
+ * `ges-archiver`: the command line (docs/contract.md, "Command line"). stdout carries only the
+ * result (the summary, or exactly one JSON document with --json); logs and progress go to
+ * stderr. Exit status: 0 all archived or skipped, 1 a backup failed, 2 invalid
+ * configuration, arguments or manifest.
+ *
+ * Start-up time: `--help` and `--version` load only this file, commander and the command
+ * definitions. Everything heavy (the AWS SDK, undici, zod, pino) is imported inside the
+ * command that uses it; a test checks that the built entry chunk holds none of it.
+ */
 export async function main(io: CliIo): Promise<number> {
   outliveReader(io.stdout);
   outliveReader(io.stderr);

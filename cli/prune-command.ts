@@ -4,7 +4,7 @@ import { parseDuration } from '../lib/prune/duration.js';
 import { pruneArchive, pruneExitCode } from '../lib/prune/prune.js';
 import type { PruneReport } from '../lib/prune/types.js';
 import { formatBytes } from './format.js';
-import type { CliIo } from './main.js';
+import type { CliIo } from './io.js';
 import type { OutputFlags } from './plumbing.js';
 import { checkId, openStorageSession } from './storage-session.js';
 

@@ -7,9 +7,9 @@ import { redactString } from '../lib/redact.js';
 import { parseRestoreTarget, targetLabel } from '../lib/restore/target.js';
 import type { RestoreEvent, RestoreReport, RestoreTarget } from '../lib/restore/types.js';
 import { createRetryPolicy } from '../lib/retry.js';
-import { createRestoreTargetS3Client, createS3Client } from '../lib/runtime.js';
+import { createRestoreTargetS3Client, createS3Client } from '../lib/app/runtime.js';
 import { formatBytes } from './format.js';
-import type { CliIo } from './main.js';
+import type { CliIo } from './io.js';
 import { createCliOutput, onInterrupt, type OutputFlags } from './plumbing.js';
 import { checkId } from './storage-session.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CliIo } from './main.js';
+import type { CliIo } from './io.js';
 import type { RestoreCliOptions } from './restore-command.js';
 
 // The command's code (and the AWS SDK, undici, pino it needs) loads only when it runs:

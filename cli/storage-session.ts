@@ -1,11 +1,12 @@
 import type { StorageDeps } from '../lib/catalog/types.js';
 import { loadStorageConfig, type StorageConfig } from '../lib/config.js';
+import { isSafeId } from '../lib/ids.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { createRetryPolicy } from '../lib/retry.js';
-import { createS3Client, withRetryLogging } from '../lib/runtime.js';
+import { createS3Client, withRetryLogging } from '../lib/app/runtime.js';
 import { createCliOutput, onInterrupt, type OutputFlags } from './plumbing.js';
 import type { Progress } from './progress.js';
-import type { CliIo } from './main.js';
+import type { CliIo } from './io.js';
 
 /**
  * The composition root of `verify` and `list`: only the bucket, no GES client, so both run
@@ -40,12 +41,10 @@ export function openStorageSession(io: CliIo, flags: OutputFlags, showsProgress 
   };
 }
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-/** Graph and backup ids become key prefixes: the same alphabet the run manifest allows. */
+/** Graph and backup ids become key prefixes: the one id rule (lib/ids.ts). */
 export function checkId(value: string | undefined, option: string): string | undefined {
   if (value === undefined) return undefined;
-  if (!ID.test(value)) {
+  if (!isSafeId(value)) {
     throw new ArchiverError(ErrorCodes.ArgsInvalid, `${option} must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit)`);
   }
   return value;

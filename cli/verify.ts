@@ -4,7 +4,7 @@ import { seededRandom } from '../lib/verify/sample.js';
 import type { VerifyProblem, VerifyReport } from '../lib/verify/types.js';
 import { redactString } from '../lib/redact.js';
 import { formatBytes, writeJson } from './format.js';
-import type { CliIo } from './main.js';
+import type { CliIo } from './io.js';
 import type { OutputFlags } from './plumbing.js';
 
 interface VerifyCliOptions {

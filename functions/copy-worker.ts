@@ -13,18 +13,13 @@ const SqsEnvelope = z.looseObject({
   Records: z.array(z.looseObject({ messageId: z.string().min(1), body: z.string() })).min(1),
 });
 
-/** Epoch ms when this invocation ends (undefined outside Lambda, e.g. local calls without a deadline). */
-function deadlineOf(context: Context): number | undefined {
-  return typeof context.getRemainingTimeInMillis === 'function' ? Date.now() + context.getRemainingTimeInMillis() : undefined;
-}
-
-async function copyWorker(event: unknown, context: Context, { signal, logger, metrics }: InvocationTools) {
+async function copyWorker(event: unknown, _context: Context, { signal, deadline, logger, metrics }: InvocationTools) {
   const { Records } = parseEvent(SqsEnvelope, event, { code: ErrorCodes.MessageInvalid, what: 'SQS event' });
   const runtime = withCopyMetrics(await getRuntime({ logger }), metrics);
   // The deadline lets a long copy hand over (checkpoint + continuation message) before Lambda
   // stops it, and decides whether a planned graph is copied inline or fanned out.
   return handleCopyMessages(runtime, Records, {
-    signal, deadline: deadlineOf(context),
+    signal, deadline,
     onGraphReport: (report) => {
       recordBackupOutcomes(metrics, report);
       recordReportFreshness(metrics, report);

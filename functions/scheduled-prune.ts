@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { idSchema } from '../lib/archive/run-manifest.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { parseDuration } from '../lib/prune/duration.js';
 import { runScheduledPrune } from '../lib/prune/scheduled.js';
@@ -11,7 +12,7 @@ const PruneEvent = z.strictObject({
   source: z.string().max(100).optional(),
   keepLast: z.number().int().min(1).optional(),
   keepWithin: z.string().max(32).optional(),
-  graphId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be a graph id').optional(),
+  graphId: idSchema('graphId').optional(),
   dryRun: z.boolean().optional(),
 });
 

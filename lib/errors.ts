@@ -109,10 +109,6 @@ export class ArchiverError extends Error {
   }
 }
 
-export function isArchiverError(err: unknown): err is ArchiverError {
-  return err instanceof ArchiverError;
-}
-
 /** True when an error (or its cause chain) is an abort of our own signal. */
 export function isAbortError(err: unknown): boolean {
   // Duck-typed: DOMException (AbortSignal reasons) is not `instanceof Error` in every realm.

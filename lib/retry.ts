@@ -3,8 +3,8 @@ import { ArchiverError, isAbortError, toArchiverError } from './errors.js';
 
 /**
  * The one retry policy of the archiver. Which failures retry is decided where errors are
- * classified (an ArchiverError's `retryable` flag, set by lib/ges/errors.ts and
- * lib/copy/); this module decides how: exponential backoff with full jitter, the server's
+ * classified (an ArchiverError's `retryable` flag), on the one classifier of lib/should-retry.ts
+ * (network codes, Retry-After, each service's status table); this module decides how: exponential backoff with full jitter, the server's
  * `Retry-After` honoured, a bound on attempts and on total time, and the caller's
  * AbortSignal cutting every wait short.
  */

@@ -1,5 +1,4 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import type { GenericLogger } from '@aws-lambda-powertools/commons/types';
 import type { MiddlewareObj } from '@middy/core';
 import type { Copier } from '../../lib/copy/copier.js';
 import type { Logger } from '../../lib/log.js';
@@ -23,7 +22,10 @@ export interface LambdaMetricsOptions {
   logger?: Logger;
 }
 
-function adapt(logger: Logger): GenericLogger {
+/** The logger the metrics library takes (its own GenericLogger type, from the package we depend on). */
+type MetricsLogger = NonNullable<NonNullable<ConstructorParameters<typeof Metrics>[0]>['logger']>;
+
+function adapt(logger: Logger): MetricsLogger {
   const text = (content: unknown[]): string => content.map((c) => (typeof c === 'string' ? c : JSON.stringify(c))).join(' ');
   return {
     debug: (...c: unknown[]) => logger.debug({ detail: text(c) }, 'metrics library message'),

@@ -3,6 +3,7 @@ import middy, { type MiddlewareObj, type MiddyfiedHandler } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { describeIssues } from '../../lib/config.js';
+import { DEADLINE_MARGINS } from '../../lib/deadline.js';
 import { ArchiverError, ErrorCodes, toArchiverError, type ErrorCode } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { MetricsSink } from '../../lib/metrics/sink.js';
@@ -19,7 +20,7 @@ import { containerMetrics, flushMetrics, metricsSink } from './metrics.js';
  *   reason is an ArchiverError DEADLINE_EXCEEDED;
  * - middy's own early timeout (`hardMarginMs` before the deadline) as the backstop when the
  *   handler does not return in time: it rejects with DEADLINE_EXCEEDED so the failure is logged
- *   rather than the runtime killing the process mid-line. (middy's built-in signal alone would
+ *   rather than the Lambda execution environment killing the process mid-line. (middy's built-in signal alone would
  *   race the handler and discard a graceful result, hence the earlier soft signal.)
  * - errors logged exactly once, with their `code`, then rethrown unchanged;
  * - a metrics sink (Powertools, EMF on stdout) whose datapoints are flushed once at the end
@@ -28,6 +29,11 @@ import { containerMetrics, flushMetrics, metricsSink } from './metrics.js';
 export interface InvocationTools {
   /** Fires `safetyMarginMs` before the deadline (and at the hard backstop). */
   readonly signal: AbortSignal;
+  /**
+   * Epoch ms when this invocation ends, computed once at its start; undefined outside Lambda
+   * (local calls without a deadline). The margins kept before it: lib/deadline.ts.
+   */
+  readonly deadline: number | undefined;
   /** Child logger with the request context. */
   readonly logger: Logger;
   /** Records CloudWatch metrics; flushed by the stack after the handler. */
@@ -39,9 +45,9 @@ export type StackHandler<TEvent, TResult> = (event: TEvent, context: Context, to
 export interface LambdaStackOptions {
   /** The function's name in serverless.yml (scheduledRun, archiveBackup, copyWorker). */
   name: string;
-  /** How long before the deadline the signal fires. Default 10 s. */
+  /** How long before the deadline the signal fires. Default DEADLINE_MARGINS.abortMs. */
   safetyMarginMs?: number;
-  /** How long before the deadline middy gives up on the handler. Default 1 s. */
+  /** How long before the deadline middy gives up on the handler. Default DEADLINE_MARGINS.hardStopMs. */
   hardMarginMs?: number;
   /** Parent logger. Default: the container's root logger. */
   logger?: Logger;
@@ -51,8 +57,8 @@ export interface LambdaStackOptions {
 
 const optionsSchema = z.strictObject({
   name: z.string().min(1),
-  safetyMarginMs: z.number().int().min(0).default(10_000),
-  hardMarginMs: z.number().int().min(0).default(1_000),
+  safetyMarginMs: z.number().int().min(0).default(DEADLINE_MARGINS.abortMs),
+  hardMarginMs: z.number().int().min(0).default(DEADLINE_MARGINS.hardStopMs),
   logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as { child?: unknown }).child === 'function').optional(),
   metrics: z.custom<Metrics>((v) => typeof v === 'object' && v !== null && typeof (v as { publishStoredMetrics?: unknown }).publishStoredMetrics === 'function').optional(),
 }).refine((o) => o.hardMarginMs < o.safetyMarginMs || o.safetyMarginMs === 0, {
@@ -65,6 +71,7 @@ interface InvocationState {
   controller: AbortController;
   timer: NodeJS.Timeout | undefined;
   startedAt: number;
+  deadline: number | undefined;
 }
 
 // Keyed by the Lambda context object, which middy hands unchanged to middlewares and handler.
@@ -94,9 +101,10 @@ function invocationContext(name: string, parent: Logger, safetyMarginMs: number)
       });
       coldStart = false;
       const controller = new AbortController();
-      const state: InvocationState = { logger, controller, timer: undefined, startedAt: Date.now() };
       // Without getRemainingTimeInMillis (local calls, tests) there is no deadline to watch.
       const remaining = typeof context.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : undefined;
+      const startedAt = Date.now();
+      const state: InvocationState = { logger, controller, timer: undefined, startedAt, deadline: remaining === undefined ? undefined : startedAt + remaining };
       if (remaining !== undefined) {
         const fireIn = remaining - safetyMarginMs;
         if (fireIn <= 0) controller.abort(deadlineError(safetyMarginMs));
@@ -140,7 +148,7 @@ export function withLambdaStack<TEvent, TResult>(
     const state = invocations.get(context);
     if (state === undefined) throw new ArchiverError(ErrorCodes.Internal, 'withLambdaStack: invocation state missing');
     const signal = AbortSignal.any([state.controller.signal, opts.signal]);
-    return handler(event, context, { signal, logger: state.logger, metrics: sink });
+    return handler(event, context, { signal, deadline: state.deadline, logger: state.logger, metrics: sink });
   };
 
   return middy<TEvent, TResult, Error, Context>(inner, {

@@ -2,12 +2,12 @@ import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { loadConfig } from '../../lib/config.js';
 import type { Logger } from '../../lib/log.js';
-import { createRuntime as createCoreRuntime, createSnsClient, createSqsClient, type Runtime as CoreRuntime } from '../../lib/runtime.js';
+import { createRuntime as createCoreRuntime, createSnsClient, createSqsClient, type Runtime as CoreRuntime } from '../../lib/app/runtime.js';
 import { rootLogger } from './logger.js';
 import { forgetHuaweiSecret, loadHuaweiSecret } from './secrets.js';
 
 /**
- * The Lambda composition root. The core runtime (lib/runtime.ts: config, S3 client, undici
+ * The Lambda composition root. The core runtime (lib/app/runtime.ts: config, S3 client, undici
  * dispatcher, GES client, copier, retry policy, logger) plus what only Lambda uses: the SQS
  * client for fan-out and the SNS client for alerts. Built once per container and credentials
  * secret, after the Huawei credentials secret (HWC_SECRET_ID) is merged over the environment.

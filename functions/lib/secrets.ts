@@ -56,8 +56,6 @@ export const HuaweiSecretSchema = z
     }
   });
 
-export type HuaweiSecret = z.infer<typeof HuaweiSecretSchema>;
-
 export interface SecretsOptions {
   /** Default: a client for the Lambda's own region, made for the read and destroyed after it. */
   client?: SecretsManagerClient;

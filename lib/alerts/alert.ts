@@ -3,6 +3,7 @@ import type { RunReport } from '../archive/types.js';
 import { ArchiverError, ErrorCodes, toArchiverError, type ErrorCode } from '../errors.js';
 import { redactString, type Logger } from '../log.js';
 import type { RetryPolicy } from '../retry.js';
+import { describeAwsFailure } from '../should-retry.js';
 
 /**
  * Failure alerts: at most one SNS message per run (or per worker invocation and run) with a
@@ -146,9 +147,10 @@ export async function publishRunAlert(deps: AlertDeps, what: RunReport | AlertIn
     try {
       await sns.send(new PublishCommand({ TopicArn: topicArn, Subject: subject, Message: JSON.stringify(body, null, 2) }), { abortSignal: signal });
     } catch (err) {
-      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      throw new ArchiverError(ErrorCodes.Internal, `SNS Publish failed: ${(err as { name?: string }).name ?? 'Error'}`, {
-        cause: err, retryable: status === undefined || status >= 500 || status === 429, details: { status },
+      // Which failures retry: lib/should-retry.ts, the AWS table.
+      const { remoteCode, status, retryable } = describeAwsFailure(err);
+      throw new ArchiverError(ErrorCodes.Internal, `SNS Publish failed: ${remoteCode}`, {
+        cause: err, retryable, details: { status, remoteCode },
       });
     }
   };

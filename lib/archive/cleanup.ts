@@ -3,9 +3,9 @@ import type { Config } from '../config.js';
 import { errorSummary, isAbortError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RetryPolicy } from '../retry.js';
-import { clearBackupState } from './backup-state.js';
-import { manifestKey } from './keys.js';
-import { abortUpload, headObject, listObjects, s3Error } from './s3-objects.js';
+import { clearBackupState } from '../store/backup-state.js';
+import { manifestKey } from '../store/keys.js';
+import { abortUpload, headObject, listObjects, s3Error } from '../store/s3-objects.js';
 
 /**
  * `ges-archiver cleanup`: what a run can leave behind, for stores without lifecycle rules (and

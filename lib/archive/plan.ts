@@ -1,10 +1,11 @@
+import { isSafeId } from '../ids.js';
 import { ArchiverError, ErrorCodes, errorSummary, toArchiverError, type ErrorCode } from '../errors.js';
 import { ListingIncompleteError } from '../ges/client.js';
 import type { GesBackup } from '../ges/types.js';
-import { DEFAULT_FANOUT_MARKER_TTL_MS, fanoutInProgress } from './fanout-job.js';
-import { manifestKey } from './keys.js';
+import { DEFAULT_FANOUT_MARKER_TTL_MS, fanoutInProgress } from '../store/fanout-job.js';
+import { manifestKey } from '../store/keys.js';
 import type { RunManifest } from './run-manifest.js';
-import { headObject } from './s3-objects.js';
+import { headObject } from '../store/s3-objects.js';
 import type { ArchiveDeps, BackupReport, BackupTarget } from './types.js';
 
 /**
@@ -36,8 +37,6 @@ export interface NewestArchived {
  * counts a backup archived by an earlier (or a manual) run, at a cost bounded per graph.
  */
 const FRESHNESS_LOOKBACK = 3;
-
-const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 function byNewest(a: GesBackup, b: GesBackup): number {
   return (b.startTimestamp ?? b.endTimestamp ?? 0) - (a.startTimestamp ?? a.endTimestamp ?? 0);
@@ -158,7 +157,7 @@ async function planGraph(
   }
 
   for (const backup of chosen) {
-    if (!SAFE_ID.test(backup.id)) {
+    if (!isSafeId(backup.id)) {
       plan.settled.push(failed(graphId, backup.id, new ArchiverError(ErrorCodes.GesBadResponse,
         `GES returned a backup id that is not a safe key segment: ${JSON.stringify(backup.id.slice(0, 80))}`)));
       continue;
@@ -189,7 +188,7 @@ async function newestArchivedOf(deps: ArchiveDeps, graphId: string, backups: Ges
   const archived = new Set(plan.settled.filter((r) => r.reason?.code === ErrorCodes.AlreadyArchived).map((r) => r.backupId));
   const decided = new Set([...plan.settled.map((r) => r.backupId), ...plan.targets.map((t) => t.backupId)]);
   let lookups = 0;
-  for (const b of backups.filter((x) => x.status === 'success' && SAFE_ID.test(x.id)).sort(byNewest)) {
+  for (const b of backups.filter((x) => x.status === 'success' && isSafeId(x.id)).sort(byNewest)) {
     const at = backupTimeOf(b);
     if (at === undefined) continue;
     let isIn = archived.has(b.id);

@@ -1,6 +1,7 @@
 import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../config.js';
-import { describeS3Failure, toS3Error } from '../copy/s3-errors.js';
+import { describeAwsFailure } from '../should-retry.js';
+import { toS3Error } from '../store/s3-errors.js';
 import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
 import type { RetryPolicy } from '../retry.js';
 
@@ -50,7 +51,7 @@ function endpointRecorder(): { record(request: unknown): void; get(): string } {
 }
 
 function unavailable(bucket: string, endpoint: string, operation: string, err: unknown, needs: string): ArchiverError {
-  const { remoteCode, status } = describeS3Failure(err);
+  const { remoteCode, status } = describeAwsFailure(err);
   const answer = `${remoteCode}${status === undefined ? '' : `, HTTP ${status}`}`;
   const details = { bucket, endpoint, operation, remoteCode, status };
   const on = `bucket "${bucket}" at ${endpoint}`;

@@ -4,8 +4,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { describeIssues } from '../config.js';
 import { ArchiverError, ErrorCodes } from '../errors.js';
+import { idProblem } from '../ids.js';
 import type { RetryPolicy } from '../retry.js';
-import { s3Error } from './s3-objects.js';
+import { s3Error } from '../store/s3-objects.js';
 
 /**
  * The run manifest (docs/contract.md, "Manifest"): which backups of which graphs a run archives.
@@ -18,12 +19,12 @@ export interface RunManifest {
   readonly graphs: readonly { readonly graphId: string; readonly backups: BackupSelector }[];
 }
 
-/** Ids become S3 key segments: keep them to a safe, boring alphabet. */
-const idSchema = (what: string) =>
-  z.string({ error: `${what} must be a string` })
-    .min(1, `${what} must not be empty`)
-    .max(128, `${what} must be at most 128 characters`)
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, `${what} must contain only letters, digits, '.', '_' and '-'`);
+/** A graph or backup id (the one rule: lib/ids.ts), as a schema whose messages name the field. */
+export const idSchema = (what: string) =>
+  z.string({ error: `${what} must be a string` }).superRefine((value, ctx) => {
+    const problem = idProblem(what, value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 const manifestSchema = z.strictObject({
   version: z.literal(1, { error: 'version must be 1 (the only supported manifest version)' }),

@@ -3,10 +3,10 @@ import pLimit from 'p-limit';
 import { errorSummary, toArchiverError } from '../errors.js';
 import { redactValue } from '../log.js';
 import { archiveBackup } from './archive-backup.js';
-import { runReportKey } from './keys.js';
+import { runReportKey } from '../store/keys.js';
 import { planRun, type NewestArchived, type RunPlan } from './plan.js';
 import type { RunManifest } from './run-manifest.js';
-import { putJson } from './s3-objects.js';
+import { putJson } from '../store/s3-objects.js';
 import type { ArchiveDeps, BackupReport, RunOptions, RunReport } from './types.js';
 
 /** Sortable, unique run id: `20261127T133000Z-1a2b3c4d`. */

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { runReportKey } from '../archive/keys.js';
+import { runReportKey } from '../store/keys.js';
 import { readArchiveManifest } from './read-manifest.js';
 import { scanArchive } from './scan.js';
 import type { ArchivedBackupSummary, StorageDeps } from './types.js';

@@ -1,6 +1,6 @@
-import { archiveManifestSchema, type ArchiveManifest } from '../archive/archive-manifest.js';
-import { ARCHIVE_MANIFEST_NAME } from '../archive/keys.js';
-import { readObjectStream } from '../archive/s3-objects.js';
+import { archiveManifestSchema, type ArchiveManifest } from '../store/archive-manifest.js';
+import { ARCHIVE_MANIFEST_NAME } from '../store/keys.js';
+import { readObjectStream } from '../store/s3-objects.js';
 import { describeIssues } from '../config.js';
 import type { BackupFolder, StorageDeps } from './types.js';
 

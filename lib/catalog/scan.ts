@@ -1,7 +1,7 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { ARCHIVE_MANIFEST_NAME, backupPrefix, manifestKey } from '../archive/keys.js';
-import { s3Error } from '../archive/s3-objects.js';
-import { SHA256SUMS_NAME } from '../archive/sha256sums.js';
+import { ARCHIVE_MANIFEST_NAME, backupPrefix, manifestKey } from '../store/keys.js';
+import { s3Error } from '../store/s3-objects.js';
+import { SHA256SUMS_NAME } from '../store/sha256sums.js';
 import type { BackupFolder, StorageDeps } from './types.js';
 
 export interface ScanOptions {

@@ -3,7 +3,8 @@ import { ArchiverError, ErrorCodes } from '../errors.js';
 import {
   conditionalConflict, conditionalWritesRefused, conditionSupported, learnConditionUnsupported, preconditionFailed, type WriteOperation,
 } from './conditional-writes.js';
-import { describeS3Failure, isClientError, isNotFound, toS3Error } from './s3-errors.js';
+import { describeAwsFailure } from '../should-retry.js';
+import { isClientError, isNotFound, toS3Error } from '../store/s3-errors.js';
 import type { UploadTarget } from './upload.js';
 
 /**
@@ -111,7 +112,7 @@ async function attempt(t: CommitTarget, write: CommitWrite, condition: WriteCond
     }
   }, { signal: t.signal });
   if (answer.kind === 'conflict') {
-    const { remoteCode, status } = describeS3Failure(answer.err);
+    const { remoteCode, status } = describeAwsFailure(answer.err);
     throw new ArchiverError(ErrorCodes.S3Failed,
       `S3 ${write.operation} failed for ${t.key}: ${remoteCode} (HTTP ${status ?? '?'}): another write of the same key was in flight, so this copy was not stored; run the archive again`,
       { retryable: true, cause: answer.err, details: { operation: write.operation, remoteCode, status, key: t.key } });

@@ -7,8 +7,9 @@ import { assertAllowedLink, assertSafeFileName } from './guard.js';
 import { createDeferredHasher, createFileHasher, restoreFileHasher, type FileHasher } from './hasher.js';
 import { LinkSource } from './link-source.js';
 import { PartPool } from './part-pool.js';
-import { choosePartSize, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, MiB, MIN_PART_SIZE, partCount } from './part-size.js';
+import { choosePartSize, DEFAULT_PART_SIZE, MiB, MIN_PART_SIZE, partCount } from './part-size.js';
 import { DEFAULT_RATE_FLOOR, RateFloor } from './rate-floor.js';
+import { DEFAULT_CHECKPOINT_EVERY_S, DEFAULT_PART_CONCURRENCY, DEFAULT_RESUMABLE_AFTER_S } from '../config.js';
 import type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyStats, FileLink } from './types.js';
 import { abortMultipart, UploadSession } from './upload.js';
 
@@ -66,12 +67,12 @@ const HANDOVER_DRAIN_MS = 30_000;
  * (it includes the first request and TCP's slow start): on a loaded 2-CPU machine a 1 GiB copy
  * that takes 8 s looked like 40 s at its first part, so the default leaves a wide margin.
  */
-export const DEFAULT_RESUMABLE_AFTER_MS = 120_000;
+export const DEFAULT_RESUMABLE_AFTER_MS = DEFAULT_RESUMABLE_AFTER_S * 1000;
 /**
  * A copy with `onCheckpoint` and a serialisable hash reports its stored prefix this often, so a
  * crash (kill -9, a lost machine) loses at most this much: the next run continues from there.
  */
-export const DEFAULT_CHECKPOINT_EVERY_MS = 30_000;
+export const DEFAULT_CHECKPOINT_EVERY_MS = DEFAULT_CHECKPOINT_EVERY_S * 1000;
 
 interface UploadState {
   /** Undefined: the file fits in one part and is stored with one PutObject at the end (no multipart upload). */

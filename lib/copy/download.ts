@@ -1,5 +1,6 @@
 import { getGlobalDispatcher, type Dispatcher } from 'undici';
 import { ArchiverError, ErrorCodes } from '../errors.js';
+import { headerValue as header, isRetryableNetworkCode, isRetryableStatus, networkCodeOf, parseRetryAfter, STATUS_TABLES } from '../should-retry.js';
 
 /**
  * One GET of a download link, classified. The link string is sent as GES gave it: undici gets
@@ -93,18 +94,6 @@ export function splitRawUrl(url: string): { origin: string; path: string } {
   return { origin, path };
 }
 
-function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function parseRetryAfter(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
-}
-
 /** `Content-Range: bytes a-b/total` → parts, or undefined. */
 export function parseContentRange(value: string | undefined): { start: number; end: number; total: number | undefined } | undefined {
   if (value === undefined) return undefined;
@@ -139,8 +128,8 @@ function downloadError(message: string, retryable: boolean, details: Record<stri
 /**
  * Sends one GET (with `Range: bytes=offset-[end-1]` unless the whole file is wanted, and the
  * validator's precondition) and classifies the answer. Throws DOWNLOAD_FAILED, retryable for
- * network errors, 408, 429 and 5xx (with the server's Retry-After), not retryable for redirects
- * and other statuses.
+ * the network errors and statuses lib/should-retry.ts lists (408, 429, 5xx, with the server's
+ * Retry-After), not retryable for redirects and other statuses.
  */
 export async function openDownload(url: string, opts: OpenOptions): Promise<OpenResult> {
   const { origin, path } = splitRawUrl(url);
@@ -156,8 +145,8 @@ export async function openDownload(url: string, opts: OpenOptions): Promise<Open
     res = await dispatcher.request({ origin, path, method: 'GET', headers, signal: opts.signal });
   } catch (err) {
     if (opts.signal.aborted) throw err;
-    const code = (err as { code?: unknown }).code;
-    throw downloadError(`Download from ${host} failed before a response arrived`, true, { host, errorCode: code }, { cause: err });
+    const code = networkCodeOf(err);
+    throw downloadError(`Download from ${host} failed before a response arrived${code === undefined ? '' : ` (${code})`}`, isRetryableNetworkCode(code), { host, errorCode: code }, { cause: err });
   }
   const { statusCode: status } = res;
   const h = res.headers;
@@ -192,7 +181,7 @@ export async function openDownload(url: string, opts: OpenOptions): Promise<Open
   if (status >= 300 && status < 400) {
     throw downloadError(`Download from ${host} answered a redirect (${status}); redirects are not followed`, false, details);
   }
-  if (status === 408 || status === 429 || status >= 500) {
+  if (isRetryableStatus(STATUS_TABLES.download, status)) {
     throw downloadError(`Download from ${host} answered ${status}${remoteCode ? ` ${remoteCode}` : ''}`, true, details, {
       retryAfterMs: parseRetryAfter(header(h, 'retry-after')),
     });

@@ -1,17 +1,19 @@
 import { ArchiverError, ErrorCodes } from '../errors.js';
+import { PART_SIZE_MIB } from '../settings.js';
 
 export const MiB = 1024 * 1024;
 /** S3's multipart limits (the same in Swift s3api once max_upload_part_num = 10000). */
 export const MAX_PARTS = 10_000;
 export const MIN_PART_SIZE = 5 * MiB;
 export const MAX_PART_SIZE = 5 * 1024 * MiB;
-export const DEFAULT_PART_SIZE = 16 * MiB;
-export const DEFAULT_PART_CONCURRENCY = 4;
+/** ARCHIVE_PART_SIZE_MB's default, for a copier built without a part size. */
+export const DEFAULT_PART_SIZE = PART_SIZE_MIB.default * MiB;
 
 /**
  * Part size for a file of `totalBytes` (its true length, from Content-Length or Content-Range):
  * `minPartSize`, raised to ceil(totalBytes / 10,000) rounded up to a whole MiB when the file
- * would otherwise need more than 10,000 parts. 16 MiB parts cover files up to 156.25 GiB.
+ * would otherwise need more than 10,000 parts (so the minimum holds up to 10,000 × it: 78.125 GiB
+ * with the default 8 MiB).
  */
 export function choosePartSize(totalBytes: number, minPartSize: number = DEFAULT_PART_SIZE): number {
   const needed = Math.ceil(totalBytes / MAX_PARTS);

@@ -77,13 +77,13 @@ export interface CopierDeps {
   retry: RetryPolicy;
   allowedHosts: readonly string[];
   dispatcher?: Dispatcher;
-  /** Minimum part size; default 16 MiB, at least 5 MiB (S3's minimum). */
+  /** Minimum part size; default DEFAULT_PART_SIZE (ARCHIVE_PART_SIZE_MB's), at least 5 MiB (S3's minimum). */
   partSizeBytes?: number;
   /** A `resumable` copy keeps a serialisable hash when it looks longer than this at its first part (default DEFAULT_RESUMABLE_AFTER_MS). */
   resumableAfterMs?: number;
   /** How often `onCheckpoint` is called (default DEFAULT_CHECKPOINT_EVERY_MS). */
   checkpointEveryMs?: number;
-  /** Parts uploaded at once; default 4. */
+  /** Parts uploaded at once; default DEFAULT_PART_CONCURRENCY (ARCHIVE_PART_CONCURRENCY's). */
   partConcurrency?: number;
   /**
    * Download connections per file, each fetching whole parts as byte ranges of the same link;

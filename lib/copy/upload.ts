@@ -8,7 +8,7 @@ import type { RetryPolicy } from '../retry.js';
 import { contentMd5 } from './hasher.js';
 import { commitObject, type CommitMark, type CommitTarget } from './commit.js';
 import { contentMd5Off } from './md5-worker.js';
-import { toS3Error } from './s3-errors.js';
+import { toS3Error } from '../store/s3-errors.js';
 
 /**
  * The S3 side of one file copy: a multipart upload to the final key (parts uploaded

@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { buildArchiveManifest, type ArchivedFile, type ArchiveManifest } from '../archive/archive-manifest.js';
-import { fileKey, manifestKey } from '../archive/keys.js';
-import { clearBackupState } from '../archive/backup-state.js';
-import { listReceiptKeys, receiptKey, storedFile } from '../archive/receipts.js';
-import { headObject, putJson, s3Error } from '../archive/s3-objects.js';
-import { writeSha256Sums } from '../archive/sha256sums.js';
+import { buildArchiveManifest, type ArchivedFile, type ArchiveManifest } from '../store/archive-manifest.js';
+import { fileKey, manifestKey } from '../store/keys.js';
+import { clearBackupState } from '../store/backup-state.js';
+import { listReceiptKeys, receiptKey, storedFile } from '../store/receipts.js';
+import { headObject, putJson, s3Error } from '../store/s3-objects.js';
+import { writeSha256Sums } from '../store/sha256sums.js';
 import {
   conditionalConflict, conditionalWritesRefused, conditionSupported, learnConditionUnsupported, preconditionFailed,
 } from '../copy/conditional-writes.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
-import { deleteKey, finalizeLockKey, getJson, readJob } from './state.js';
+import { deleteKey, finalizeLockKey, getJson, readJob } from '../store/fanout-state.js';
 import type { FanoutDeps } from './types.js';
 import { sleep } from '../retry.js';
 

@@ -2,17 +2,15 @@ import { z } from 'zod';
 import { describeIssues } from '../config.js';
 import { assertSafeFileName } from '../copy/guard.js';
 import { ArchiverError, ErrorCodes } from '../errors.js';
-import { ARCHIVE_MANIFEST_NAME } from '../archive/keys.js';
+import { idSchema } from '../archive/run-manifest.js';
+import { ARCHIVE_MANIFEST_NAME } from '../store/keys.js';
 
 /**
  * The body of one copy message on the fan-out queue. It names the work, never a download link
  * (links expire and are credentials: the worker asks GES for a fresh one), and never a secret.
  * Strict: an unknown field is a producer bug and is refused rather than ignored.
  */
-const id = (what: string) => z.string({ error: `${what} must be a string` })
-  .min(1, `${what} must not be empty`)
-  .max(128, `${what} must be at most 128 characters`)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, `${what} must contain only letters, digits, '.', '_' and '-'`);
+const id = idSchema;
 
 const count = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`)
   .min(0, `${what} must not be negative`).max(100_000, `${what} must be at most 100000`);

@@ -1,11 +1,13 @@
 import pLimit from 'p-limit';
-import { validateBackupFiles } from '../archive/archive-backup.js';
+import { validateBackupFiles } from '../links/backup-links.js';
 import type { BackupReport, BackupTarget } from '../archive/types.js';
 import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';
 import { serializeCopyMessage } from './messages.js';
 import { sendMessages } from './sqs.js';
-import { writeJob } from './state.js';
-import { DEFAULT_INLINE_THROUGHPUT_MIBPS, type FanoutDeps } from './types.js';
+import { writeJob } from '../store/fanout-state.js';
+import { DEFAULT_INLINE_THROUGHPUT_MIBPS } from '../config.js';
+import { DEADLINE_MARGINS } from '../deadline.js';
+import type { FanoutDeps } from './types.js';
 
 export interface FanOutOptions {
   runId: string;
@@ -114,7 +116,7 @@ export interface CopyModeOptions {
   signal?: AbortSignal | undefined;
   /** Epoch ms when the invocation ends. Without it the copy is never short of time (always inline). */
   deadline?: number | undefined;
-  /** Time an inline copy keeps free before the deadline; default 60 s. */
+  /** Time an inline copy keeps free before the deadline; default DEADLINE_MARGINS.inlineKeepFreeMs. */
   marginMs?: number | undefined;
 }
 
@@ -139,7 +141,7 @@ export async function chooseCopyMode(deps: FanoutDeps, targets: readonly BackupT
   const estimate = targets.length === 0 ? { totalBytes: 0, largestFileBytes: 0 } : await estimateCopy(deps, targets, options.signal);
   const throughput = (deps.config.fanout?.inlineThroughputMiBps ?? DEFAULT_INLINE_THROUGHPUT_MIBPS) * MiB;
   const estimatedMs = (estimate.totalBytes / throughput) * 1000;
-  const budgetMs = options.deadline === undefined ? Number.POSITIVE_INFINITY : options.deadline - now() - (options.marginMs ?? 60_000);
+  const budgetMs = options.deadline === undefined ? Number.POSITIVE_INFINITY : options.deadline - now() - (options.marginMs ?? DEADLINE_MARGINS.inlineKeepFreeMs);
   const fits = estimatedMs <= budgetMs && (estimate.largestFileBytes / throughput) * 1000 <= budgetMs / 2;
   let mode: CopyModeChoice['mode'] = targets.length === 0 || fits ? 'inline' : 'fan-out';
   if (mode === 'fan-out' && (deps.config.copyQueueUrl === undefined || deps.sqs === undefined)) {

@@ -1,8 +1,8 @@
-import { graphReportKey } from '../archive/keys.js';
+import { graphReportKey } from '../store/keys.js';
 import { failedEntry, planManifestGraph } from '../archive/plan.js';
 import type { RunManifest } from '../archive/run-manifest.js';
 import { archiveTargets, finishRun, newestArchived, orderedReports } from '../archive/run.js';
-import { headObject } from '../archive/s3-objects.js';
+import { headObject } from '../store/s3-objects.js';
 import type { BackupReport, RunReport } from '../archive/types.js';
 import { ArchiverError, ErrorCodes } from '../errors.js';
 import { MAX_PLAN_BACKUP_IDS, serializePlanGraphMessage, type PlanGraphMessage } from './messages.js';

@@ -2,14 +2,16 @@ import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aw
 import pLimit from 'p-limit';
 import { ArchiverError, ErrorCodes } from '../errors.js';
 import type { RetryPolicy } from '../retry.js';
+import { describeAwsFailure } from '../should-retry.js';
 
-/** SQS calls with the archiver's one retry policy (the SDK client has maxAttempts 1). */
+/**
+ * SQS calls with the archiver's one retry policy (the SDK client has maxAttempts 1); which
+ * failures retry is lib/should-retry.ts's AWS table.
+ */
 export function sqsError(action: string, err: unknown): ArchiverError {
   if (err instanceof ArchiverError) return err;
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
-  const status = e.$metadata?.httpStatusCode;
-  const retryable = e.$retryable !== undefined || status === undefined || status >= 500 || status === 429;
-  return new ArchiverError(ErrorCodes.QueueFailed, `SQS ${action} failed: ${e.name ?? 'Error'}`, { cause: err, retryable, details: { operation: `SQS ${action}`, remoteCode: e.name, status } });
+  const { remoteCode, status, retryable } = describeAwsFailure(err);
+  return new ArchiverError(ErrorCodes.QueueFailed, `SQS ${action} failed: ${remoteCode}`, { cause: err, retryable, details: { operation: `SQS ${action}`, remoteCode, status } });
 }
 
 interface Deps {

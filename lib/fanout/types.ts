@@ -9,6 +9,3 @@ export interface FanoutDeps extends ArchiveDeps {
   sqs?: SQSClient | undefined;
   sns?: SNSClient | undefined;
 }
-
-export const DEFAULT_MAX_RECEIVE_COUNT = 5;
-export const DEFAULT_INLINE_THROUGHPUT_MIBPS = 50;

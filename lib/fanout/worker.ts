@@ -1,20 +1,24 @@
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import { LinkSource, refuseIfArchived } from '../archive/archive-backup.js';
-import { fileKey, manifestKey } from '../archive/keys.js';
-import { receiptKey, storedFile, writeReceipt } from '../archive/receipts.js';
-import { headObject, putJson } from '../archive/s3-objects.js';
+import { refuseIfArchived } from '../archive/archive-backup.js';
+import { BackupLinks } from '../links/backup-links.js';
+import { fileKey, manifestKey } from '../store/keys.js';
+import { receiptKey, storedFile, writeReceipt } from '../store/receipts.js';
+import { headObject, putJson } from '../store/s3-objects.js';
 import { checkpointSchema } from '../copy/checkpoint.js';
 import type { CopyCheckpoint, CopyFileRequest, CopyFileResult } from '../copy/copier.js';
-import { isNoSuchUpload } from '../copy/s3-errors.js';
+import { isNoSuchUpload } from '../store/s3-errors.js';
 import { ArchiverError, ErrorCodes, failureOf, isAbortError, toArchiverError } from '../errors.js';
-import { publishRunAlert, type AlertFailure } from '../alerts/index.js';
+import { publishRunAlert, type AlertFailure } from '../alerts/alert.js';
 import { finalizeBackup, type FinalizeOptions } from './finalize.js';
 import { parseQueueMessage, serializeCopyMessage, type CopyMessage, type PlanGraphMessage, type QueueMessage } from './messages.js';
 import { planGraphStep } from './plan-graph.js';
 import { sendMessage } from './sqs.js';
-import { checkpointKey, deleteKey, getJson } from './state.js';
-import { DEFAULT_MAX_RECEIVE_COUNT, type FanoutDeps } from './types.js';
+import { checkpointKey, deleteKey, getJson } from '../store/fanout-state.js';
+import { DEFAULT_MAX_RECEIVE_COUNT } from '../config.js';
+import { DEADLINE_MARGINS } from '../deadline.js';
+import { isSafeId } from '../ids.js';
+import type { FanoutDeps } from './types.js';
 import { changeVisibility, DEFAULT_RETRY_VISIBILITY, retryVisibilitySeconds, type RetryVisibility } from './visibility.js';
 import type { RunReport } from '../archive/types.js';
 
@@ -36,7 +40,7 @@ export interface WorkerOptions {
   signal?: AbortSignal;
   /** Epoch ms when the invocation ends (Lambda: now + getRemainingTimeInMillis()). Without it copies never hand over. */
   deadline?: number | undefined;
-  /** A copy hands over this long before `deadline`; default 60 s (uploads in flight, the checkpoint and the continuation must fit). */
+  /** A copy hands over this long before `deadline`; default DEADLINE_MARGINS.handoverMs (uploads in flight, the checkpoint and the continuation must fit). */
   handoverMarginMs?: number;
   /** Records processed at once; default ARCHIVE_FILE_CONCURRENCY. */
   concurrency?: number;
@@ -55,14 +59,12 @@ export interface WorkerOptions {
  */
 export type RecordOutcome = 'copied' | 'handed-over' | 'duplicate' | 'requeued' | 'planned' | 'failed';
 
-const DEFAULT_HANDOVER_MARGIN_MS = 60_000;
 /**
  * A copy stopped by the invocation's abort (the deadline came before the handover did) returns a
  * checkpoint; saving it and queueing the continuation get this long of their own, since the
- * invocation's signal has already fired (functions/lib/middleware.ts fires it 10 s before the
- * Lambda deadline).
+ * invocation's signal has already fired (the margins: lib/deadline.ts).
  */
-const HANDOVER_SAVE_MS = 8_000;
+const HANDOVER_SAVE_MS = DEADLINE_MARGINS.handoverSaveMs;
 /**
  * Limits of a continuation chain, so that a file that cannot finish ends in the dead-letter queue
  * with an alert instead of handing over forever: restarts from byte 0 over the whole chain (a
@@ -84,7 +86,7 @@ function receiveCountOf(record: CopyRecord): number {
 
 /** Best effort ids of a message we could not parse, for the alert. */
 function idsOfPoison(body: string): { runId: string; graphId: string; backupId: string; file?: string } {
-  const str = (v: unknown): string | undefined => (typeof v === 'string' && /^[A-Za-z0-9._-]{1,128}$/.test(v) ? v : undefined);
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && isSafeId(v) ? v : undefined);
   try {
     const o = JSON.parse(body) as Record<string, unknown>;
     const file = typeof o['fileName'] === 'string' ? (o['fileName']).slice(0, 200) : undefined;
@@ -207,7 +209,7 @@ class Worker {
     }
     try {
       const { outcome, report } = await planGraphStep(this.deps, message, {
-        signal: this.options.signal, deadline: this.options.deadline, marginMs: this.options.handoverMarginMs ?? DEFAULT_HANDOVER_MARGIN_MS,
+        signal: this.options.signal, deadline: this.options.deadline, marginMs: this.options.handoverMarginMs ?? DEADLINE_MARGINS.handoverMs,
       });
       for (const b of report?.backups ?? []) {
         if (b.status === 'failed' && b.error) this.alert(runId, { graphId: b.graphId, backupId: b.backupId, code: b.error.code, message: b.error.message });
@@ -266,11 +268,11 @@ class Worker {
       else log.warn({}, 'checkpoint missing or unreadable; copying the file from the start');
     }
 
-    const handoverAt = this.options.deadline === undefined ? undefined : this.options.deadline - (this.options.handoverMarginMs ?? DEFAULT_HANDOVER_MARGIN_MS);
+    const handoverAt = this.options.deadline === undefined ? undefined : this.options.deadline - (this.options.handoverMarginMs ?? DEADLINE_MARGINS.handoverMs);
     if (handoverAt !== undefined && this.now() >= handoverAt) {
       throw new ArchiverError(ErrorCodes.DeadlineExceeded, 'Too little time left in this invocation to start the copy', { retryable: true });
     }
-    const links = new LinkSource(deps, { graphId, backupId }, undefined, signal);
+    const links = new BackupLinks(deps, { graphId, backupId }, undefined, signal);
     const request: CopyFileRequest = {
       bucket, key, fileName,
       // The worker asks GES for its own link: messages never carry one.

@@ -2,7 +2,8 @@ import { ArchiverError, ErrorCodes } from '../errors.js';
 import type { GesAuth } from '../config.js';
 import type { Logger } from '../log.js';
 import { exchange, type HttpAnswer, type HttpDeps } from './http.js';
-import { gesErrorFromResponse, requestIdOf, type ResponseHeaders } from './errors.js';
+import type { ResponseHeaders } from '../should-retry.js';
+import { gesErrorFromResponse, requestIdOf } from './errors.js';
 import { signRequest, type SignableRequest } from './signer.js';
 import { iamTokenBodySchema, parseIamTime } from './wire.js';
 

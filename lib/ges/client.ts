@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createRetryPolicy, type RetryEvent, type RetryPolicy } from '../retry.js';
+import { NOT_SENT_NETWORK_CODES } from '../should-retry.js';
 import { akskSigner, iamTokenSource, staticTokenSource, type AkSkSigner, type TokenSource } from './auth.js';
 import { errorCodeInSuccessBody, gesErrorFromResponse } from './errors.js';
 import { exchange, type HttpAnswer } from './http.js';
@@ -43,8 +44,8 @@ export interface GesClientDeps {
   /** Clock for token expiry and `receivedAt`. Default `Date.now`. */
   now?: () => number;
   /**
-   * Told about every GES_AUTH_FAILED the client throws: the Lambda runtime then reads its
-   * credentials secret again, so a rotated password is used by the next invocation.
+   * Told about every GES_AUTH_FAILED the client throws: the Lambda composition root
+   * (functions/lib/runtime.ts) then reads its credentials secret again, so a rotated password is used by the next invocation.
    */
   onAuthFailure?: (err: ArchiverError) => void;
 }
@@ -85,11 +86,6 @@ function checkId(kind: 'graph' | 'backup', id: string): void {
     throw new ArchiverError(ErrorCodes.ArgsInvalid, `A ${kind} id must be a non-empty id, got ${JSON.stringify(id)}`);
   }
 }
-
-/** Network failures that happen before a request reaches GES: resending cannot do anything twice. */
-const NOT_SENT_NETWORK_CODES: ReadonlySet<string> = new Set([
-  'ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
-]);
 
 /**
  * For a request that is not idempotent (starting an import job): only a throttled request (the

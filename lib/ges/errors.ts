@@ -1,5 +1,6 @@
 import { ArchiverError, ErrorCodes, type ErrorCode } from '../errors.js';
 import { redactString } from '../log.js';
+import { headerValue, isRetryableNetworkCode, isRetryableStatus, networkCodeOf, parseRetryAfter, STATUS_TABLES, type ResponseHeaders } from '../should-retry.js';
 
 /**
  * Which GES / IAM / gateway failures retry, and under which stable code (house style §3:
@@ -11,10 +12,9 @@ import { redactString } from '../log.js';
  * - 401: GES_AUTH_FAILED (the client renews an IAM token once first, see `tokenRejected`).
  * - GES.7000, GES.0016: GRAPH_NOT_FOUND. GES.7024: BACKUP_NOT_FOUND.
  * - Any other 4xx: GES_REQUEST_REJECTED, not retryable.
- * The remote code decides before the HTTP status does (docs/ges-api.md §9.8).
+ * The remote code decides before the HTTP status does (docs/ges-api.md §9.8). Network codes,
+ * Retry-After and the status table: lib/should-retry.ts.
  */
-
-export type ResponseHeaders = Record<string, string | string[] | undefined>;
 
 export interface RemoteError {
   /** As GES sent it, e.g. `APIG.0301`, `GES.7024`, or a Keystone number as text (`401`). */
@@ -103,29 +103,9 @@ export function normalizeRemoteCode(code: string | undefined): string | undefine
   return upper.startsWith('APIG.') ? `APIGW.${upper.slice(5)}` : upper;
 }
 
-function header(headers: ResponseHeaders, name: string): string | undefined {
-  const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() !== wanted) continue;
-    const v = Array.isArray(value) ? value[0] : value;
-    return text(v);
-  }
-  return undefined;
-}
-
-/** Retry-After as delay-seconds or an HTTP-date, in ms from `now`; undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
-  if (value === undefined) return undefined;
-  const v = value.trim();
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
-  if (!/[a-z]/i.test(v)) return undefined; // "-5", "1e3": neither form
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
 /** The request id GES or its gateway reported, from the headers or the body. */
 export function requestIdOf(headers: ResponseHeaders, remote?: RemoteError): string | undefined {
-  return header(headers, 'x-request-id') ?? remote?.requestId ?? header(headers, 'traceid');
+  return headerValue(headers, 'x-request-id') ?? remote?.requestId ?? headerValue(headers, 'traceid');
 }
 
 /** Token errors at the gateway: renewing the token may help (docs/ges-api.md §9.17). */
@@ -157,7 +137,7 @@ function classify(status: number, remoteCode: string | undefined): Classificatio
   if (status === 401) return { code: ErrorCodes.GesAuthFailed, retryable: false, verb: 'GES refused the token for' };
   if (remoteCode === 'GES.7000' || remoteCode === 'GES.0016') return { code: ErrorCodes.GraphNotFound, retryable: false, verb: 'GES refused' };
   if (remoteCode === 'GES.7024') return { code: ErrorCodes.BackupNotFound, retryable: false, verb: 'GES refused' };
-  if (status >= 500) return { code: ErrorCodes.GesUnavailable, retryable: true, verb: 'GES is unavailable for' };
+  if (isRetryableStatus(STATUS_TABLES.ges, status)) return { code: ErrorCodes.GesUnavailable, retryable: true, verb: 'GES is unavailable for' };
   if (status >= 400) return { code: ErrorCodes.GesRequestRejected, retryable: false, verb: 'GES refused' };
   // 2xx carrying an error code (v1 bodies), 1xx, 3xx: never what a GES client expects.
   if (remoteCode !== undefined) return { code: ErrorCodes.GesRequestRejected, retryable: false, verb: 'GES refused' };
@@ -180,7 +160,7 @@ export function gesErrorFromResponse(
   const remoteCode = normalizeRemoteCode(remote.code);
   const { code, retryable, verb } = classify(status, remoteCode);
   const requestId = requestIdOf(headers, remote);
-  const retryAfterMs = retryable ? parseRetryAfter(header(headers, 'retry-after'), now) : undefined;
+  const retryAfterMs = retryable ? parseRetryAfter(headerValue(headers, 'retry-after'), now) : undefined;
 
   const what = [remote.code, remote.message].filter((s) => s !== undefined).join(' ');
   const statusNote = what === '' ? `HTTP ${status}` : `${what}${/[.!?]$/.test(what) ? '' : '.'}${retryable ? ` (HTTP ${status})` : ''}`;
@@ -210,41 +190,6 @@ export function errorCodeInSuccessBody(json: unknown): string | undefined {
   return text(json['error_code']) ?? text(json['errorCode']);
 }
 
-const RETRYABLE_NETWORK_CODES: ReadonlySet<string> = new Set([
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'EHOSTDOWN',
-  'ENETUNREACH',
-  'ENETDOWN',
-]);
-
-/** The first `code` found on an error, its cause chain, or an AggregateError's members. */
-export function networkCodeOf(err: unknown): string | undefined {
-  // Duck-typed, not `instanceof`: Node core errors may come from another realm (jest's vm).
-  const queue: unknown[] = [err];
-  for (let i = 0; i < queue.length && i < 16; i++) {
-    const e = queue[i];
-    if (typeof e !== 'object' || e === null) continue;
-    const { code, errors, cause } = e as { code?: unknown; errors?: unknown; cause?: unknown };
-    if (typeof code === 'string' && code !== '') return code;
-    if (Array.isArray(errors)) queue.push(...(errors as unknown[]));
-    if (cause !== undefined) queue.push(cause);
-  }
-  return undefined;
-}
-
 export interface NetworkFailureContext {
   /** The caller's signal fired: the caller gave up, nothing to retry. */
   callerAborted: boolean;
@@ -272,7 +217,7 @@ export function gesErrorFromNetwork(err: unknown, op: string, ctx: NetworkFailur
   const networkCode = networkCodeOf(err);
   const rawMessage = (err as { message?: unknown } | null)?.message;
   const reason = redactString(typeof rawMessage === 'string' ? rawMessage : String(err));
-  if (networkCode !== undefined && RETRYABLE_NETWORK_CODES.has(networkCode)) {
+  if (isRetryableNetworkCode(networkCode)) {
     return new ArchiverError(ErrorCodes.GesUnavailable, `${ctx.service} could not be reached for ${op}: ${networkCode} ${reason}`, {
       retryable: true,
       cause: err,

@@ -1,7 +1,8 @@
 import { request, type Dispatcher } from 'undici';
 import { ArchiverError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
-import { gesErrorFromNetwork, type ResponseHeaders } from './errors.js';
+import type { ResponseHeaders } from '../should-retry.js';
+import { gesErrorFromNetwork } from './errors.js';
 
 /**
  * One HTTP exchange with GES or IAM: one attempt, no retry (the caller wraps it in the retry

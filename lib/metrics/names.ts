@@ -1,7 +1,7 @@
 /**
  * The archiver's CloudWatch metrics: one list shared by the code that emits them, the
  * dashboard and alarms in serverless.yml (which repeat these names; the package test checks
- * they match) and the README.
+ * they match) and docs/lambda.md ("Metrics and dashboard").
  *
  * Every datapoint carries the dimensions `service` = `ges-archiver` (Powertools always adds
  * it) and `Stage` = the deployment stage; `NewestBackupAgeHours` adds `Graph`.

@@ -2,8 +2,8 @@ import type { MetricName, MetricUnit } from './names.js';
 
 /**
  * Where lib/ code records metrics. lib/ never imports the metrics library: the Lambda side
- * (functions/lib/metrics.ts) implements this with Powertools (EMF on stdout), the CLI passes
- * `noMetrics`, tests use `MemoryMetrics`.
+ * (functions/lib/metrics.ts) implements this with Powertools (EMF on stdout), the CLI records
+ * none, tests use `MemoryMetrics`.
  */
 export interface MetricsSink {
   /** One datapoint with the sink's default dimensions; flushed at the end of the invocation. */
@@ -11,11 +11,6 @@ export interface MetricsSink {
   /** One datapoint with extra dimensions on top of the defaults (emitted as its own EMF document). */
   addWithDimensions(name: MetricName, unit: MetricUnit, value: number, dimensions: Readonly<Record<string, string>>): void;
 }
-
-export const noMetrics: MetricsSink = Object.freeze({
-  add: () => undefined,
-  addWithDimensions: () => undefined,
-});
 
 export interface RecordedDatapoint {
   name: MetricName;

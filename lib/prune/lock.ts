@@ -1,5 +1,5 @@
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { isNotFound, s3Error } from '../archive/s3-objects.js';
+import { isNotFound, s3Error } from '../store/s3-objects.js';
 import type { StorageDeps } from '../catalog/types.js';
 
 /**

@@ -1,13 +1,13 @@
 import pLimit from 'p-limit';
-import type { ArchiveManifest } from '../archive/archive-manifest.js';
-import { stateBackupPrefix } from '../archive/receipts.js';
-import { headObject, putJson } from '../archive/s3-objects.js';
-import { listObjects } from '../catalog/list-objects.js';
+import type { ArchiveManifest } from '../store/archive-manifest.js';
+import { stateBackupPrefix } from '../store/receipts.js';
+import { headObject, putJson } from '../store/s3-objects.js';
+import { listObjects } from '../store/list-objects.js';
 import { readArchiveManifest } from '../catalog/read-manifest.js';
 import { scanArchive } from '../catalog/scan.js';
 import type { BackupFolder } from '../catalog/types.js';
 import { ArchiverError, ErrorCodes, errorSummary, isAbortError, toArchiverError } from '../errors.js';
-import { deleteKey } from '../fanout/state.js';
+import { deleteKey } from '../store/fanout-state.js';
 import { objectLockOf } from './lock.js';
 import { planPrune, type PruneCandidate } from './plan.js';
 import type { KeptBackup, PruneDeps, PruneOptions, PruneProblem, PruneReport, PrunedBackup } from './types.js';

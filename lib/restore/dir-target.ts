@@ -4,7 +4,7 @@ import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { formatSha256Sums, SHA256SUMS_NAME } from '../archive/sha256sums.js';
+import { formatSha256Sums, SHA256SUMS_NAME } from '../store/sha256sums.js';
 import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { hashStream } from '../verify/hash-object.js';

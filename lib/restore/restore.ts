@@ -1,8 +1,8 @@
 import pLimit from 'p-limit';
-import type { ArchiveManifest, ArchivedFile } from '../archive/archive-manifest.js';
-import { backupPrefix, manifestKey } from '../archive/keys.js';
-import { headObject, readObjectStream } from '../archive/s3-objects.js';
-import { SHA256SUMS_NAME } from '../archive/sha256sums.js';
+import type { ArchiveManifest, ArchivedFile } from '../store/archive-manifest.js';
+import { backupPrefix, manifestKey } from '../store/keys.js';
+import { headObject, readObjectStream } from '../store/s3-objects.js';
+import { SHA256SUMS_NAME } from '../store/sha256sums.js';
 import { readArchiveManifest } from '../catalog/read-manifest.js';
 import { assertSafeFileName } from '../copy/guard.js';
 import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';

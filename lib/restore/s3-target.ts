@@ -1,11 +1,11 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { pipeline, Readable } from 'node:stream';
-import { headObject, s3Error } from '../archive/s3-objects.js';
-import { listObjects } from '../catalog/list-objects.js';
+import { headObject, s3Error } from '../store/s3-objects.js';
+import { listObjects } from '../store/list-objects.js';
 import { choosePartSize } from '../copy/part-size.js';
 import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
-import { deleteKey } from '../fanout/state.js';
+import { deleteKey } from '../store/fanout-state.js';
 import type { Logger } from '../log.js';
 import type { RetryPolicy } from '../retry.js';
 import { hashObject } from '../verify/hash-object.js';

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { ArchivedFile } from '../archive/archive-manifest.js';
+import type { ArchivedFile } from '../store/archive-manifest.js';
 import type { ArchiveEvent } from '../archive/types.js';
 import type { StorageDeps } from '../catalog/types.js';
 import type { ErrorCode } from '../errors.js';

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { ArchivedFile } from '../archive/archive-manifest.js';
+import type { ArchivedFile } from '../store/archive-manifest.js';
 import { ArchiverError, ErrorCodes } from '../errors.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { SNSClient } from '@aws-sdk/client-sns';
-import { publishRunAlert, type AlertFailure } from '../alerts/index.js';
+import { publishRunAlert, type AlertFailure } from '../alerts/alert.js';
 import { newRunId } from '../archive/run.js';
 import type { StorageDeps } from '../catalog/types.js';
 import { ErrorCodes, type ErrorCode } from '../errors.js';

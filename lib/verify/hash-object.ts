@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readObjectStream } from '../archive/s3-objects.js';
+import { readObjectStream } from '../store/s3-objects.js';
 import type { StorageDeps } from '../catalog/types.js';
 
 /**

@@ -1,5 +1,5 @@
-import { archiveManifestSchema, type ArchivedFile } from '../archive/archive-manifest.js';
-import { ARCHIVE_MANIFEST_NAME } from '../archive/keys.js';
+import { archiveManifestSchema, type ArchivedFile } from '../store/archive-manifest.js';
+import { ARCHIVE_MANIFEST_NAME } from '../store/keys.js';
 import type { BackupFolder } from '../catalog/types.js';
 
 const fileEntrySchema = archiveManifestSchema.shape.files.element;

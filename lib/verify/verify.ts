@@ -1,8 +1,8 @@
-import type { ArchiveManifest } from '../archive/archive-manifest.js';
+import type { ArchiveManifest } from '../store/archive-manifest.js';
 import pLimit from 'p-limit';
-import type { ArchivedFile } from '../archive/archive-manifest.js';
-import { manifestKey } from '../archive/keys.js';
-import { parseSha256Sums, sha256SumsDisagreement } from '../archive/sha256sums.js';
+import type { ArchivedFile } from '../store/archive-manifest.js';
+import { manifestKey } from '../store/keys.js';
+import { parseSha256Sums, sha256SumsDisagreement } from '../store/sha256sums.js';
 import { ObjectTooLarge, readArchiveManifest, readSmallObjectText } from '../catalog/read-manifest.js';
 import { scanArchive } from '../catalog/scan.js';
 import type { BackupFolder, StorageDeps } from '../catalog/types.js';

@@ -5,12 +5,12 @@
 import { CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { archiveOne } from '../../lib/archive/run.js';
-import { putJson } from '../../lib/archive/s3-objects.js';
+import { putJson } from '../../lib/store/s3-objects.js';
 import { loadConfig } from '../../lib/config.js';
 import { checkpointKey, handleCopyMessages, jobKey } from '../../lib/fanout/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
-import { createRuntime, type Runtime } from '../../lib/runtime.js';
+import { createRuntime, type Runtime } from '../../lib/app/runtime.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import { createTestBucket, getObjectBytes, listInProgressUploads, listKeys, s3Client, sqsClient, uniqueName } from '../support/aws.js';
 import { runCli, tokenEnv, useLocalS3 } from '../support/cli.js';
@@ -177,7 +177,7 @@ describe('overlapping runs', () => {
     const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('copy-twice') }));
     const rt = runtime(bucket, s3, { COPY_QUEUE_URL: QueueUrl!, MANIFEST_URI: `s3://${bucket}/m.json` });
     await putJson(rt, bucket, 'm.json', { version: 1, graphs: [{ graphId: G, backups: [B_SMALL] }] });
-    const { runScheduled } = await import('../../lib/archive/lambda-entry.js');
+    const { runScheduled } = await import('../../lib/app/scheduled-run.js');
     const first = await runScheduled(rt, { deadline: Date.now() });
 
     // Act: the next run, while the first one's message is still unprocessed

@@ -7,7 +7,7 @@ import { AbortMultipartUploadCommand, HeadObjectCommand, S3Client } from '@aws-s
 import { Agent } from 'undici';
 import { createCopier, type CopierDeps, type CopyFileRequest, type FileLink } from '../../lib/copy/copier.js';
 import { contentMd5 } from '../../lib/copy/hasher.js';
-import { linkExpiresAt } from '../../lib/copy/link-expiry.js';
+import { linkExpiresAt } from '../../lib/links/link-expiry.js';
 import { MiB } from '../../lib/copy/part-size.js';
 import { ErrorCodes, type ArchiverError } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';

@@ -8,16 +8,16 @@ import { CreateTopicCommand, SubscribeCommand, type SNSClient } from '@aws-sdk/c
 import {
   CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { runScheduled } from '../../lib/archive/lambda-entry.js';
-import { putJson } from '../../lib/archive/s3-objects.js';
-import { receiptKey } from '../../lib/archive/receipts.js';
+import { runScheduled } from '../../lib/app/scheduled-run.js';
+import { putJson } from '../../lib/store/s3-objects.js';
+import { receiptKey } from '../../lib/store/receipts.js';
 import { loadConfig } from '../../lib/config.js';
 import { finalizeBackup, handleCopyMessages, jobKey, type CopyRecord, type WorkerOptions } from '../../lib/fanout/index.js';
-import { checkpointKey } from '../../lib/fanout/state.js';
+import { checkpointKey } from '../../lib/store/fanout-state.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
-import { createRuntime, type Runtime } from '../../lib/runtime.js';
+import { createRuntime, type Runtime } from '../../lib/app/runtime.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import { createTestBucket, getObjectBytes, listInProgressUploads, listKeys, s3Client, snsClient, sqsClient, uniqueName } from '../support/aws.js';
 import { tokenEnv } from '../support/cli.js';

@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import { CreateMultipartUploadCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { cleanupArchive } from '../../lib/archive/cleanup.js';
-import { receiptKey } from '../../lib/archive/receipts.js';
-import { putJson } from '../../lib/archive/s3-objects.js';
+import { receiptKey } from '../../lib/store/receipts.js';
+import { putJson } from '../../lib/store/s3-objects.js';
 import { finalizeBackup, checkpointKey, jobKey } from '../../lib/fanout/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';

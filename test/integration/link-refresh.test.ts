@@ -3,13 +3,13 @@
 // refresh. Against the GES emulator; the test only slows GES's answer down to hold the refresh
 // in flight while the first file's copy fails.
 import { request } from 'undici';
-import { LinkSource } from '../../lib/archive/archive-backup.js';
+import { BackupLinks } from '../../lib/links/backup-links.js';
 import { loadConfig } from '../../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import type { GesClient } from '../../lib/ges/client.js';
 import { silentLogger } from '../../lib/log.js';
 import { sleep } from '../../lib/retry.js';
-import { createRuntime, type Runtime } from '../../lib/runtime.js';
+import { createRuntime, type Runtime } from '../../lib/app/runtime.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import { tokenEnv } from '../support/cli.js';
 
@@ -50,7 +50,7 @@ describe('shared link refresh', () => {
     // Prepare
     const ges = slowGes();
     const backup = new AbortController();
-    const links = new LinkSource({ ges }, { graphId: G, backupId: B }, undefined, backup.signal);
+    const links = new BackupLinks({ ges }, { graphId: G, backupId: B }, undefined, backup.signal);
     const copyA = new AbortController();
     const copyB = new AbortController();
 
@@ -71,7 +71,7 @@ describe('shared link refresh', () => {
   it('stops when the backup itself is cancelled', async () => {
     // Prepare
     const backup = new AbortController();
-    const links = new LinkSource({ ges: slowGes() }, { graphId: G, backupId: B }, undefined, backup.signal);
+    const links = new BackupLinks({ ges: slowGes() }, { graphId: G, backupId: B }, undefined, backup.signal);
 
     // Act
     const waiting = links.fresh('b.bin', new AbortController().signal);

@@ -3,7 +3,7 @@
 // retention or legal hold of chosen keys and DeleteObject on them answers 403 AccessDenied.
 import { randomBytes } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { fileKey, manifestKey, runReportKey } from '../../lib/archive/keys.js';
+import { fileKey, manifestKey, runReportKey } from '../../lib/store/keys.js';
 import { ErrorCodes } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { pruneArchive, pruneExitCode } from '../../lib/prune/prune.js';

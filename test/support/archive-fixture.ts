@@ -2,9 +2,9 @@
 // (files, SHA256SUMS, manifest.json last), for tests of what reads or deletes the archive.
 import { createHash } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { buildArchiveManifest, type ArchivedFile, type ArchiveManifest } from '../../lib/archive/archive-manifest.js';
-import { fileKey, manifestKey } from '../../lib/archive/keys.js';
-import { writeSha256Sums } from '../../lib/archive/sha256sums.js';
+import { buildArchiveManifest, type ArchivedFile, type ArchiveManifest } from '../../lib/store/archive-manifest.js';
+import { fileKey, manifestKey } from '../../lib/store/keys.js';
+import { writeSha256Sums } from '../../lib/store/sha256sums.js';
 import { createRetryPolicy } from '../../lib/retry.js';
 
 export interface FixtureBackup {

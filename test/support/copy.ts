@@ -2,7 +2,7 @@
 // emulated GES, compute the expiry, count the calls), the failure a copy ends with, and the
 // check that a failed copy left nothing behind.
 import type { CopyFileRequest, FileLink } from '../../lib/copy/copier.js';
-import { linkExpiresAt } from '../../lib/copy/link-expiry.js';
+import { linkExpiresAt } from '../../lib/links/link-expiry.js';
 import type { ArchiverError } from '../../lib/errors.js';
 import type { Emulator } from '../emulator/index.js';
 import { links } from '../emulator/test-client.js';

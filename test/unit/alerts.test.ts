@@ -1,4 +1,4 @@
-import { buildAlert, failuresOfReport, MAX_SUBJECT_CHARS, publishRunAlert } from '../../lib/alerts/index.js';
+import { buildAlert, failuresOfReport, MAX_SUBJECT_CHARS, publishRunAlert } from '../../lib/alerts/alert.js';
 import type { RunReport } from '../../lib/archive/types.js';
 import { ErrorCodes } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';

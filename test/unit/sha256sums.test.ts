@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatSha256Sums, parseSha256Sums, sha256SumsDisagreement } from '../../lib/archive/sha256sums.js';
+import { formatSha256Sums, parseSha256Sums, sha256SumsDisagreement } from '../../lib/store/sha256sums.js';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 

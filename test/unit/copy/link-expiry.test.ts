@@ -1,4 +1,4 @@
-import { linkExpiresAt, parseLinkExpiredTime, urlExpiresAt } from '../../../lib/copy/link-expiry.js';
+import { linkExpiresAt, parseLinkExpiredTime, urlExpiresAt } from '../../../lib/links/link-expiry.js';
 
 const at = (iso: string): number => Date.parse(iso);
 

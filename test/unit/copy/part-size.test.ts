@@ -43,7 +43,7 @@ describe('choosePartSize', () => {
 
 describe('copierMemoryBound', () => {
   it('is (partConcurrency + 1) × partSize', () => {
-    expect(copierMemoryBound({})).toBe(5 * 16 * MiB);
+    expect(copierMemoryBound({})).toBe(5 * DEFAULT_PART_SIZE);
     expect(copierMemoryBound({ partConcurrency: 2, partSizeBytes: 8 * MiB })).toBe(3 * 8 * MiB);
     expect(copierMemoryBound({}, 200 * GiB)).toBe(5 * 21 * MiB);
   });

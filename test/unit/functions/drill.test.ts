@@ -6,8 +6,8 @@ import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/c
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
-import { buildArchiveManifest, type ArchivedFile } from '../../../lib/archive/archive-manifest.js';
-import { fileKey, manifestKey } from '../../../lib/archive/keys.js';
+import { buildArchiveManifest, type ArchivedFile } from '../../../lib/store/archive-manifest.js';
+import { fileKey, manifestKey } from '../../../lib/store/keys.js';
 import { silentLogger } from '../../../lib/log.js';
 import { MemoryMetrics, MetricNames } from '../../../lib/metrics/index.js';
 import { createRetryPolicy } from '../../../lib/retry.js';

@@ -5,7 +5,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
-import { manifestKey } from '../../../lib/archive/keys.js';
+import { manifestKey } from '../../../lib/store/keys.js';
 import { silentLogger } from '../../../lib/log.js';
 import { runScheduledPrune } from '../../../lib/prune/scheduled.js';
 import { createRetryPolicy } from '../../../lib/retry.js';

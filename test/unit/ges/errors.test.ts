@@ -4,8 +4,8 @@ import {
   gesErrorFromResponse,
   normalizeRemoteCode,
   parseErrorBody,
-  parseRetryAfter,
 } from '../../../lib/ges/errors.js';
+import { parseRetryAfter } from '../../../lib/should-retry.js';
 
 const OP = 'backup-files for graph g1 backup b1';
 const json = (v: unknown): string => JSON.stringify(v);

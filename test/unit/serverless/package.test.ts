@@ -3,11 +3,9 @@
 // generates and the bundles it zipped.
 //
 // The service is packaged from a temporary copy of the repository (serverless-esbuild writes
-// .esbuild/ into the service directory, and several people share this checkout). While the
-// core modules the handlers import are still being written, the copy gets throwaway stubs for
-// the missing exports, and only the copy: `stubbed` says which, and is printed.
+// .esbuild/ into the service directory, and several people share this checkout).
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,36 +23,13 @@ type Json = Record<string, unknown>;
 interface CfnResource { Type: string; Properties: Json; Condition?: string; DependsOn?: unknown }
 interface Template { Resources: Record<string, CfnResource>; Conditions: Json }
 
-/** What the handlers import from lib/ (functions/*.ts). */
-const REQUIRED_EXPORTS: Array<{ dir: string; name: string }> = [
-  { dir: 'lib/archive', name: 'runScheduled' },
-  { dir: 'lib/archive', name: 'archiveOneBackup' },
-  { dir: 'lib/fanout', name: 'handleCopyMessages' },
-];
-
-function exportsName(dir: string, name: string): boolean {
-  if (!existsSync(dir)) return false;
-  const pattern = new RegExp(`export\\s+(async\\s+)?(function|const|let)\\s+${name}\\b|export\\s*\\{[^}]*\\b${name}\\b`);
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .filter((f) => f.endsWith('.ts'))
-    .some((f) => pattern.test(readFileSync(join(dir, f), 'utf8')));
-}
-
-function prepareServiceCopy(): { dir: string; stubbed: string[] } {
+function prepareServiceCopy(): { dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'ges-sls-'));
   for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'lib', 'scripts/esbuild-undici-node22.cjs']) {
     cpSync(join(root, entry), join(dir, entry), { recursive: true });
   }
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
-  const stubbed: string[] = [];
-  for (const { dir: libDir, name } of REQUIRED_EXPORTS) {
-    if (exportsName(join(root, libDir), name)) continue;
-    const index = join(dir, libDir, 'index.ts');
-    mkdirSync(dirname(index), { recursive: true });
-    appendFileSync(index, `\nexport async function ${name}(..._args: unknown[]): Promise<never> { throw new Error('${name}: not implemented yet (package test stub)'); }\n`);
-    stubbed.push(`${libDir}/index.ts#${name}`);
-  }
-  return { dir, stubbed };
+  return { dir };
 }
 
 /** Reads one file from a zip (stored or deflated), enough for the artifacts serverless writes. */
@@ -82,7 +57,7 @@ function readZipEntry(zipPath: string, name: string): Buffer {
   throw new Error(`${zipPath}: no entry ${name}`);
 }
 
-let service: { dir: string; stubbed: string[] };
+let service: { dir: string };
 let outDir: string;
 let template: Template;
 let resources: Record<string, CfnResource>;
@@ -98,9 +73,6 @@ const ALL_ON_PARAMS = [
 
 beforeAll(() => {
   service = prepareServiceCopy();
-  if (service.stubbed.length > 0) {
-    console.warn(`package test: stubbed in the temporary copy only (core not landed yet): ${service.stubbed.join(', ')}`);
-  }
   outDir = join(service.dir, '.package');
   // No AWS credentials, no profile, no network: what CI and a fresh checkout have.
   const env: NodeJS.ProcessEnv = {};
@@ -589,7 +561,7 @@ describe('alerts', () => {
 
   it('alarms when no scheduled run succeeded for freshnessHours, missing data counting as breaching', () => {
     const props = resource('ScheduledRunFreshnessAlarm', 'AWS::CloudWatch::Alarm').Properties;
-    // Exactly the dimensions the code's EMF carries (test/unit/functions/metrics-emf.test.ts):
+    // Exactly the dimensions the code's EMF carries (test/unit/metrics-emf.test.ts):
     // CloudWatch matches an alarm's dimension set exactly.
     expect(props).toMatchObject({
       Namespace: METRIC_NAMESPACE,

@@ -2,18 +2,21 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Agent, type Dispatcher } from 'undici';
-import type { ArchiveDeps } from './archive/types.js';
-import type { Config, RestoreTargetS3Config } from './config.js';
-import { limitBandwidth } from './copy/bandwidth.js';
-import { createCopier } from './copy/copier.js';
-import { DEFAULT_RATE_FLOOR } from './copy/rate-floor.js';
-import { createGesClient, type GesClientDeps } from './ges/client.js';
-import type { Logger } from './log.js';
-import { createRetryPolicy, type RetryEvent, type RetryPolicy } from './retry.js';
+import type { ArchiveDeps } from '../archive/types.js';
+import type { Config, RestoreTargetS3Config } from '../config.js';
+import { limitBandwidth } from '../copy/bandwidth.js';
+import { createCopier } from '../copy/copier.js';
+import { DEFAULT_RATE_FLOOR } from '../copy/rate-floor.js';
+import { createGesClient, type GesClientDeps } from '../ges/client.js';
+import type { Logger } from '../log.js';
+import { createRetryPolicy, type RetryEvent, type RetryPolicy } from '../retry.js';
 
 /**
  * The composition root shared by the CLI and the Lambda handlers: builds every client once
- * and hands them down. Nothing here runs at import time.
+ * and hands them down. Nothing here runs at import time. "Runtime" means this one thing in the
+ * code base: what a composition root builds, the configuration and its clients (this one; the
+ * Lambda's in functions/lib/runtime.ts; the bucket-only functions' in functions/lib/*-runtime.ts).
+ * AWS's Node.js runtime is called the Lambda execution environment.
  */
 export interface Runtime extends ArchiveDeps {
   config: Config;

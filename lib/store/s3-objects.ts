@@ -2,7 +2,7 @@ import {
   AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client,
 } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { isNotFound, toS3Error } from '../copy/s3-errors.js';
+import { isNotFound, toS3Error } from './s3-errors.js';
 import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
 import type { RetryPolicy } from '../retry.js';
 

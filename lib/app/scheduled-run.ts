@@ -1,14 +1,14 @@
-import { publishRunAlert } from '../alerts/index.js';
+import { publishRunAlert } from '../alerts/alert.js';
 import { ArchiverError, ErrorCodes, errorSummary, toArchiverError } from '../errors.js';
 import { chooseCopyMode, fanOut, type FanOutOptions } from '../fanout/plan-fanout.js';
 import { DEFAULT_PLAN_PER_GRAPH_MIN_GRAPHS } from '../config.js';
 import { queueGraphPlans } from '../fanout/plan-graph.js';
 import type { FanoutDeps } from '../fanout/types.js';
-import { planRun, type RunPlan } from './plan.js';
-import { checkArchiveBucket } from './preflight.js';
-import { loadRunManifest, validateRunManifest, type RunManifest } from './run-manifest.js';
-import { archiveOne, executePlan, finishRun, newestArchived, newRunId, orderedReports } from './run.js';
-import type { RunReport } from './types.js';
+import { planRun, type RunPlan } from '../archive/plan.js';
+import { checkArchiveBucket } from '../archive/preflight.js';
+import { loadRunManifest, validateRunManifest, type RunManifest } from '../archive/run-manifest.js';
+import { archiveOne, executePlan, finishRun, newestArchived, newRunId, orderedReports } from '../archive/run.js';
+import type { RunReport } from '../archive/types.js';
 
 /**
  * The domain entry points of the Lambda functions (functions/ stays a thin shell around them).
@@ -20,7 +20,7 @@ export interface ScheduledRunOptions {
   deadline?: number | undefined;
   /** Default: MANIFEST_URI. */
   manifestUri?: string;
-  /** Time an inline run keeps free before the deadline; default 60 s. */
+  /** Time an inline run keeps free before the deadline; default DEADLINE_MARGINS.inlineKeepFreeMs (lib/deadline.ts). */
   marginMs?: number;
   trigger?: string;
   fanOut?: Pick<FanOutOptions, 'sendConcurrency'>;
