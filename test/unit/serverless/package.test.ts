@@ -210,10 +210,16 @@ describe('functions', () => {
     }
   });
 
-  it('feeds copyWorker from the copy queue with partial batch responses, a small batch and bounded concurrency', () => {
-    const mappings = ofType('AWS::Lambda::EventSourceMapping');
+  /** The event source mapping that reads `queueId`. */
+  function mappingOf(queueId: string): Json {
+    const mappings = ofType('AWS::Lambda::EventSourceMapping').filter(([, r]) => JSON.stringify(r.Properties['EventSourceArn']) === JSON.stringify({ 'Fn::GetAtt': [queueId, 'Arn'] }));
     expect(mappings).toHaveLength(1);
-    const props = mappings[0]![1].Properties;
+    return mappings[0]![1].Properties;
+  }
+
+  it('feeds copyWorker from the copy queue with partial batch responses, a small batch and bounded concurrency', () => {
+    expect(ofType('AWS::Lambda::EventSourceMapping')).toHaveLength(2);
+    const props = mappingOf('CopyQueue');
     expect(props['EventSourceArn']).toEqual({ 'Fn::GetAtt': ['CopyQueue', 'Arn'] });
     expect(props['FunctionName']).toEqual({ 'Fn::GetAtt': ['CopyWorkerLambdaFunction', 'Arn'] });
     expect(props['FunctionResponseTypes']).toEqual(['ReportBatchItemFailures']);
@@ -223,15 +229,17 @@ describe('functions', () => {
     expect((props['ScalingConfig'] as Json)['MaximumConcurrency']).toBe(5);
   });
 
-  it('runs restoreDrill on its own schedule (drillSchedule, drillScheduleEnabled) with DRILL_SAMPLE_PERCENT, in its own role', () => {
+  it('runs restoreDrill on its own schedule (drillSchedule, drillScheduleEnabled) with the drill queue, DRILL_BYTE_BUDGET and DRILL_SAMPLE_PERCENT, in its own role', () => {
     const props = resource('RestoreDrillLambdaFunction', 'AWS::Lambda::Function').Properties;
     expect(props).toMatchObject({
       FunctionName: 'ges-archiver-dev-restoreDrill', Runtime: 'nodejs22.x', Architectures: ['arm64'],
-      Handler: 'functions/restore-drill.handler', Timeout: 900, MemorySize: 1024,
+      Handler: 'functions/restore-drill.handler', Timeout: 900, MemorySize: 512,
       Role: { 'Fn::GetAtt': ['RestoreDrillRole', 'Arn'] },
     });
     const vars = (props['Environment'] as { Variables: Json }).Variables;
-    expect(vars['DRILL_SAMPLE_PERCENT']).toBe('10');
+    expect(vars['DRILL_SAMPLE_PERCENT']).toBe('100');
+    expect(vars['DRILL_BYTE_BUDGET']).toBe('100G');
+    expect(vars['DRILL_QUEUE_URL']).toEqual({ Ref: 'DrillQueue' });
     expect(vars['ALERT_TOPIC_ARN']).toEqual({ Ref: 'AlertTopic' });
     expect(vars['ARCHIVE_BUCKET']).toEqual({ Ref: 'ArchiveBucket' });
     const schedule = scheduleOf('RestoreDrillLambdaFunction');
@@ -241,6 +249,32 @@ describe('functions', () => {
     const target = schedule['Target'] as Json;
     expect(target['RoleArn']).toEqual({ 'Fn::GetAtt': ['DrillSchedulerInvokeRole', 'Arn'] });
     expect(JSON.parse(target['Input'] as string)).toEqual({ source: 'ges-archiver.drill' });
+  });
+
+  it('feeds drillWorker from the drill queue (one backup a message, partial batch responses, bounded concurrency), whose dead letters alarm', () => {
+    const props = resource('DrillWorkerLambdaFunction', 'AWS::Lambda::Function').Properties;
+    expect(props).toMatchObject({
+      FunctionName: 'ges-archiver-dev-drillWorker', Handler: 'functions/drill-worker.handler', Timeout: 900, MemorySize: 1024,
+      Role: { 'Fn::GetAtt': ['DrillWorkerRole', 'Arn'] },
+    });
+    expect((props['Environment'] as { Variables: Json }).Variables['DRILL_QUEUE_URL']).toEqual({ Ref: 'DrillQueue' });
+    const mapping = mappingOf('DrillQueue');
+    expect(mapping).toMatchObject({
+      FunctionName: { 'Fn::GetAtt': ['DrillWorkerLambdaFunction', 'Arn'] }, FunctionResponseTypes: ['ReportBatchItemFailures'], BatchSize: 1,
+      ScalingConfig: { MaximumConcurrency: 4 },
+    });
+    const queue = resource('DrillQueue', 'AWS::SQS::Queue').Properties;
+    // AWS's rule for SQS event sources: visibility timeout >= 6 x the function timeout.
+    expect(queue['VisibilityTimeout']).toBeGreaterThanOrEqual(6 * 900);
+    expect(queue['RedrivePolicy']).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': ['DrillDeadLetterQueue', 'Arn'] }, maxReceiveCount: 3 });
+    expect(resource('DrillDeadLetterQueueAlarm', 'AWS::CloudWatch::Alarm').Properties).toMatchObject({
+      Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['DrillDeadLetterQueue', 'QueueName'] } }],
+      Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', AlarmActions: [{ Ref: 'AlertTopic' }],
+    });
+    expect(resource('DrillWorkerErrorsAlarm', 'AWS::CloudWatch::Alarm').Properties).toMatchObject({
+      MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'DrillWorkerLambdaFunction' } }],
+    });
   });
 
   it('runs scheduledPrune on its own schedule, off by default, with the retention params and without Huawei credentials', () => {
@@ -278,6 +312,7 @@ describe('bundles', () => {
   const ALL_FUNCTIONS = {
     ...Object.fromEntries(Object.entries(FUNCTIONS).map(([name, f]) => [name, f.file])),
     restoreDrill: 'functions/restore-drill.mjs',
+    drillWorker: 'functions/drill-worker.mjs',
     scheduledPrune: 'functions/scheduled-prune.mjs',
   };
 
@@ -351,7 +386,7 @@ describe('CloudFormation resource schemas (@aws-cdk/aws-service-spec)', () => {
 
 describe('operations', () => {
   const alarm = (id: string) => resource(id, 'AWS::CloudWatch::Alarm').Properties;
-  const FUNCTION_IDS = ['ScheduledRunLambdaFunction', 'ArchiveBackupLambdaFunction', 'CopyWorkerLambdaFunction', 'RestoreDrillLambdaFunction', 'ScheduledPruneLambdaFunction'];
+  const FUNCTION_IDS = ['ScheduledRunLambdaFunction', 'ArchiveBackupLambdaFunction', 'CopyWorkerLambdaFunction', 'RestoreDrillLambdaFunction', 'ScheduledPruneLambdaFunction', 'DrillWorkerLambdaFunction'];
   /** The function and metric of each MetricStat of a metric-math alarm, and its expression. */
   function mathAlarm(id: string): { stats: Array<{ fn: unknown; metric: unknown; stat: unknown }>; expression: string } {
     const metrics = alarm(id)['Metrics'] as Array<{ Id: string; Expression?: string; ReturnData: boolean; MetricStat?: { Metric: { MetricName: string; Dimensions: Array<{ Value: unknown }> }; Stat: string } }>;
@@ -432,7 +467,7 @@ describe('operations', () => {
 
   it('encrypts the topic and every queue with the messaging key only when messagingKmsKey is true, else SQS-managed keys', () => {
     const queues = ofType('AWS::SQS::Queue');
-    expect(queues.map(([id]) => id).sort()).toEqual(['CopyDeadLetterQueue', 'CopyQueue', 'ScheduleDeadLetterQueue']);
+    expect(queues.map(([id]) => id).sort()).toEqual(['CopyDeadLetterQueue', 'CopyQueue', 'DrillDeadLetterQueue', 'DrillQueue', 'ScheduleDeadLetterQueue']);
     for (const [, q] of queues) {
       expect(q.Properties['KmsMasterKeyId']).toEqual({ 'Fn::If': ['HasMessagingKey', { Ref: 'MessagingKey' }, { Ref: 'AWS::NoValue' }] });
       expect(q.Properties['SqsManagedSseEnabled']).toEqual({ 'Fn::If': ['HasMessagingKey', { Ref: 'AWS::NoValue' }, true] });
@@ -653,10 +688,12 @@ describe('dashboard', () => {
     expect(text).toContain('ApproximateAgeOfOldestMessage');
     expect(text).toContain('SUB_CopyQueueName');
     expect(text).toContain('SUB_DeadLetterQueueName');
-    for (const fn of ['scheduledRun', 'archiveBackup', 'copyWorker', 'restoreDrill', 'scheduledPrune']) expect(text).toContain(`ges-archiver-dev-${fn}`);
+    for (const fn of ['scheduledRun', 'archiveBackup', 'copyWorker', 'restoreDrill', 'scheduledPrune', 'drillWorker']) expect(text).toContain(`ges-archiver-dev-${fn}`);
     const alarms = widgets.find((w) => w.type === 'alarm')!.properties.alarms!;
     expect(alarms).toContain('SUB_FreshnessAlarmArn');
     expect(alarms).toContain('SUB_DrillErrorsAlarmArn');
+    expect(alarms).toContain('SUB_DrillWorkerErrorsAlarmArn');
+    expect(alarms).toContain('SUB_DrillDeadLetterAlarmArn');
     expect(alarms).toContain('SUB_PruneErrorsAlarmArn');
   });
 });
@@ -683,7 +720,7 @@ describe('IAM', () => {
   });
 
   it('has one role per function plus one scheduler role per schedule, and no shared default role', () => {
-    expect(roles().sort()).toEqual(['ArchiveBackupRole', 'CopyWorkerRole', 'DrillSchedulerInvokeRole', 'PruneRole', 'PruneSchedulerInvokeRole', 'RestoreDrillRole', 'ScheduledRunRole', 'SchedulerInvokeRole']);
+    expect(roles().sort()).toEqual(['ArchiveBackupRole', 'CopyWorkerRole', 'DrillSchedulerInvokeRole', 'DrillWorkerRole', 'PruneRole', 'PruneSchedulerInvokeRole', 'RestoreDrillRole', 'ScheduledRunRole', 'SchedulerInvokeRole']);
     expect(resources['IamRoleLambdaExecution']).toBeUndefined();
   });
 
@@ -705,7 +742,7 @@ describe('IAM', () => {
   });
 
   it('lets each function write only its own log group', () => {
-    for (const [name, f] of [...Object.entries(FUNCTIONS), ['restoreDrill', { role: 'RestoreDrillRole' }] as const]) {
+    for (const [name, f] of [...Object.entries(FUNCTIONS), ['restoreDrill', { role: 'RestoreDrillRole' }], ['drillWorker', { role: 'DrillWorkerRole' }]] as const) {
       const logs = statementsOf(f.role).filter((s) => actions(s).some((a) => a.startsWith('logs:')));
       expect(logs).toHaveLength(1);
       expect(JSON.stringify(logs[0]!.Resource)).toContain(`log-group:/aws/lambda/ges-archiver-dev-${name}:*`);
@@ -786,15 +823,14 @@ describe('IAM', () => {
     }
   });
 
-  it('gives restoreDrill read-only access: list and get under the prefix, publish to the topic, no secret', () => {
+  it('lets restoreDrill only list the prefix, queue drill messages and publish to the topic; no object read, no secret', () => {
     const statements = statementsOf('RestoreDrillRole');
-    const all = statements.flatMap(actions).sort();
-    // kms: the archive's key (kmsKeyArn) and the messaging key (messagingKmsKey), each only when set.
-    expect(all).toEqual(['kms:Decrypt', 'kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 'sns:Publish']);
-    expect(statements.find((s) => s.Sid === 'ReadArchive')!.Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/*' });
+    // kms: the messaging key (messagingKmsKey), only when set.
+    expect(statements.flatMap(actions).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:ListBucket', 'sns:Publish', 'sqs:SendMessage']);
     const list = statements.find((s) => s.Sid === 'ListArchive')!;
     expect(list.Resource).toEqual({ 'Fn::GetAtt': ['ArchiveBucket', 'Arn'] });
     expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['ges-backups/*'] } });
+    expect(statements.find((s) => actions(s).includes('sqs:SendMessage'))!.Resource).toEqual({ 'Fn::GetAtt': ['DrillQueue', 'Arn'] });
     expect(statements.find((s) => actions(s).includes('sns:Publish'))!.Resource).toEqual({ Ref: 'AlertTopic' });
     const invoke = invokeStatements('DrillSchedulerInvokeRole');
     expect(invoke).toHaveLength(1);
@@ -802,6 +838,18 @@ describe('IAM', () => {
       { 'Fn::GetAtt': ['RestoreDrillLambdaFunction', 'Arn'] },
       { 'Fn::Sub': '${RestoreDrillLambdaFunction.Arn}:*' },
     ]);
+  });
+
+  it('gives drillWorker read-only access: list and get under the prefix, the drill queue, publish to the topic; no secret', () => {
+    const statements = statementsOf('DrillWorkerRole');
+    // kms: the archive's key (kmsKeyArn) and the messaging key (messagingKmsKey), each only when set.
+    expect(statements.flatMap(actions).sort()).toEqual([
+      'kms:Decrypt', 'kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 'sns:Publish',
+      'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage', 'sqs:SendMessage',
+    ]);
+    expect(statements.find((s) => s.Sid === 'ReadArchive')!.Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/*' });
+    expect(statements.find((s) => s.Sid === 'ListArchive')!.Condition).toEqual({ StringLike: { 's3:prefix': ['ges-backups/*'] } });
+    for (const s of statements.filter((x) => actions(x).some((a) => a.startsWith('sqs:')))) expect(s.Resource).toEqual({ 'Fn::GetAtt': ['DrillQueue', 'Arn'] });
   });
 
   it('lets scheduledPrune list, read (with the lock status), delete under the prefix and write only its marker under _state/; no secret', () => {
