@@ -7,13 +7,13 @@
 // core modules the handlers import are still being written, the copy gets throwaway stubs for
 // the missing exports, and only the copy: `stubbed` says which, and is printed.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inflateRawSync } from 'node:zlib';
 import { loadAwsServiceSpec } from '@aws-cdk/aws-service-spec';
+import { readZipEntry } from '../../../scripts/lambda-local/zip.js';
 import { validateTemplate, type CfnTemplate } from '../../support/cfn-validate.js';
+import { copyService, packageService } from '../../support/sls-package.js';
 import {
   METRIC_DIMENSION_SERVICE, METRIC_DIMENSION_STAGE, METRIC_NAMESPACE, METRIC_SCHEDULED_RUN_SUCCEEDED, METRIC_SERVICE_NAME,
 } from '../../../functions/lib/metric-names.js';
@@ -41,11 +41,7 @@ function exportsName(dir: string, name: string): boolean {
 }
 
 function prepareServiceCopy(): { dir: string; stubbed: string[] } {
-  const dir = mkdtempSync(join(tmpdir(), 'ges-sls-'));
-  for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'lib', 'scripts/esbuild-undici-node22.cjs']) {
-    cpSync(join(root, entry), join(dir, entry), { recursive: true });
-  }
-  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  const dir = copyService();
   const stubbed: string[] = [];
   for (const { dir: libDir, name } of REQUIRED_EXPORTS) {
     if (exportsName(join(root, libDir), name)) continue;
@@ -55,31 +51,6 @@ function prepareServiceCopy(): { dir: string; stubbed: string[] } {
     stubbed.push(`${libDir}/index.ts#${name}`);
   }
   return { dir, stubbed };
-}
-
-/** Reads one file from a zip (stored or deflated), enough for the artifacts serverless writes. */
-function readZipEntry(zipPath: string, name: string): Buffer {
-  const zip = readFileSync(zipPath);
-  const eocd = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
-  if (eocd < 0) throw new Error(`${zipPath}: not a zip`);
-  const entries = zip.readUInt16LE(eocd + 10);
-  let p = zip.readUInt32LE(eocd + 16);
-  for (let i = 0; i < entries; i++) {
-    const method = zip.readUInt16LE(p + 10);
-    const compressed = zip.readUInt32LE(p + 20);
-    const nameLen = zip.readUInt16LE(p + 28);
-    const extraLen = zip.readUInt16LE(p + 30);
-    const commentLen = zip.readUInt16LE(p + 32);
-    const local = zip.readUInt32LE(p + 42);
-    const entryName = zip.subarray(p + 46, p + 46 + nameLen).toString('utf8');
-    if (entryName === name) {
-      const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
-      const data = zip.subarray(start, start + compressed);
-      return method === 0 ? Buffer.from(data) : inflateRawSync(data);
-    }
-    p += 46 + nameLen + extraLen + commentLen;
-  }
-  throw new Error(`${zipPath}: no entry ${name}`);
 }
 
 let service: { dir: string; stubbed: string[] };
@@ -102,23 +73,7 @@ beforeAll(() => {
     console.warn(`package test: stubbed in the temporary copy only (core not landed yet): ${service.stubbed.join(', ')}`);
   }
   outDir = join(service.dir, '.package');
-  // No AWS credentials, no profile, no network: what CI and a fresh checkout have.
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_')) env[k] = v;
-  Object.assign(env, {
-    HOME: service.dir,
-    SLS_TELEMETRY_DISABLED: '1',
-    SLS_NOTIFICATIONS_MODE: 'off',
-    AWS_SDK_LOAD_CONFIG: '0',
-  });
-  const slsPackage = (dir: string, params: string[]) => execFileSync(process.execPath, [
-    join(root, 'node_modules/osls/bin/serverless.js'), 'package', '--package', dir, ...params.map((p) => `--param=${p}`),
-  ], {
-    cwd: service.dir,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 170_000,
-  });
+  const slsPackage = (dir: string, params: string[]) => packageService(service.dir, dir, params);
   slsPackage(outDir, []);
   template = JSON.parse(readFileSync(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
   resources = template.Resources;
