@@ -98,6 +98,14 @@ export async function checkDrillBackup(deps: DrillCheckDeps, message: DrillMessa
   const order = [...chooseSample(checks.length, message.samplePercent, seededRandom(message.seed))].sort((a, b) => a - b);
   const from = Math.min(message.from ?? 0, order.length);
   const done = order.map((_, pos) => pos < from || listing[order[pos]!] !== undefined);
+  if (!firstHop) {
+    // A file still to check that the listing now condemns (deleted or cut since the first hop) is
+    // reported here; one the first hop already reported is reported again rather than not at all.
+    for (let pos = from; pos < order.length; pos++) {
+      const problem = listing[order[pos]!];
+      if (problem) problems.push(problem);
+    }
+  }
   const now = options.now ?? Date.now;
   const handoverAt = options.deadline === undefined ? undefined : options.deadline - (options.handoverMarginMs ?? DEFAULT_HANDOVER_MARGIN_MS);
   const handover = new AbortController();

@@ -237,6 +237,29 @@ describe('the drill worker', () => {
     expect(metrics.sum(MetricNames.DrillProblems)).toBe(0);
   });
 
+  it('reports a file deleted between two invocations of a chain (the listing of the continuation finds it)', async () => {
+    // Prepare: 4 files; the first invocation checks 2 and hands over; then part-3 is deleted
+    const bucket = await createTestBucket('drill-hop-missing');
+    await archiveBackup(bucket, B1, Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`part-${i}.bin`, 500 + i])));
+    const queue = await createQueue(sqs, 'drill-hop-missing');
+    const metrics = new MemoryMetrics();
+    const deps = drillDeps(bucket, queue.url, metrics);
+    const deadline = Date.now() + 600_000;
+    let started = 0;
+    await handleDrillMessages(deps, [record(message())], { deadline, handoverMarginMs: 1_000, concurrency: 1, now: () => (started++ < 2 ? Date.now() : deadline) });
+    const [continuation] = await drain(queue.url);
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: fileKey(PREFIX, G, B1, 'part-3.bin') }));
+
+    // Act
+    const statuses: string[] = [];
+    await handleDrillMessages(deps, [continuation!], { onOutcome: (_id, o) => statuses.push(o) });
+
+    // Assess
+    expect(statuses).toEqual(['verified']);
+    expect(metrics.valuesOf(MetricNames.DrillProblems)).toEqual([0, 1]);
+    expect(metrics.valuesOf(MetricNames.DrillFilesChecked)).toEqual([2, 1]);
+  });
+
   it('gives up with a HANDOVER_LIMIT alert when a file cannot be hashed within an invocation twice in a row', async () => {
     // Prepare: a clock that is always past the handover point: no file ever starts
     const bucket = await createTestBucket('drill-stalled');
