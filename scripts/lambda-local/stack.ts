@@ -3,11 +3,13 @@
  * for S3, fauxqs for SQS + SNS, the GES + IAM + OBS emulator with two small demo backups), creates
  * the bucket, the run manifest, the copy and drill queues and the alert topic, and prints the
  * environment that points `scripts/invoke-local` at them (also written to
- * .local-stack/invoke-local.env, for `source`). It runs until Ctrl-C, then stops everything.
+ * .local-stack/invoke-local.env, or `--out FILE`, for `source`). It runs until Ctrl-C, then
+ * stops everything.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -21,6 +23,8 @@ const GRAPH = '4c5f882d-a813-4d78-a8e3-6d3212ddd121';
 const BUCKET = 'ges-archive-local';
 
 async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { out: { type: 'string' } } });
+  const file = resolve(values.out ?? join(root, '.local-stack/invoke-local.env'));
   let swift: SwiftStack | undefined;
   let fauxqs: FauxqsStack | undefined;
   let emulator: Emulator | undefined;
@@ -76,11 +80,10 @@ async function main(): Promise<void> {
     sqs.destroy();
     sns.destroy();
     const lines = Object.entries(env).map(([k, v]) => `export ${k}='${v}'`).join('\n');
-    const file = join(root, '.local-stack/invoke-local.env');
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, `${lines}\n`);
     process.stdout.write(`${lines}\n`);
-    process.stderr.write(`\nLocal stack ready (written to ${file}). In another terminal:\n  source .local-stack/invoke-local.env\n  npm run package\n  scripts/invoke-local scheduledRun\nCtrl-C stops it and deletes its data.\n`);
+    process.stderr.write(`\nLocal stack ready (written to ${file}). In another terminal:\n  source ${file}\n  npm run package\n  scripts/invoke-local scheduledRun\nCtrl-C stops it and deletes its data.\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());
       process.once('SIGTERM', () => resolve());

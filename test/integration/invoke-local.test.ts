@@ -2,7 +2,7 @@
 // copy of the service), run by the script in its own process, with Swift for S3, fauxqs for SQS and
 // SNS, and the GES emulator; the archive and the alert queue show what the handlers did.
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -110,6 +110,31 @@ describe('scripts/invoke-local', () => {
     expect(received).toHaveLength(1);
     expect(received[0]!.body.failures).toEqual([expect.objectContaining({ backupId: B1, file: 'metadata.xml', code: 'VERIFY_FAILED', message: expect.stringContaining('altered') as unknown })]);
   }, 240_000);
+
+  it('`stack` starts a local stack, prints the environment that points at it, and stops it on Ctrl-C', async () => {
+    // Act: start it, wait for the environment it prints
+    const child = spawn('bash', [join(root, 'scripts/invoke-local'), 'stack', '--out', join(serviceDir, 'stack.env')], { env: { PATH: process.env['PATH'], HOME: process.env['HOME'] }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    for (let i = 0; i < 120 && !stderr.includes('Local stack ready'); i++) await new Promise((r) => setTimeout(r, 500));
+    const printed = Object.fromEntries([...stdout.matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]));
+
+    // Assess: every endpoint it printed answers; after SIGINT none does
+    expect(stderr).toContain('Local stack ready');
+    expect(readFileSync(join(serviceDir, 'stack.env'), 'utf8')).toBe(stdout);
+    for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_SQS', 'GES_ENDPOINT']) expect(new URL(printed[name]!).hostname).toBe('127.0.0.1');
+    expect(printed).toMatchObject({ ARCHIVE_BUCKET: 'ges-archive-local', DRILL_QUEUE_URL: expect.stringContaining(printed['AWS_ENDPOINT_URL_SQS']!) as unknown });
+    const answers = async (url: string): Promise<boolean> => fetch(url, { signal: AbortSignal.timeout(3_000) }).then(async (r) => { await r.body?.cancel(); return true; }, () => false);
+    expect(await answers(`${printed['AWS_ENDPOINT_URL_S3']!}/healthcheck`)).toBe(true);
+    expect(await answers(printed['GES_ENDPOINT']!)).toBe(true);
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(await answers(`${printed['AWS_ENDPOINT_URL_S3']!}/healthcheck`)).toBe(false);
+    expect(await answers(printed['AWS_ENDPOINT_URL_SQS']!)).toBe(false);
+  }, 120_000);
 
   it('refuses without a bundle or without the local stack, naming the fix, and never runs against AWS', async () => {
     const noBundle = await invokeLocal(['restoreDrill', '--package', join(serviceDir, 'nowhere')]);
