@@ -17,7 +17,7 @@ export const layers = [
   ['alerts', 'metrics'],
   ['fanout'], // the queue side
   ['verify', 'prune'],
-  ['restore'],
+  ['restore', 'drill'], // the way back; the restore drill (planner and worker)
   ['app'], // use cases and the composition root, called by cli/ and functions/
 ];
 

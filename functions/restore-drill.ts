@@ -1,22 +1,28 @@
 import { z } from 'zod';
-import { runRestoreDrill } from '../lib/verify/drill.js';
-import { getDrillRuntime, samplePercentSchema } from './lib/drill-runtime.js';
+import { planRestoreDrill } from '../lib/drill/plan.js';
+import { byteBudgetSchema, getDrillRuntime, samplePercentSchema } from './lib/drill-runtime.js';
 import { parseEvent, withLambdaStack, type InvocationTools } from './lib/middleware.js';
 
-// The schedule sends { "source": "ges-archiver.drill" }; by hand, `{ "samplePercent": 100 }`
-// checks every file once instead of DRILL_SAMPLE_PERCENT of them.
-const DrillEvent = z.strictObject({ source: z.string().max(100).optional(), samplePercent: samplePercentSchema.optional() });
+// The schedule sends { "source": "ges-archiver.drill" }; by hand, `{ "byteBudget": "500G" }` or
+// `{ "samplePercent": 10 }` replace DRILL_BYTE_BUDGET / DRILL_SAMPLE_PERCENT for this drill.
+const DrillEvent = z.strictObject({
+  source: z.string().max(100).optional(),
+  samplePercent: samplePercentSchema.optional(),
+  byteBudget: byteBudgetSchema.optional(),
+});
 
-/** EventBridge Scheduler (or by hand) → verify a sample of the archive; alert on any problem. */
-async function restoreDrill(event: unknown, _context: unknown, { signal, logger, metrics }: InvocationTools) {
-  const { samplePercent } = parseEvent(DrillEvent, event ?? {});
+/** EventBridge Scheduler (or by hand) → choose the newest backups within the byte budget and queue one drill message each. */
+async function restoreDrill(event: unknown, _context: unknown, { signal, logger }: InvocationTools) {
+  const { samplePercent, byteBudget } = parseEvent(DrillEvent, event ?? {});
   const runtime = getDrillRuntime({ logger });
-  const { drillId, report, alerted } = await runRestoreDrill({ ...runtime, metrics }, { samplePercent: samplePercent ?? runtime.samplePercent, signal });
+  const plan = await planRestoreDrill(runtime, {
+    samplePercent: samplePercent ?? runtime.samplePercent, byteBudget: byteBudget ?? runtime.byteBudget, signal,
+  });
   return {
-    drillId, samplePercent: samplePercent ?? runtime.samplePercent, alerted,
-    backups: report.backups.length, files: report.files, checked: report.checked, problems: report.problems.length,
+    ...plan,
     // Bounded: the invocation's response (6 MB at most) must not grow with the archive.
-    firstProblems: report.problems.slice(0, 20).map((p) => ({ kind: p.kind, key: p.key })),
+    queued: plan.queued.slice(0, 100).map((b) => ({ graphId: b.graphId, backupId: b.backupId, completedAt: b.completedAt, bytes: b.bytes })),
+    queuedCount: plan.queued.length,
   };
 }
 

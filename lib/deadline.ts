@@ -7,6 +7,9 @@
  *                               if its estimate fits before this (lib/fanout/plan-fanout.ts)
  * deadline − handoverMs         a copy worker hands a long copy over: checkpoint + continuation
  *                               message (lib/fanout/worker.ts)
+ * deadline − drillHandoverMs    a drill worker starts no new file and queues a continuation for
+ *                               the rest of the backup (lib/drill/check-backup.ts): hashing stops
+ *                               between files, so only the files under way need to finish
  * deadline − abortMs            the invocation's AbortSignal fires: everything stops and cleans up
  * deadline − hardStopMs         middy gives up on a handler that has not returned (the backstop)
  *
@@ -20,4 +23,5 @@ export const DEADLINE_MARGINS = Object.freeze({
   abortMs: 10_000,
   hardStopMs: 1_000,
   handoverSaveMs: 8_000,
+  drillHandoverMs: 30_000,
 });

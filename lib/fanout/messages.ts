@@ -10,9 +10,9 @@ import { ARCHIVE_MANIFEST_NAME } from '../store/keys.js';
  * (links expire and are credentials: the worker asks GES for a fresh one), and never a secret.
  * Strict: an unknown field is a producer bug and is refused rather than ignored.
  */
-const id = idSchema;
+export const id = idSchema;
 
-const count = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`)
+export const count = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`)
   .min(0, `${what} must not be negative`).max(100_000, `${what} must be at most 100000`);
 
 const fileName = z.string({ error: 'fileName must be a string' }).superRefine((name, ctx) => {
@@ -55,7 +55,7 @@ export const MAX_PLAN_BACKUP_IDS = 400;
 const MAX_PLAN_BODY_CHARS = 64 * 1024;
 
 /** Parses the JSON object of a body; MESSAGE_INVALID when it is not one (never echoing the body). */
-function bodyObject(body: string, what: string, maxChars = MAX_BODY_CHARS): Record<string, unknown> {
+export function bodyObject(body: string, what: string, maxChars = MAX_BODY_CHARS): Record<string, unknown> {
   if (body.length > maxChars) {
     throw new ArchiverError(ErrorCodes.MessageInvalid, `Invalid ${what}: body is ${body.length} characters, more than ${maxChars}`, { details: { fields: ['(body)'] } });
   }
@@ -71,7 +71,7 @@ function bodyObject(body: string, what: string, maxChars = MAX_BODY_CHARS): Reco
   return data as Record<string, unknown>;
 }
 
-function validated<S extends z.ZodType>(schema: S, data: unknown, what: string): z.output<S> {
+export function validated<S extends z.ZodType>(schema: S, data: unknown, what: string): z.output<S> {
   const parsed = schema.safeParse(data);
   if (!parsed.success) {
     const fields = parsed.error.issues.map((i) => (i.path.length === 0 ? '(root)' : i.path.map(String).join('.')));

@@ -3,7 +3,7 @@ import pLimit from 'p-limit';
 import type { ArchivedFile } from '../store/archive-manifest.js';
 import { manifestKey } from '../store/keys.js';
 import { parseSha256Sums, sha256SumsDisagreement } from '../store/sha256sums.js';
-import { ObjectTooLarge, readArchiveManifest, readSmallObjectText } from '../catalog/read-manifest.js';
+import { ObjectTooLarge, readArchiveManifest, readSmallObjectText, type ManifestReadResult } from '../catalog/read-manifest.js';
 import { scanArchive } from '../catalog/scan.js';
 import type { BackupFolder, StorageDeps } from '../catalog/types.js';
 import { errorSummary, isAbortError } from '../errors.js';
@@ -15,7 +15,7 @@ import type { VerifiedBackup, VerifyOptions, VerifyProblem, VerifyReport } from 
 
 const DEFAULT_CONCURRENCY = 4;
 
-interface FileCheck {
+export interface FileCheck {
   folder: BackupFolder;
   backup: VerifiedBackup;
   file: ArchivedFile;
@@ -25,7 +25,7 @@ interface FileCheck {
  * Problems the request itself reveals: nothing archived where the caller looked (the whole
  * prefix, a graph, or a backup). A mistyped prefix must not make a scheduled drill pass.
  */
-function notArchived(deps: StorageDeps, options: VerifyOptions, folders: BackupFolder[]): VerifyProblem[] {
+export function notArchived(deps: StorageDeps, options: VerifyOptions, folders: BackupFolder[]): VerifyProblem[] {
   const { bucket, prefix } = deps.config.archive;
   const { graphId, backupId } = options;
   if (folders.some((f) => f.archived)) return [];
@@ -49,7 +49,7 @@ function notArchived(deps: StorageDeps, options: VerifyOptions, folders: BackupF
 }
 
 /** Listing checks, for every file: present, and of the recorded length. */
-function listingProblem(check: FileCheck): VerifyProblem | undefined {
+export function listingProblem(check: FileCheck): VerifyProblem | undefined {
   const { folder, file } = check;
   const where = { key: file.key, graphId: folder.graphId, backupId: folder.backupId };
   const size = folder.objects.get(file.key);
@@ -59,7 +59,7 @@ function listingProblem(check: FileCheck): VerifyProblem | undefined {
 }
 
 /** Re-reads one file and compares its length and SHA-256 with the manifest. */
-async function contentProblem(deps: StorageDeps, check: FileCheck, options: VerifyOptions): Promise<VerifyProblem | undefined> {
+export async function contentProblem(deps: StorageDeps, check: FileCheck, options: Pick<VerifyOptions, 'signal' | 'onEvent'>): Promise<VerifyProblem | undefined> {
   const { folder, file } = check;
   const { signal } = options;
   const where = { key: file.key, graphId: folder.graphId, backupId: folder.backupId };
@@ -82,7 +82,7 @@ async function contentProblem(deps: StorageDeps, check: FileCheck, options: Veri
 const MAX_SHA256SUMS_BYTES = 16 * 1024 * 1024;
 
 /** The backup's SHA256SUMS, when it has one, must list exactly the files and digests of manifest.json. */
-async function sha256SumsProblem(deps: StorageDeps, folder: BackupFolder, manifest: ArchiveManifest, signal?: AbortSignal): Promise<VerifyProblem | undefined> {
+export async function sha256SumsProblem(deps: StorageDeps, folder: BackupFolder, manifest: ArchiveManifest, signal?: AbortSignal): Promise<VerifyProblem | undefined> {
   if (folder.sha256sums === undefined) return undefined;
   const where = { kind: 'sha256sums-mismatch' as const, key: folder.sha256sums.key, graphId: folder.graphId, backupId: folder.backupId };
   let text: string | undefined;
@@ -97,6 +97,36 @@ async function sha256SumsProblem(deps: StorageDeps, folder: BackupFolder, manife
   if (!parsed.ok) return { ...where, message: `SHA256SUMS is not in sha256sum format: ${parsed.problem}` };
   const disagreement = sha256SumsDisagreement(parsed.entries, manifest.files);
   return disagreement === undefined ? undefined : { ...where, message: disagreement };
+}
+
+/**
+ * One archived backup's files to check, from its folder listing and its manifest.json: the
+ * `extra` objects its manifest does not list and, for an unusable manifest, `manifest-invalid`
+ * (the entries that can still be read are checked all the same: one bad entry does not hide the rest).
+ */
+export function backupChecks(folder: BackupFolder, read: ManifestReadResult): { backup: VerifiedBackup; checks: FileCheck[]; problems: VerifyProblem[] } {
+  const backup: VerifiedBackup = {
+    graphId: folder.graphId, backupId: folder.backupId, manifestKey: folder.manifestKey,
+    files: 0, checked: 0, matched: 0, problems: 0,
+  };
+  const problems: VerifyProblem[] = [];
+  let files: readonly ArchivedFile[];
+  let listed: ReadonlySet<string>;
+  if (read.ok) {
+    files = read.manifest.files;
+    listed = new Set(files.map((f) => f.key));
+  } else {
+    problems.push({ kind: 'manifest-invalid', key: folder.manifestKey, graphId: folder.graphId, backupId: folder.backupId, message: read.problem });
+    const salvaged = salvageEntries(read.data, folder);
+    if (salvaged === undefined) return { backup, checks: [], problems };
+    files = salvaged.files;
+    listed = salvaged.listedKeys;
+  }
+  backup.files = files.length;
+  for (const [key, bytes] of folder.objects) {
+    if (!listed.has(key)) problems.push({ kind: 'extra', key, graphId: folder.graphId, backupId: folder.backupId, actual: { bytes } });
+  }
+  return { backup, checks: files.map((file) => ({ folder, backup, file })), problems };
 }
 
 /**
@@ -125,30 +155,10 @@ export async function verifyArchive(deps: StorageDeps, options: VerifyOptions = 
   const backups: VerifiedBackup[] = [];
   const checks: FileCheck[] = [];
   archived.forEach((folder, i) => {
-    const read = manifests[i]!;
-    const backup: VerifiedBackup = {
-      graphId: folder.graphId, backupId: folder.backupId, manifestKey: folder.manifestKey,
-      files: 0, checked: 0, matched: 0, problems: 0,
-    };
-    backups.push(backup);
-    let files: readonly ArchivedFile[];
-    let listed: ReadonlySet<string>;
-    if (read.ok) {
-      files = read.manifest.files;
-      listed = new Set(files.map((f) => f.key));
-    } else {
-      problems.push({ kind: 'manifest-invalid', key: folder.manifestKey, graphId: folder.graphId, backupId: folder.backupId, message: read.problem });
-      // The entries that can still be read are still checked, one bad entry does not hide the rest.
-      const salvaged = salvageEntries(read.data, folder);
-      if (salvaged === undefined) return;
-      files = salvaged.files;
-      listed = salvaged.listedKeys;
-    }
-    backup.files = files.length;
-    for (const [key, bytes] of folder.objects) {
-      if (!listed.has(key)) problems.push({ kind: 'extra', key, graphId: folder.graphId, backupId: folder.backupId, actual: { bytes } });
-    }
-    for (const file of files) checks.push({ folder, backup, file });
+    const found = backupChecks(folder, manifests[i]!);
+    backups.push(found.backup);
+    problems.push(...found.problems);
+    checks.push(...found.checks);
   });
   const sums = await Promise.all(archived.map((folder, i) => {
     const read = manifests[i]!;

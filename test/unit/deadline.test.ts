@@ -9,6 +9,7 @@ describe('the deadline of an invocation', () => {
     const m = DEADLINE_MARGINS;
     expect(m.inlineKeepFreeMs).toBeGreaterThan(m.abortMs);
     expect(m.handoverMs).toBeGreaterThan(m.abortMs);
+    expect(m.drillHandoverMs).toBeGreaterThan(m.abortMs);
     expect(m.abortMs).toBeGreaterThan(m.hardStopMs);
     expect(m.handoverSaveMs).toBeLessThan(m.abortMs - m.hardStopMs);
   });

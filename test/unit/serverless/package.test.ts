@@ -5,13 +5,13 @@
 // The service is packaged from a temporary copy of the repository (serverless-esbuild writes
 // .esbuild/ into the service directory, and several people share this checkout).
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inflateRawSync } from 'node:zlib';
 import { loadAwsServiceSpec } from '@aws-cdk/aws-service-spec';
+import { readZipEntry } from '../../../scripts/lambda-local/zip.js';
 import { validateTemplate, type CfnTemplate } from '../../support/cfn-validate.js';
+import { copyService, packageService } from '../../support/sls-package.js';
 import {
   METRIC_DIMENSION_SERVICE, METRIC_DIMENSION_STAGE, METRIC_NAMESPACE, METRIC_SCHEDULED_RUN_SUCCEEDED, METRIC_SERVICE_NAME,
 } from '../../../functions/lib/metric-names.js';
@@ -24,37 +24,7 @@ interface CfnResource { Type: string; Properties: Json; Condition?: string; Depe
 interface Template { Resources: Record<string, CfnResource>; Conditions: Json }
 
 function prepareServiceCopy(): { dir: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'ges-sls-'));
-  for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'lib', 'scripts/esbuild-undici-node22.cjs']) {
-    cpSync(join(root, entry), join(dir, entry), { recursive: true });
-  }
-  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
-  return { dir };
-}
-
-/** Reads one file from a zip (stored or deflated), enough for the artifacts serverless writes. */
-function readZipEntry(zipPath: string, name: string): Buffer {
-  const zip = readFileSync(zipPath);
-  const eocd = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
-  if (eocd < 0) throw new Error(`${zipPath}: not a zip`);
-  const entries = zip.readUInt16LE(eocd + 10);
-  let p = zip.readUInt32LE(eocd + 16);
-  for (let i = 0; i < entries; i++) {
-    const method = zip.readUInt16LE(p + 10);
-    const compressed = zip.readUInt32LE(p + 20);
-    const nameLen = zip.readUInt16LE(p + 28);
-    const extraLen = zip.readUInt16LE(p + 30);
-    const commentLen = zip.readUInt16LE(p + 32);
-    const local = zip.readUInt32LE(p + 42);
-    const entryName = zip.subarray(p + 46, p + 46 + nameLen).toString('utf8');
-    if (entryName === name) {
-      const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
-      const data = zip.subarray(start, start + compressed);
-      return method === 0 ? Buffer.from(data) : inflateRawSync(data);
-    }
-    p += 46 + nameLen + extraLen + commentLen;
-  }
-  throw new Error(`${zipPath}: no entry ${name}`);
+  return { dir: copyService() };
 }
 
 let service: { dir: string };
@@ -74,23 +44,7 @@ const ALL_ON_PARAMS = [
 beforeAll(() => {
   service = prepareServiceCopy();
   outDir = join(service.dir, '.package');
-  // No AWS credentials, no profile, no network: what CI and a fresh checkout have.
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_')) env[k] = v;
-  Object.assign(env, {
-    HOME: service.dir,
-    SLS_TELEMETRY_DISABLED: '1',
-    SLS_NOTIFICATIONS_MODE: 'off',
-    AWS_SDK_LOAD_CONFIG: '0',
-  });
-  const slsPackage = (dir: string, params: string[]) => execFileSync(process.execPath, [
-    join(root, 'node_modules/osls/bin/serverless.js'), 'package', '--package', dir, ...params.map((p) => `--param=${p}`),
-  ], {
-    cwd: service.dir,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 170_000,
-  });
+  const slsPackage = (dir: string, params: string[]) => packageService(service.dir, dir, params);
   slsPackage(outDir, []);
   template = JSON.parse(readFileSync(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
   resources = template.Resources;
@@ -182,10 +136,16 @@ describe('functions', () => {
     }
   });
 
-  it('feeds copyWorker from the copy queue with partial batch responses, a small batch and bounded concurrency', () => {
-    const mappings = ofType('AWS::Lambda::EventSourceMapping');
+  /** The event source mapping that reads `queueId`. */
+  function mappingOf(queueId: string): Json {
+    const mappings = ofType('AWS::Lambda::EventSourceMapping').filter(([, r]) => JSON.stringify(r.Properties['EventSourceArn']) === JSON.stringify({ 'Fn::GetAtt': [queueId, 'Arn'] }));
     expect(mappings).toHaveLength(1);
-    const props = mappings[0]![1].Properties;
+    return mappings[0]![1].Properties;
+  }
+
+  it('feeds copyWorker from the copy queue with partial batch responses, a small batch and bounded concurrency', () => {
+    expect(ofType('AWS::Lambda::EventSourceMapping')).toHaveLength(2);
+    const props = mappingOf('CopyQueue');
     expect(props['EventSourceArn']).toEqual({ 'Fn::GetAtt': ['CopyQueue', 'Arn'] });
     expect(props['FunctionName']).toEqual({ 'Fn::GetAtt': ['CopyWorkerLambdaFunction', 'Arn'] });
     expect(props['FunctionResponseTypes']).toEqual(['ReportBatchItemFailures']);
@@ -195,15 +155,17 @@ describe('functions', () => {
     expect((props['ScalingConfig'] as Json)['MaximumConcurrency']).toBe(5);
   });
 
-  it('runs restoreDrill on its own schedule (drillSchedule, drillScheduleEnabled) with DRILL_SAMPLE_PERCENT, in its own role', () => {
+  it('runs restoreDrill on its own schedule (drillSchedule, drillScheduleEnabled) with the drill queue, DRILL_BYTE_BUDGET and DRILL_SAMPLE_PERCENT, in its own role', () => {
     const props = resource('RestoreDrillLambdaFunction', 'AWS::Lambda::Function').Properties;
     expect(props).toMatchObject({
       FunctionName: 'ges-archiver-dev-restoreDrill', Runtime: 'nodejs22.x', Architectures: ['arm64'],
-      Handler: 'functions/restore-drill.handler', Timeout: 900, MemorySize: 1024,
+      Handler: 'functions/restore-drill.handler', Timeout: 900, MemorySize: 512,
       Role: { 'Fn::GetAtt': ['RestoreDrillRole', 'Arn'] },
     });
     const vars = (props['Environment'] as { Variables: Json }).Variables;
-    expect(vars['DRILL_SAMPLE_PERCENT']).toBe('10');
+    expect(vars['DRILL_SAMPLE_PERCENT']).toBe('100');
+    expect(vars['DRILL_BYTE_BUDGET']).toBe('100G');
+    expect(vars['DRILL_QUEUE_URL']).toEqual({ Ref: 'DrillQueue' });
     expect(vars['ALERT_TOPIC_ARN']).toEqual({ Ref: 'AlertTopic' });
     expect(vars['ARCHIVE_BUCKET']).toEqual({ Ref: 'ArchiveBucket' });
     const schedule = scheduleOf('RestoreDrillLambdaFunction');
@@ -213,6 +175,32 @@ describe('functions', () => {
     const target = schedule['Target'] as Json;
     expect(target['RoleArn']).toEqual({ 'Fn::GetAtt': ['DrillSchedulerInvokeRole', 'Arn'] });
     expect(JSON.parse(target['Input'] as string)).toEqual({ source: 'ges-archiver.drill' });
+  });
+
+  it('feeds drillWorker from the drill queue (one backup a message, partial batch responses, bounded concurrency), whose dead letters alarm', () => {
+    const props = resource('DrillWorkerLambdaFunction', 'AWS::Lambda::Function').Properties;
+    expect(props).toMatchObject({
+      FunctionName: 'ges-archiver-dev-drillWorker', Handler: 'functions/drill-worker.handler', Timeout: 900, MemorySize: 1024,
+      Role: { 'Fn::GetAtt': ['DrillWorkerRole', 'Arn'] },
+    });
+    expect((props['Environment'] as { Variables: Json }).Variables['DRILL_QUEUE_URL']).toEqual({ Ref: 'DrillQueue' });
+    const mapping = mappingOf('DrillQueue');
+    expect(mapping).toMatchObject({
+      FunctionName: { 'Fn::GetAtt': ['DrillWorkerLambdaFunction', 'Arn'] }, FunctionResponseTypes: ['ReportBatchItemFailures'], BatchSize: 1,
+      ScalingConfig: { MaximumConcurrency: 4 },
+    });
+    const queue = resource('DrillQueue', 'AWS::SQS::Queue').Properties;
+    // AWS's rule for SQS event sources: visibility timeout >= 6 x the function timeout.
+    expect(queue['VisibilityTimeout']).toBeGreaterThanOrEqual(6 * 900);
+    expect(queue['RedrivePolicy']).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': ['DrillDeadLetterQueue', 'Arn'] }, maxReceiveCount: 3 });
+    expect(resource('DrillDeadLetterQueueAlarm', 'AWS::CloudWatch::Alarm').Properties).toMatchObject({
+      Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['DrillDeadLetterQueue', 'QueueName'] } }],
+      Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', AlarmActions: [{ Ref: 'AlertTopic' }],
+    });
+    expect(resource('DrillWorkerErrorsAlarm', 'AWS::CloudWatch::Alarm').Properties).toMatchObject({
+      MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'DrillWorkerLambdaFunction' } }],
+    });
   });
 
   it('runs scheduledPrune on its own schedule, off by default, with the retention params and without Huawei credentials', () => {
@@ -250,6 +238,7 @@ describe('bundles', () => {
   const ALL_FUNCTIONS = {
     ...Object.fromEntries(Object.entries(FUNCTIONS).map(([name, f]) => [name, f.file])),
     restoreDrill: 'functions/restore-drill.mjs',
+    drillWorker: 'functions/drill-worker.mjs',
     scheduledPrune: 'functions/scheduled-prune.mjs',
   };
 
@@ -323,7 +312,7 @@ describe('CloudFormation resource schemas (@aws-cdk/aws-service-spec)', () => {
 
 describe('operations', () => {
   const alarm = (id: string) => resource(id, 'AWS::CloudWatch::Alarm').Properties;
-  const FUNCTION_IDS = ['ScheduledRunLambdaFunction', 'ArchiveBackupLambdaFunction', 'CopyWorkerLambdaFunction', 'RestoreDrillLambdaFunction', 'ScheduledPruneLambdaFunction'];
+  const FUNCTION_IDS = ['ScheduledRunLambdaFunction', 'ArchiveBackupLambdaFunction', 'CopyWorkerLambdaFunction', 'RestoreDrillLambdaFunction', 'ScheduledPruneLambdaFunction', 'DrillWorkerLambdaFunction'];
   /** The function and metric of each MetricStat of a metric-math alarm, and its expression. */
   function mathAlarm(id: string): { stats: Array<{ fn: unknown; metric: unknown; stat: unknown }>; expression: string } {
     const metrics = alarm(id)['Metrics'] as Array<{ Id: string; Expression?: string; ReturnData: boolean; MetricStat?: { Metric: { MetricName: string; Dimensions: Array<{ Value: unknown }> }; Stat: string } }>;
@@ -404,7 +393,7 @@ describe('operations', () => {
 
   it('encrypts the topic and every queue with the messaging key only when messagingKmsKey is true, else SQS-managed keys', () => {
     const queues = ofType('AWS::SQS::Queue');
-    expect(queues.map(([id]) => id).sort()).toEqual(['CopyDeadLetterQueue', 'CopyQueue', 'ScheduleDeadLetterQueue']);
+    expect(queues.map(([id]) => id).sort()).toEqual(['CopyDeadLetterQueue', 'CopyQueue', 'DrillDeadLetterQueue', 'DrillQueue', 'ScheduleDeadLetterQueue']);
     for (const [, q] of queues) {
       expect(q.Properties['KmsMasterKeyId']).toEqual({ 'Fn::If': ['HasMessagingKey', { Ref: 'MessagingKey' }, { Ref: 'AWS::NoValue' }] });
       expect(q.Properties['SqsManagedSseEnabled']).toEqual({ 'Fn::If': ['HasMessagingKey', { Ref: 'AWS::NoValue' }, true] });
@@ -625,10 +614,12 @@ describe('dashboard', () => {
     expect(text).toContain('ApproximateAgeOfOldestMessage');
     expect(text).toContain('SUB_CopyQueueName');
     expect(text).toContain('SUB_DeadLetterQueueName');
-    for (const fn of ['scheduledRun', 'archiveBackup', 'copyWorker', 'restoreDrill', 'scheduledPrune']) expect(text).toContain(`ges-archiver-dev-${fn}`);
+    for (const fn of ['scheduledRun', 'archiveBackup', 'copyWorker', 'restoreDrill', 'scheduledPrune', 'drillWorker']) expect(text).toContain(`ges-archiver-dev-${fn}`);
     const alarms = widgets.find((w) => w.type === 'alarm')!.properties.alarms!;
     expect(alarms).toContain('SUB_FreshnessAlarmArn');
     expect(alarms).toContain('SUB_DrillErrorsAlarmArn');
+    expect(alarms).toContain('SUB_DrillWorkerErrorsAlarmArn');
+    expect(alarms).toContain('SUB_DrillDeadLetterAlarmArn');
     expect(alarms).toContain('SUB_PruneErrorsAlarmArn');
   });
 });
@@ -655,7 +646,7 @@ describe('IAM', () => {
   });
 
   it('has one role per function plus one scheduler role per schedule, and no shared default role', () => {
-    expect(roles().sort()).toEqual(['ArchiveBackupRole', 'CopyWorkerRole', 'DrillSchedulerInvokeRole', 'PruneRole', 'PruneSchedulerInvokeRole', 'RestoreDrillRole', 'ScheduledRunRole', 'SchedulerInvokeRole']);
+    expect(roles().sort()).toEqual(['ArchiveBackupRole', 'CopyWorkerRole', 'DrillSchedulerInvokeRole', 'DrillWorkerRole', 'PruneRole', 'PruneSchedulerInvokeRole', 'RestoreDrillRole', 'ScheduledRunRole', 'SchedulerInvokeRole']);
     expect(resources['IamRoleLambdaExecution']).toBeUndefined();
   });
 
@@ -677,7 +668,7 @@ describe('IAM', () => {
   });
 
   it('lets each function write only its own log group', () => {
-    for (const [name, f] of [...Object.entries(FUNCTIONS), ['restoreDrill', { role: 'RestoreDrillRole' }] as const]) {
+    for (const [name, f] of [...Object.entries(FUNCTIONS), ['restoreDrill', { role: 'RestoreDrillRole' }], ['drillWorker', { role: 'DrillWorkerRole' }]] as const) {
       const logs = statementsOf(f.role).filter((s) => actions(s).some((a) => a.startsWith('logs:')));
       expect(logs).toHaveLength(1);
       expect(JSON.stringify(logs[0]!.Resource)).toContain(`log-group:/aws/lambda/ges-archiver-dev-${name}:*`);
@@ -758,15 +749,14 @@ describe('IAM', () => {
     }
   });
 
-  it('gives restoreDrill read-only access: list and get under the prefix, publish to the topic, no secret', () => {
+  it('lets restoreDrill only list the prefix, queue drill messages and publish to the topic; no object read, no secret', () => {
     const statements = statementsOf('RestoreDrillRole');
-    const all = statements.flatMap(actions).sort();
-    // kms: the archive's key (kmsKeyArn) and the messaging key (messagingKmsKey), each only when set.
-    expect(all).toEqual(['kms:Decrypt', 'kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 'sns:Publish']);
-    expect(statements.find((s) => s.Sid === 'ReadArchive')!.Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/*' });
+    // kms: the messaging key (messagingKmsKey), only when set.
+    expect(statements.flatMap(actions).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:ListBucket', 'sns:Publish', 'sqs:SendMessage']);
     const list = statements.find((s) => s.Sid === 'ListArchive')!;
     expect(list.Resource).toEqual({ 'Fn::GetAtt': ['ArchiveBucket', 'Arn'] });
     expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['ges-backups/*'] } });
+    expect(statements.find((s) => actions(s).includes('sqs:SendMessage'))!.Resource).toEqual({ 'Fn::GetAtt': ['DrillQueue', 'Arn'] });
     expect(statements.find((s) => actions(s).includes('sns:Publish'))!.Resource).toEqual({ Ref: 'AlertTopic' });
     const invoke = invokeStatements('DrillSchedulerInvokeRole');
     expect(invoke).toHaveLength(1);
@@ -774,6 +764,18 @@ describe('IAM', () => {
       { 'Fn::GetAtt': ['RestoreDrillLambdaFunction', 'Arn'] },
       { 'Fn::Sub': '${RestoreDrillLambdaFunction.Arn}:*' },
     ]);
+  });
+
+  it('gives drillWorker read-only access: list and get under the prefix, the drill queue, publish to the topic; no secret', () => {
+    const statements = statementsOf('DrillWorkerRole');
+    // kms: the archive's key (kmsKeyArn) and the messaging key (messagingKmsKey), each only when set.
+    expect(statements.flatMap(actions).sort()).toEqual([
+      'kms:Decrypt', 'kms:Decrypt', 'kms:GenerateDataKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 'sns:Publish',
+      'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage', 'sqs:SendMessage',
+    ]);
+    expect(statements.find((s) => s.Sid === 'ReadArchive')!.Resource).toEqual({ 'Fn::Sub': '${ArchiveBucket.Arn}/ges-backups/*' });
+    expect(statements.find((s) => s.Sid === 'ListArchive')!.Condition).toEqual({ StringLike: { 's3:prefix': ['ges-backups/*'] } });
+    for (const s of statements.filter((x) => actions(x).some((a) => a.startsWith('sqs:')))) expect(s.Resource).toEqual({ 'Fn::GetAtt': ['DrillQueue', 'Arn'] });
   });
 
   it('lets scheduledPrune list, read (with the lock status), delete under the prefix and write only its marker under _state/; no secret', () => {
