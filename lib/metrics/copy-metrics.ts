@@ -42,6 +42,7 @@ export function instrumentCopier(copier: Copier, sink: MetricsSink): Copier {
       recordCopyResult(sink, result);
       return result;
     },
+    copyRange: (req) => copier.copyRange(req),
     abortCheckpoint: (cp) => copier.abortCheckpoint(cp),
   };
 }

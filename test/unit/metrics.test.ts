@@ -29,6 +29,7 @@ function scriptedCopier(outcomes: Array<CopyFileResult | Error>): Copier {
       if (next === undefined) throw new Error('no more scripted outcomes');
       return next instanceof Error ? Promise.reject(next) : Promise.resolve(next);
     },
+    copyRange: () => Promise.reject(new Error('unused')),
     abortCheckpoint: () => Promise.resolve(),
   };
 }
