@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import { LinkSource } from '../archive/archive-backup.js';
+import { fileKey } from '../archive/keys.js';
+import { putJson } from '../archive/s3-objects.js';
+import { discardBody, isStrongEtag, openDownload } from '../copy/download.js';
+import { assertAllowedLink } from '../copy/guard.js';
+import { DEFAULT_PART_SIZE } from '../copy/part-size.js';
+import { abortMultipart, UploadSession } from '../copy/upload.js';
+import type { Logger } from '../log.js';
+import type { CopyMessage } from './messages.js';
+import { readShardPlan, sendShards } from './shard-state.js';
+import { shardLayout, shardPlanKey, shardReceiptsPrefix, type ShardPlan } from './shards.js';
+import { listObjects } from '../archive/s3-objects.js';
+import type { FanoutDeps } from './types.js';
+
+/**
+ * Shards a `copy-file` message's file when it is larger than ARCHIVE_SHARD_MB (by GES's size
+ * estimate): learns the exact length and the strong ETag with a one-byte range request, creates
+ * the multipart upload once (with the metadata a whole-file copy gives it), writes the plan and
+ * queues one `copy-shard` message per shard. Undefined: not sharded, copy the file whole (small
+ * enough, a continuation, no queue, or a source that does not answer ranges with a strong ETag:
+ * shards pinned to anything weaker could mix two versions of the file).
+ *
+ * Idempotent: a redelivered message finds the plan and queues only the shards without a
+ * receipt (a shard message twice is harmless: see shard-worker.ts). Two planners at once (a
+ * restart raced by another): each reads the plan back after writing it, and the one whose plan
+ * was replaced aborts its upload and queues nothing.
+ */
+export async function planShardedCopy(deps: FanoutDeps, message: CopyMessage, ctx: { signal?: AbortSignal | undefined; log: Logger }): Promise<'sharded' | 'duplicate' | undefined> {
+  const shardBytes = deps.config.fanout?.shardBytes ?? 0;
+  if (message.checkpointKey !== undefined || shardBytes <= 0 || message.expectedBytes === undefined || message.expectedBytes <= shardBytes) return undefined;
+  if (deps.config.copyQueueUrl === undefined || deps.sqs === undefined) return undefined;
+  const { signal, log } = ctx;
+  const { bucket, prefix } = deps.config.archive;
+  const { graphId, backupId, fileName } = message;
+
+  const existing = await readShardPlan(deps, message, signal);
+  if (existing) {
+    const done = new Set<string>();
+    for await (const o of listObjects(deps, bucket, shardReceiptsPrefix(prefix, graphId, backupId, fileName), signal)) done.add(o.key);
+    const pending = Array.from({ length: existing.shardCount }, (_, i) => i).filter((i) => !done.has(`${shardReceiptsPrefix(prefix, graphId, backupId, fileName)}${i}.json`));
+    await sendShards(deps, message, existing, pending, message, signal);
+    log.info({ planId: existing.planId, shards: pending.length }, 'sharded copy already planned; queued its unfinished shards again');
+    return 'sharded';
+  }
+
+  const source = await probeSource(deps, message, signal ?? new AbortController().signal);
+  if (source === undefined) {
+    log.info({}, 'the source does not answer ranges with a strong ETag; copying the file whole');
+    return undefined;
+  }
+  const layout = shardLayout(source.totalBytes, deps.config.partSizeBytes ?? DEFAULT_PART_SIZE, shardBytes);
+  if (layout === undefined) return undefined;
+
+  const key = fileKey(prefix, graphId, backupId, fileName);
+  const target = { s3: deps.s3, retry: deps.retry, log, bucket, key };
+  const session = new UploadSession({
+    ...target, metadata: { 'ges-graph-id': graphId, 'ges-backup-id': backupId }, concurrency: 1, signal: signal ?? new AbortController().signal,
+  });
+  const uploadId = await session.createMultipart();
+  const plan: ShardPlan = {
+    version: 1, planId: randomUUID(), fileName, key, uploadId, ...layout, sourceEtag: source.etag, createdAt: new Date((deps.now ?? Date.now)()).toISOString(),
+  };
+  const planKey = shardPlanKey(prefix, graphId, backupId, fileName);
+  try {
+    await putJson(deps, bucket, planKey, plan, signal);
+    const stored = await readShardPlan(deps, message, signal);
+    if (stored?.planId !== plan.planId) {
+      log.info({ planId: stored?.planId }, 'another worker planned this file at the same time; its plan stands');
+      await abortMultipart(target, uploadId);
+      return 'duplicate';
+    }
+  } catch (err) {
+    await abortMultipart(target, uploadId);
+    throw err;
+  }
+  // A failure here leaves the plan: the message comes back and queues the shards (above).
+  await sendShards(deps, message, plan, Array.from({ length: plan.shardCount }, (_, i) => i), message, signal);
+  log.info({ planId: plan.planId, totalBytes: plan.totalBytes, partSize: plan.partSize, shardBytes: plan.shardBytes, shards: plan.shardCount }, 'file sharded');
+  return 'sharded';
+}
+
+/** The source's exact length and strong ETag, from a one-byte range request; undefined when it gives no 206 with a strong ETag. */
+async function probeSource(deps: FanoutDeps, f: CopyMessage, signal: AbortSignal): Promise<{ totalBytes: number; etag: string } | undefined> {
+  const link = await new LinkSource(deps, f, undefined, signal).fresh(f.fileName, signal);
+  assertAllowedLink(link.url, deps.config.download.allowedHosts);
+  const opened = await deps.retry(() => openDownload(link.url, { offset: 0, end: 1, signal }), { signal });
+  if (opened.kind !== 'body') return undefined;
+  discardBody(opened.body);
+  return opened.status === 206 && isStrongEtag(opened.etag) ? { totalBytes: opened.total, etag: opened.etag } : undefined;
+}

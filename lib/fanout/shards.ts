@@ -1,0 +1,163 @@
+import { z } from 'zod';
+import { stateBackupPrefix } from '../archive/receipts.js';
+import { choosePartSize, partCount } from '../copy/part-size.js';
+
+/**
+ * Range-sharded copies: the arithmetic, the state keys and the state documents.
+ *
+ * A file larger than ARCHIVE_SHARD_MB is cut into shards of whole parts. The part size is the
+ * whole file's (choosePartSize over its length), so the 10,000-part limit holds for the file;
+ * a shard is `partsPerShard` consecutive parts, and its parts keep their numbers in the file.
+ *
+ * State, under the backup's `_state/` folder (removed with it once manifest.json is written):
+ * - `checkpoints/shards/{fileName}/plan.json`: the plan (upload id, sizes, the source's ETag).
+ *   Under `checkpoints/` because it names a multipart upload: `ges-archiver cleanup` aborts the
+ *   uploads that checkpoints name (lib/archive/backup-state.ts), and docs/contract.md promises
+ *   an upload kept is always named by a checkpoint.
+ * - `shards/{fileName}/receipts/{shard}.json`: a finished shard's parts (numbers and ETags).
+ * - `shards/{fileName}/checkpoints/{shard}.json`: a handed-over shard's stored prefix.
+ * - `shards/{fileName}/hash.json`: the whole-file SHA-256 pass's progress (a hash-wasm midstate).
+ */
+
+export interface ShardLayout {
+  totalBytes: number;
+  partSize: number;
+  /** Bytes per shard: a whole number of parts (the last shard may be shorter). */
+  shardBytes: number;
+  shardCount: number;
+}
+
+/**
+ * How a file of `totalBytes` is sharded with shards of about `wantedShardBytes` (rounded down
+ * to whole parts, at least one part); undefined when it would be one shard (copy it whole).
+ */
+export function shardLayout(totalBytes: number, minPartSize: number, wantedShardBytes: number): ShardLayout | undefined {
+  if (wantedShardBytes <= 0 || totalBytes <= wantedShardBytes) return undefined;
+  const partSize = choosePartSize(totalBytes, minPartSize);
+  const shardBytes = Math.max(1, Math.floor(wantedShardBytes / partSize)) * partSize;
+  const shardCount = Math.ceil(totalBytes / shardBytes);
+  if (shardCount < 2) return undefined;
+  return { totalBytes, partSize, shardBytes, shardCount };
+}
+
+export interface ShardRange {
+  /** First byte (a part boundary). */
+  start: number;
+  /** End (exclusive): a part boundary, or the file's end. */
+  end: number;
+  /** Part numbers in the whole file, first and last (inclusive). */
+  firstPart: number;
+  lastPart: number;
+}
+
+/** The byte range and part numbers of shard `index` (0-based). */
+export function shardRange(layout: ShardLayout, index: number): ShardRange {
+  if (!Number.isInteger(index) || index < 0 || index >= layout.shardCount) {
+    throw new RangeError(`shard ${index} is not one of the ${layout.shardCount} shards`);
+  }
+  const start = index * layout.shardBytes;
+  const end = Math.min(start + layout.shardBytes, layout.totalBytes);
+  return { start, end, firstPart: start / layout.partSize + 1, lastPart: partCount(end, layout.partSize) };
+}
+
+const shardFolder = (prefix: string, graphId: string, backupId: string, fileName: string): string =>
+  `${stateBackupPrefix(prefix, graphId, backupId)}shards/${fileName}/`;
+
+export function shardPlanKey(prefix: string, graphId: string, backupId: string, fileName: string): string {
+  return `${stateBackupPrefix(prefix, graphId, backupId)}checkpoints/shards/${fileName}/plan.json`;
+}
+
+export function shardReceiptsPrefix(prefix: string, graphId: string, backupId: string, fileName: string): string {
+  return `${shardFolder(prefix, graphId, backupId, fileName)}receipts/`;
+}
+
+export function shardReceiptKey(prefix: string, graphId: string, backupId: string, fileName: string, shard: number): string {
+  return `${shardReceiptsPrefix(prefix, graphId, backupId, fileName)}${shard}.json`;
+}
+
+export function shardCheckpointKey(prefix: string, graphId: string, backupId: string, fileName: string, shard: number): string {
+  return `${shardFolder(prefix, graphId, backupId, fileName)}checkpoints/${shard}.json`;
+}
+
+export function hashCheckpointKey(prefix: string, graphId: string, backupId: string, fileName: string): string {
+  return `${shardFolder(prefix, graphId, backupId, fileName)}hash.json`;
+}
+
+/** Every state key of one sharded file lives under one of these two prefixes. */
+export function shardStatePrefixes(prefix: string, graphId: string, backupId: string, fileName: string): [string, string] {
+  return [shardFolder(prefix, graphId, backupId, fileName), `${stateBackupPrefix(prefix, graphId, backupId)}checkpoints/shards/${fileName}/`];
+}
+
+const whole = z.number().int().nonnegative();
+const partSchema = z.object({ partNumber: z.number().int().min(1).max(10_000), etag: z.string().min(1) });
+export type StoredPart = z.infer<typeof partSchema>;
+
+/** The plan: written once by whoever shards the file; every shard message names its `planId`. */
+export const shardPlanSchema = z.object({
+  version: z.literal(1),
+  planId: z.string().min(1),
+  fileName: z.string().min(1),
+  /** The file's final key and the multipart upload every shard writes into. */
+  key: z.string().min(1),
+  uploadId: z.string().min(1),
+  totalBytes: z.number().int().positive(),
+  partSize: z.number().int().positive(),
+  shardBytes: z.number().int().positive(),
+  shardCount: z.number().int().min(2),
+  /** The source's strong ETag when the file was planned: every shard's ranges are pinned to it (If-Match). */
+  sourceEtag: z.string().min(1),
+  createdAt: z.string(),
+});
+export type ShardPlan = z.infer<typeof shardPlanSchema>;
+
+export const shardReceiptSchema = z.object({
+  planId: z.string().min(1),
+  shard: whole,
+  bytes: whole,
+  parts: z.array(partSchema),
+  completedAt: z.string(),
+});
+export type ShardReceipt = z.infer<typeof shardReceiptSchema>;
+
+export const shardCheckpointSchema = z.object({
+  planId: z.string().min(1),
+  shard: whole,
+  /** Bytes of the file before which the shard's parts are stored (a part boundary). */
+  offset: whole,
+  parts: z.array(partSchema),
+});
+export type ShardCheckpoint = z.infer<typeof shardCheckpointSchema>;
+
+export const hashCheckpointSchema = z.object({
+  planId: z.string().min(1),
+  /** The completed object's ETag: the read pass reads only that object (If-Match). */
+  objectEtag: z.string().min(1),
+  offset: whole,
+  /** Base64 hash-wasm SHA-256 midstate after `offset` bytes. */
+  hashState: z.string().min(1),
+});
+export type HashCheckpoint = z.infer<typeof hashCheckpointSchema>;
+
+/**
+ * The parts the receipts name, checked against the plan: every shard once, each with exactly
+ * its own part numbers. Undefined when they do not add up (a receipt of another plan, or a
+ * damaged one): the caller copies those shards again rather than complete a wrong upload.
+ */
+export function partsOfReceipts(plan: ShardPlan, receipts: readonly ShardReceipt[]): { parts: StoredPart[]; missing: number[] } {
+  const layout: ShardLayout = plan;
+  const byShard = new Map(receipts.filter((r) => r.planId === plan.planId).map((r) => [r.shard, r]));
+  const parts: StoredPart[] = [];
+  const missing: number[] = [];
+  for (let shard = 0; shard < plan.shardCount; shard++) {
+    const receipt = byShard.get(shard);
+    const range = shardRange(layout, shard);
+    const numbers = receipt?.parts.map((p) => p.partNumber) ?? [];
+    const expected = Array.from({ length: range.lastPart - range.firstPart + 1 }, (_, i) => range.firstPart + i);
+    if (!receipt || numbers.length !== expected.length || numbers.some((n, i) => n !== expected[i])) {
+      missing.push(shard);
+      continue;
+    }
+    parts.push(...receipt.parts);
+  }
+  return { parts, missing };
+}
