@@ -8,7 +8,7 @@ import { DEFAULT_PART_SIZE } from '../copy/part-size.js';
 import { abortMultipart, UploadSession } from '../copy/upload.js';
 import type { Logger } from '../log.js';
 import type { CopyMessage } from './messages.js';
-import { readShardPlan, sendShards } from './shard-state.js';
+import { abandonPlan, readShardPlan, sendShards } from './shard-state.js';
 import { shardLayout, shardPlanKey, shardReceiptsPrefix, type ShardPlan } from './shards.js';
 import { listObjects } from '../archive/s3-objects.js';
 import type { FanoutDeps } from './types.js';
@@ -21,11 +21,17 @@ import type { FanoutDeps } from './types.js';
  * enough, a continuation, no queue, or a source that does not answer ranges with a strong ETag:
  * shards pinned to anything weaker could mix two versions of the file).
  *
- * Idempotent: a redelivered message finds the plan and queues only the shards without a
- * receipt (a shard message twice is harmless: see shard-worker.ts). Two planners at once (a
- * restart raced by another): each reads the plan back after writing it, and the one whose plan
- * was replaced aborts its upload and queues nothing.
+ * Idempotent: a plan younger than PLAN_SENT_WITHIN_MS is left to its planner (several shards
+ * that saw the source change each queue the file again: one plans it). An older plan is one
+ * whose planner died after writing it (its message came back after the queue's visibility
+ * timeout): the shards without a receipt are queued again (a shard message twice is harmless,
+ * see shard-worker.ts). When queueing the shards fails, the plan is dropped and the message
+ * comes back to plan again. Two planners at once: each reads the plan back after writing it,
+ * and the one whose plan was replaced aborts its upload and queues nothing.
  */
+/** Longer than one invocation (Lambda's 15 minutes): a plan this young is still being queued by its planner. */
+export const PLAN_SENT_WITHIN_MS = 15 * 60_000;
+
 export async function planShardedCopy(deps: FanoutDeps, message: CopyMessage, ctx: { signal?: AbortSignal | undefined; log: Logger }): Promise<'sharded' | 'duplicate' | undefined> {
   const shardBytes = deps.config.fanout?.shardBytes ?? 0;
   if (message.checkpointKey !== undefined || shardBytes <= 0 || message.expectedBytes === undefined || message.expectedBytes <= shardBytes) return undefined;
@@ -35,6 +41,11 @@ export async function planShardedCopy(deps: FanoutDeps, message: CopyMessage, ct
   const { graphId, backupId, fileName } = message;
 
   const existing = await readShardPlan(deps, message, signal);
+  if (existing && (deps.now ?? Date.now)() - Date.parse(existing.createdAt) < PLAN_SENT_WITHIN_MS) {
+    // Its planner is sending (or has sent) the shards: another shard's restart of the same plan, or a duplicate.
+    log.info({ planId: existing.planId }, 'sharded copy planned moments ago; its shards are queued by its planner');
+    return 'duplicate';
+  }
   if (existing) {
     const done = new Set<string>();
     for await (const o of listObjects(deps, bucket, shardReceiptsPrefix(prefix, graphId, backupId, fileName), signal)) done.add(o.key);
@@ -74,8 +85,13 @@ export async function planShardedCopy(deps: FanoutDeps, message: CopyMessage, ct
     await abortMultipart(target, uploadId);
     throw err;
   }
-  // A failure here leaves the plan: the message comes back and queues the shards (above).
-  await sendShards(deps, message, plan, Array.from({ length: plan.shardCount }, (_, i) => i), message, signal);
+  try {
+    await sendShards(deps, message, plan, Array.from({ length: plan.shardCount }, (_, i) => i), message, signal);
+  } catch (err) {
+    // The message comes back and plans again; shards that did go out name this plan and change nothing.
+    await abandonPlan(deps, message, plan, log);
+    throw err;
+  }
   log.info({ planId: plan.planId, totalBytes: plan.totalBytes, partSize: plan.partSize, shardBytes: plan.shardBytes, shards: plan.shardCount }, 'file sharded');
   return 'sharded';
 }

@@ -61,18 +61,29 @@ export async function runShardStep(deps: FanoutDeps, message: ShardMessage | Has
   const { bucket, prefix } = deps.config.archive;
   const { graphId, backupId, fileName } = message;
   const { signal, log } = ctx;
+  const ownCheckpoint = message.type === 'copy-shard' ? shardCheckpointKey(prefix, graphId, backupId, fileName, message.shard) : hashCheckpointKey(prefix, graphId, backupId, fileName);
+  if (message.checkpointKey !== undefined && message.checkpointKey !== ownCheckpoint) {
+    throw new ArchiverError(ErrorCodes.MessageInvalid, `Invalid ${message.type} message: checkpointKey does not belong to this ${message.type === 'copy-shard' ? 'shard' : 'file'}`, { details: { fields: ['checkpointKey'] } });
+  }
+  // A continuation whose work is done elsewhere: its checkpoint (written after the file's state was cleared) goes.
+  const dropOwnCheckpoint = async (): Promise<void> => {
+    if (message.checkpointKey !== undefined) await dropKey(deps, ownCheckpoint, log);
+  };
   if (await headObject(deps, bucket, manifestKey(prefix, graphId, backupId), signal)) {
     log.info({}, 'backup already archived; nothing to do');
+    await dropOwnCheckpoint();
     return done('duplicate');
   }
   const key = fileKey(prefix, graphId, backupId, fileName);
   if (await storedFile(deps, bucket, { name: fileName, key, receiptKey: receiptKey(prefix, graphId, backupId, fileName) }, signal)) {
     log.info({}, 'file already archived; nothing to do');
+    await dropOwnCheckpoint();
     return { outcome: 'duplicate', finalize: true };
   }
   const plan = await readShardPlan(deps, message, signal);
   if (plan?.planId !== message.planId) {
     log.info({ planId: message.planId, currentPlanId: plan?.planId }, 'message of a plan that is no longer current; nothing to do');
+    if (plan === undefined) await dropOwnCheckpoint();
     return done('duplicate');
   }
   if (ctx.overLimit) {
