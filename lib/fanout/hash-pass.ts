@@ -78,7 +78,7 @@ export async function hashStoredFile(
     }
   }
   if (offset < plan.totalBytes) {
-    return { status: 'handover', checkpoint: { planId: plan.planId, objectEtag: etag, offset, hashState: hasher.save() } };
+    return { status: 'handover', checkpoint: { planId: plan.planId, objectEtag: etag, offset, hashState: hasher.save(), savedAt: new Date(ctx.now()).toISOString() } };
   }
   if (offset !== plan.totalBytes) {
     throw new ArchiverError(ErrorCodes.VerifyFailed, `Reading ${plan.key} back gave ${offset} bytes, expected ${plan.totalBytes}`, { details: { key: plan.key, read: offset, expected: plan.totalBytes } });

@@ -9,7 +9,7 @@ import { abortMultipart, UploadSession } from '../copy/upload.js';
 import type { Logger } from '../log.js';
 import type { CopyMessage } from './messages.js';
 import { abandonPlan, readShardPlan, sendShards } from './shard-state.js';
-import { shardLayout, shardPlanKey, shardReceiptsPrefix, type ShardPlan } from './shards.js';
+import { OWNER_SILENT_MS, shardLayout, shardPlanKey, shardReceiptsPrefix, type ShardPlan } from './shards.js';
 import { listObjects } from '../archive/s3-objects.js';
 import type { FanoutDeps } from './types.js';
 
@@ -21,7 +21,7 @@ import type { FanoutDeps } from './types.js';
  * enough, a continuation, no queue, or a source that does not answer ranges with a strong ETag:
  * shards pinned to anything weaker could mix two versions of the file).
  *
- * Idempotent: a plan younger than PLAN_SENT_WITHIN_MS is left to its planner (several shards
+ * Idempotent: a plan younger than OWNER_SILENT_MS is left to its planner (several shards
  * that saw the source change each queue the file again: one plans it). An older plan is one
  * whose planner died after writing it (its message came back after the queue's visibility
  * timeout): the shards without a receipt are queued again (a shard message twice is harmless,
@@ -29,9 +29,6 @@ import type { FanoutDeps } from './types.js';
  * comes back to plan again. Two planners at once: each reads the plan back after writing it,
  * and the one whose plan was replaced aborts its upload and queues nothing.
  */
-/** Longer than one invocation (Lambda's 15 minutes): a plan this young is still being queued by its planner. */
-export const PLAN_SENT_WITHIN_MS = 15 * 60_000;
-
 export async function planShardedCopy(deps: FanoutDeps, message: CopyMessage, ctx: { signal?: AbortSignal | undefined; log: Logger }): Promise<'sharded' | 'duplicate' | undefined> {
   const shardBytes = deps.config.fanout?.shardBytes ?? 0;
   if (message.checkpointKey !== undefined || shardBytes <= 0 || message.expectedBytes === undefined || message.expectedBytes <= shardBytes) return undefined;
@@ -41,7 +38,7 @@ export async function planShardedCopy(deps: FanoutDeps, message: CopyMessage, ct
   const { graphId, backupId, fileName } = message;
 
   const existing = await readShardPlan(deps, message, signal);
-  if (existing && (deps.now ?? Date.now)() - Date.parse(existing.createdAt) < PLAN_SENT_WITHIN_MS) {
+  if (existing && (deps.now ?? Date.now)() - Date.parse(existing.createdAt) < OWNER_SILENT_MS) {
     // Its planner is sending (or has sent) the shards: another shard's restart of the same plan, or a duplicate.
     log.info({ planId: existing.planId }, 'sharded copy planned moments ago; its shards are queued by its planner');
     return 'duplicate';

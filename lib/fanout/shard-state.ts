@@ -1,4 +1,5 @@
 import { deleteKeys, listObjects } from '../archive/s3-objects.js';
+import { isNoSuchUpload } from '../copy/s3-errors.js';
 import { abortMultipart } from '../copy/upload.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -64,7 +65,15 @@ export async function clearShardState(deps: FanoutDeps, f: FileRef, signal?: Abo
 /** Aborts the plan's upload and removes the file's shard state: nothing will finish this plan. */
 export async function abandonPlan(deps: FanoutDeps, f: FileRef, plan: ShardPlan, log: Logger): Promise<void> {
   const { bucket } = deps.config.archive;
-  await abortMultipart({ s3: deps.s3, retry: deps.retry, log, bucket, key: plan.key }, plan.uploadId);
+  try {
+    await abortMultipart({ s3: deps.s3, retry: deps.retry, log, bucket, key: plan.key }, plan.uploadId);
+  } catch (err) {
+    // Another shard aborting the same upload at once: Swift answers the second abort 404 NoSuchKey.
+    const gone = isNoSuchUpload(err) || toArchiverError(err).details?.['status'] === 404;
+    if (!gone) {
+      log.warn({ err: toArchiverError(err) }, 'could not abort the sharded file\'s upload; `ges-archiver cleanup` (or the bucket\'s lifecycle rule) removes it');
+    }
+  }
   await clearShardState(deps, f).catch((err: unknown) => log.warn({ err: toArchiverError(err) }, 'could not remove the sharded file\'s state; `ges-archiver cleanup` removes it'));
 }
 

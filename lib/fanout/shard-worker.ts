@@ -3,6 +3,7 @@ import { LinkSource, refuseIfArchived } from '../archive/archive-backup.js';
 import { fileKey, manifestKey } from '../archive/keys.js';
 import { receiptKey, storedFile, writeReceipt } from '../archive/receipts.js';
 import { headObject, listObjects, putJson } from '../archive/s3-objects.js';
+import { createFileHasher } from '../copy/hasher.js';
 import { isNoSuchUpload } from '../copy/s3-errors.js';
 import type { CopyRangeResult } from '../copy/types.js';
 import { UploadSession } from '../copy/upload.js';
@@ -12,8 +13,8 @@ import { hashStoredFile } from './hash-pass.js';
 import type { HashMessage, ShardMessage } from './messages.js';
 import { abandonPlan, clearShardState, dropKey, readShardPlan, restartShardedFile, sendOne } from './shard-state.js';
 import {
-  hashCheckpointKey, hashCheckpointSchema, partsOfReceipts, shardCheckpointKey, shardCheckpointSchema, shardRange, shardReceiptKey,
-  shardReceiptSchema, shardReceiptsPrefix, type ShardPlan, type ShardReceipt,
+  hashCheckpointKey, hashCheckpointSchema, OWNER_SILENT_MS, partsOfReceipts, shardCheckpointKey, shardCheckpointSchema, shardRange, shardReceiptKey,
+  shardReceiptSchema, shardReceiptsPrefix, type HashCheckpoint, type ShardPlan, type ShardReceipt,
 } from './shards.js';
 import { getJson } from './state.js';
 import type { FanoutDeps } from './types.js';
@@ -28,9 +29,9 @@ import type { FanoutDeps } from './types.js';
  *   by the range, so a redelivered or duplicate shard uploads the same parts again: nothing is
  *   lost, nothing doubled. A shard with a receipt copies nothing.
  * - The shard that finds every receipt completes the upload from the receipts' parts (commit.ts's
- *   conditional commit, after the "not archived meanwhile" check), then runs the hash pass.
- * - `hash-file`: the whole-file SHA-256 read pass (hash-pass.ts), continued after a handover;
- *   at its end the normal file receipt is written and the caller runs finalize.
+ *   conditional commit, after the "not archived meanwhile" check), then queues the hash pass.
+ * - `hash-file`: the whole-file SHA-256 read pass (hash-pass.ts), handed over like a copy; at
+ *   its end the normal file receipt is written and the caller runs finalize.
  *
  * A message of an older plan (the file was planned again) changes nothing. A changed source
  * restarts the whole file from a new plan (shard-state.ts restartShardedFile).
@@ -208,33 +209,69 @@ async function completeIfLast(deps: FanoutDeps, message: ShardMessage, plan: Sha
       await abandonPlan(deps, message, plan, log);
       return done('duplicate');
     }
-    // Completed by another shard at the same moment: the object is there, its hash pass runs
-    // here too (the receipt it writes is the same), so a completer that dies is never the last word.
+    // Completed already: by another shard at the same moment, or by this shard's earlier
+    // delivery, which may have died before it queued the hash pass.
     const object = isNoSuchUpload(err) ? await headObject(deps, bucket, plan.key, signal) : undefined;
     if (object?.bytes !== plan.totalBytes) throw err;
-    log.info({}, 'another shard completed the upload at the same moment');
+    return startHashPass(deps, message, plan, ctx);
   }
   await session.verify(plan.totalBytes);
-  log.info({ parts: parts.length, totalBytes: plan.totalBytes }, 'sharded upload completed; hashing the file');
-  return hashStep(deps, message, plan, undefined, ctx);
+  log.info({ parts: parts.length, totalBytes: plan.totalBytes }, 'sharded upload completed; queueing the hash pass');
+  return startHashPass(deps, message, plan, ctx);
+}
+
+/**
+ * Hands the whole-file SHA-256 pass to a `hash-file` message of its own: its one owner, which
+ * SQS delivers again after a failure, so neither a failed pass nor a duplicate shard is the
+ * last word. The checkpoint (offset 0) is saved first: a completed upload whose pass has a
+ * worker on it (a checkpoint saved within OWNER_SILENT_MS) is left alone; an older one was
+ * abandoned (its queueing died) and is taken over from where it stands.
+ */
+async function startHashPass(deps: FanoutDeps, message: ShardMessage, plan: ShardPlan, ctx: ShardStepContext): Promise<ShardStepResult> {
+  const { bucket, prefix } = deps.config.archive;
+  const { runId, graphId, backupId, fileName } = message;
+  const { signal, log } = ctx;
+  const ckKey = hashCheckpointKey(prefix, graphId, backupId, fileName);
+  const saved = hashCheckpointSchema.safeParse(await getJson(deps, bucket, ckKey, signal));
+  const existing = saved.success && saved.data.planId === plan.planId ? saved.data : undefined;
+  // (Also after a Complete of our own: two shards finishing at once may both complete on some stores.)
+  if (existing && ctx.now() - Date.parse(existing.savedAt) < OWNER_SILENT_MS) {
+    log.info({ shard: message.shard }, 'the upload is completed and its hash pass under way; nothing to do');
+    return done('duplicate');
+  }
+  let checkpoint: HashCheckpoint;
+  if (existing) {
+    checkpoint = { ...existing, savedAt: new Date(ctx.now()).toISOString() };
+  } else {
+    const head = await headObject(deps, bucket, plan.key, signal);
+    if (head?.etag === undefined) throw new ArchiverError(ErrorCodes.VerifyFailed, `The completed object ${plan.key} is missing or has no ETag`, { retryable: true, details: { key: plan.key } });
+    checkpoint = { planId: plan.planId, objectEtag: head.etag, offset: 0, hashState: (await createFileHasher(true)).save(), savedAt: new Date(ctx.now()).toISOString() };
+  }
+  await putJson(deps, bucket, ckKey, checkpoint, signal);
+  try {
+    await sendOne(deps, { v: 1, type: 'hash-file', runId, graphId, backupId, fileName, planId: plan.planId, checkpointKey: ckKey, ...(message.restarts ? { restarts: message.restarts } : {}) }, signal);
+  } catch (err) {
+    // This message comes back and queues it again: the checkpoint must not say "under way" meanwhile.
+    if (!existing) await dropKey(deps, ckKey, log);
+    throw err;
+  }
+  log.info({ offset: checkpoint.offset, takeover: existing !== undefined }, 'hash pass queued');
+  return done('copied');
 }
 
 /** The hash pass (or its continuation), then the file's receipt; hands over with a hash checkpoint at the deadline. */
-async function hashStep(deps: FanoutDeps, message: ShardMessage | HashMessage, plan: ShardPlan, from: Parameters<typeof hashStoredFile>[2], ctx: ShardStepContext): Promise<ShardStepResult> {
+async function hashStep(deps: FanoutDeps, message: HashMessage, plan: ShardPlan, from: HashCheckpoint | undefined, ctx: ShardStepContext): Promise<ShardStepResult> {
   const { bucket, prefix } = deps.config.archive;
-  const { runId, graphId, backupId, fileName } = message;
+  const { graphId, backupId, fileName } = message;
   const { log } = ctx;
   const result = await hashStoredFile(deps, plan, from, ctx);
   if (result.status === 'handover') {
     const saveSignal = ctx.saveSignal();
     const ckKey = hashCheckpointKey(prefix, graphId, backupId, fileName);
     await putJson(deps, bucket, ckKey, result.checkpoint, saveSignal);
-    const chain: { hop?: number | undefined; stalledHops?: number | undefined } = message.type === 'hash-file' ? message : {};
     const progressed = result.checkpoint.offset > (from?.offset ?? 0);
     const next: HashMessage = {
-      v: 1, type: 'hash-file', runId, graphId, backupId, fileName, planId: plan.planId, checkpointKey: ckKey,
-      hop: (chain.hop ?? 0) + 1, ...(message.restarts ? { restarts: message.restarts } : {}),
-      stalledHops: progressed ? 0 : (chain.stalledHops ?? 0) + 1,
+      ...message, checkpointKey: ckKey, hop: (message.hop ?? 0) + 1, stalledHops: progressed ? 0 : (message.stalledHops ?? 0) + 1,
     };
     await sendOne(deps, next, saveSignal);
     log.info({ offset: result.checkpoint.offset, totalBytes: plan.totalBytes, hop: next.hop }, 'hash pass handed over to a continuation message');

@@ -19,6 +19,15 @@ import { choosePartSize, partCount } from '../copy/part-size.js';
  * - `shards/{fileName}/hash.json`: the whole-file SHA-256 pass's progress (a hash-wasm midstate).
  */
 
+/**
+ * A plan or a hash-pass checkpoint saved less than this long ago has a worker on it (its planner
+ * queueing the shards; the hash pass, which saves at least once per invocation of at most 15
+ * minutes): others leave it alone. Older, its worker is taken for dead and another takes over.
+ * A takeover while the owner is merely slow (a message waiting out a backoff) does the work
+ * twice, with the same result.
+ */
+export const OWNER_SILENT_MS = 20 * 60_000;
+
 export interface ShardLayout {
   totalBytes: number;
   partSize: number;
@@ -135,6 +144,8 @@ export const hashCheckpointSchema = z.object({
   offset: whole,
   /** Base64 hash-wasm SHA-256 midstate after `offset` bytes. */
   hashState: z.string().min(1),
+  /** When it was saved: a younger one has a worker on it (OWNER_SILENT_MS). */
+  savedAt: z.string(),
 });
 export type HashCheckpoint = z.infer<typeof hashCheckpointSchema>;
 
