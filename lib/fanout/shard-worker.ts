@@ -92,11 +92,18 @@ export async function runShardStep(deps: FanoutDeps, message: ShardMessage | Has
     if (ctx.last) await abandonPlan(deps, message, plan, log);
     throw ctx.overLimit;
   }
-  if (message.type === 'hash-file') {
-    const cp = hashCheckpointSchema.safeParse(await getJson(deps, bucket, hashCheckpointKey(prefix, graphId, backupId, fileName), signal));
-    return hashStep(deps, message, plan, cp.success && cp.data.planId === plan.planId ? cp.data : undefined, ctx);
+  try {
+    if (message.type === 'hash-file') {
+      const cp = hashCheckpointSchema.safeParse(await getJson(deps, bucket, hashCheckpointKey(prefix, graphId, backupId, fileName), signal));
+      return await hashStep(deps, message, plan, cp.success && cp.data.planId === plan.planId ? cp.data : undefined, ctx);
+    }
+    return await copyShard(deps, message, plan, ctx);
+  } catch (err) {
+    // Failed on its last delivery (not cut short by the deadline): nothing will finish this plan,
+    // so its upload is aborted before the message goes to the dead-letter queue, as a failed copy's is.
+    if (ctx.last && signal?.aborted !== true) await abandonPlan(deps, message, plan, log);
+    throw err;
   }
-  return copyShard(deps, message, plan, ctx);
 }
 
 async function copyShard(deps: FanoutDeps, message: ShardMessage, plan: ShardPlan, ctx: ShardStepContext): Promise<ShardStepResult> {

@@ -282,6 +282,26 @@ describe('range-sharded copies', () => {
     await expectArchived(bucket);
   });
 
+  it('a shard that fails on its last delivery aborts the file\'s upload and drops its state before the dead-letter queue', async () => {
+    // Prepare: every delivery is the last (MAX_RECEIVE_COUNT 1); the source refuses every link
+    const { bucket, queueUrl, rt } = await fanOut({ MAX_RECEIVE_COUNT: '1' });
+    const shards = await planShards(rt, queueUrl);
+    expect(await listInProgressUploads(bucket)).toHaveLength(1);
+    emulator.faults.obsStatus(HUGE.name, 403, 1_000);
+
+    // Act
+    const failed = await invokeEach(rt, queueUrl, [shards[0]!]);
+    emulator.faults.reset();
+    const others = await invokeEach(rt, queueUrl, shards.slice(1));
+
+    // Assess: the upload is gone with the plan; the other shards, of a plan no longer current, change nothing
+    expect(failed).toHaveLength(1);
+    expect(await listInProgressUploads(bucket)).toEqual([]);
+    expect(await listKeys(bucket, `ges-backups/_state/${G}/${B}/checkpoints/`)).toEqual([]);
+    expect(others).toEqual([]);
+    expect(await listKeys(bucket, HUGE_KEY)).toEqual([]);
+  });
+
   it('a source that changes between shards restarts the file from a new plan; the archive has the new content', async () => {
     // Prepare: shard 0 copied from the first version
     const { bucket, queueUrl, rt } = await fanOut();
