@@ -27,13 +27,18 @@ const fileName = z.string({ error: 'fileName must be a string' }).superRefine((n
   if (name.toLowerCase() === ARCHIVE_MANIFEST_NAME) ctx.addIssue({ code: 'custom', message: `fileName must not be ${ARCHIVE_MANIFEST_NAME}` });
 });
 
-export const copyMessageSchema = z.strictObject({
+/** The fields every message about one file starts with. */
+const fileMessage = <T extends string>(type: T) => ({
   v: z.literal(1, { error: 'v must be 1 (the only message version)' }),
-  type: z.literal('copy-file', { error: 'type must be "copy-file"' }),
+  type: z.literal(type, { error: `type must be "${type}"` }),
   runId: id('runId'),
   graphId: id('graphId'),
   backupId: id('backupId'),
   fileName,
+});
+
+export const copyMessageSchema = z.strictObject({
+  ...fileMessage('copy-file'),
   expectedBytes: z.number({ error: 'expectedBytes must be a number' }).int('expectedBytes must be a whole number')
     .nonnegative('expectedBytes must not be negative').optional(),
   /** Set on a continuation: where the previous invocation left its copy checkpoint. */
@@ -65,12 +70,7 @@ const chainFields = {
  * is read from the bucket, and a message of an older plan changes nothing.
  */
 export const shardMessageSchema = z.strictObject({
-  v: z.literal(1, { error: 'v must be 1 (the only message version)' }),
-  type: z.literal('copy-shard', { error: 'type must be "copy-shard"' }),
-  runId: id('runId'),
-  graphId: id('graphId'),
-  backupId: id('backupId'),
-  fileName,
+  ...fileMessage('copy-shard'),
   planId: id('planId'),
   /** 0-based. */
   shard: shardNumber('shard', 0),
@@ -82,12 +82,7 @@ export type ShardMessage = z.infer<typeof shardMessageSchema>;
 
 /** The whole-file SHA-256 pass over a completed sharded file, continued after a handover. */
 export const hashMessageSchema = z.strictObject({
-  v: z.literal(1, { error: 'v must be 1 (the only message version)' }),
-  type: z.literal('hash-file', { error: 'type must be "hash-file"' }),
-  runId: id('runId'),
-  graphId: id('graphId'),
-  backupId: id('backupId'),
-  fileName,
+  ...fileMessage('hash-file'),
   planId: id('planId'),
   ...chainFields,
 });

@@ -119,21 +119,20 @@ export const shardPlanSchema = z.object({
 });
 export type ShardPlan = z.infer<typeof shardPlanSchema>;
 
+/** What a shard's receipt and its checkpoint both hold: the plan, the shard, its stored parts. */
+const shardParts = { planId: z.string().min(1), shard: whole, parts: z.array(partSchema) };
+
 export const shardReceiptSchema = z.object({
-  planId: z.string().min(1),
-  shard: whole,
+  ...shardParts,
   bytes: whole,
-  parts: z.array(partSchema),
   completedAt: z.string(),
 });
 export type ShardReceipt = z.infer<typeof shardReceiptSchema>;
 
 export const shardCheckpointSchema = z.object({
-  planId: z.string().min(1),
-  shard: whole,
+  ...shardParts,
   /** Bytes of the file before which the shard's parts are stored (a part boundary). */
   offset: whole,
-  parts: z.array(partSchema),
 });
 export type ShardCheckpoint = z.infer<typeof shardCheckpointSchema>;
 
