@@ -26,7 +26,7 @@ export type HashPassResult =
  * read is S3 to Lambda in one region: several times faster than the download, and free of transfer cost.
  */
 export async function hashStoredFile(
-  deps: FanoutDeps,
+  deps: Pick<FanoutDeps, 's3' | 'retry'> & { config: Pick<FanoutDeps['config'], 'archive'> },
   plan: ShardPlan,
   from: HashCheckpoint | undefined,
   ctx: { signal?: AbortSignal | undefined; handoverAt?: number | undefined; log: Logger; now: () => number },
