@@ -9,7 +9,8 @@ import { abortMultipart, UploadSession } from '../copy/upload.js';
 import type { Logger } from '../log.js';
 import type { CopyMessage } from './messages.js';
 import { abandonPlan, readShardPlan, sendShards } from './shard-state.js';
-import { OWNER_SILENT_MS, shardLayout, shardPlanKey, shardReceiptsPrefix, type ShardPlan } from './shards.js';
+import { OWNER_SILENT_MS, shardLayout, shardPlanKey, shardReceiptKey, shardReceiptsPrefix, shardUploadKey, type ShardPlan } from './shards.js';
+import { deleteKey } from './state.js';
 import { listObjects } from '../archive/s3-objects.js';
 import type { FanoutDeps } from './types.js';
 
@@ -26,8 +27,11 @@ import type { FanoutDeps } from './types.js';
  * whose planner died after writing it (its message came back after the queue's visibility
  * timeout): the shards without a receipt are queued again (a shard message twice is harmless,
  * see shard-worker.ts). When queueing the shards fails, the plan is dropped and the message
- * comes back to plan again. Two planners at once: each reads the plan back after writing it,
- * and the one whose plan was replaced aborts its upload and queues nothing.
+ * comes back to plan again. Two planners at once: each names its upload in a record of its own,
+ * then writes the plan and reads it back; the one whose plan was replaced aborts its upload and
+ * queues nothing. (Both may read their own plan back: then the first one's shards find its plan
+ * replaced and change nothing, and its upload, named by its record, is aborted when the file's
+ * state is cleared.)
  */
 export async function planShardedCopy(deps: FanoutDeps, message: CopyMessage, ctx: { signal?: AbortSignal | undefined; log: Logger }): Promise<'sharded' | 'duplicate' | undefined> {
   const shardBytes = deps.config.fanout?.shardBytes ?? 0;
@@ -45,8 +49,8 @@ export async function planShardedCopy(deps: FanoutDeps, message: CopyMessage, ct
   }
   if (existing) {
     const done = new Set<string>();
-    for await (const o of listObjects(deps, bucket, shardReceiptsPrefix(prefix, graphId, backupId, fileName), signal)) done.add(o.key);
-    const pending = Array.from({ length: existing.shardCount }, (_, i) => i).filter((i) => !done.has(`${shardReceiptsPrefix(prefix, graphId, backupId, fileName)}${i}.json`));
+    for await (const o of listObjects(deps, bucket, shardReceiptsPrefix(prefix, graphId, backupId, fileName, existing.planId), signal)) done.add(o.key);
+    const pending = Array.from({ length: existing.shardCount }, (_, i) => i).filter((i) => !done.has(shardReceiptKey(prefix, graphId, backupId, fileName, existing.planId, i)));
     await sendShards(deps, message, existing, pending, message, signal);
     log.info({ planId: existing.planId, shards: pending.length }, 'sharded copy already planned; queued its unfinished shards again');
     return 'sharded';
@@ -69,17 +73,22 @@ export async function planShardedCopy(deps: FanoutDeps, message: CopyMessage, ct
   const plan: ShardPlan = {
     version: 1, planId: randomUUID(), fileName, key, uploadId, ...layout, sourceEtag: source.etag, createdAt: new Date((deps.now ?? Date.now)()).toISOString(),
   };
-  const planKey = shardPlanKey(prefix, graphId, backupId, fileName);
+  const uploadKey = shardUploadKey(prefix, graphId, backupId, fileName, plan.planId);
+  const withdraw = async (): Promise<void> => {
+    await abortMultipart(target, uploadId);
+    await deleteKey(deps, bucket, uploadKey).catch((err: unknown) => log.warn({ err }, 'could not remove an upload record; it is harmless'));
+  };
   try {
-    await putJson(deps, bucket, planKey, plan, signal);
+    await putJson(deps, bucket, uploadKey, { key, uploadId, planId: plan.planId }, signal);
+    await putJson(deps, bucket, shardPlanKey(prefix, graphId, backupId, fileName), plan, signal);
     const stored = await readShardPlan(deps, message, signal);
     if (stored?.planId !== plan.planId) {
       log.info({ planId: stored?.planId }, 'another worker planned this file at the same time; its plan stands');
-      await abortMultipart(target, uploadId);
+      await withdraw();
       return 'duplicate';
     }
   } catch (err) {
-    await abortMultipart(target, uploadId);
+    await withdraw();
     throw err;
   }
   try {

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { fileKey } from '../archive/keys.js';
 import { deleteKeys, listObjects } from '../archive/s3-objects.js';
 import { isNoSuchUpload } from '../copy/s3-errors.js';
 import { abortMultipart } from '../copy/upload.js';
@@ -52,29 +54,47 @@ export async function sendShards(deps: FanoutDeps, f: FileRef, plan: ShardPlan, 
   }
 }
 
-/** Removes every state object of one sharded file (plan, shard receipts and checkpoints, the hash pass's checkpoint). */
-export async function clearShardState(deps: FanoutDeps, f: FileRef, signal?: AbortSignal): Promise<void> {
+/** What a plan or an upload record must name for its upload to be aborted. */
+const namedUpload = z.looseObject({ key: z.string().min(1), uploadId: z.string().min(1) });
+
+/** Aborts an upload; one already gone (completed, aborted by another shard at once) is fine. */
+async function abortQuietly(deps: FanoutDeps, key: string, uploadId: string, log: Logger): Promise<void> {
+  try {
+    await abortMultipart({ s3: deps.s3, retry: deps.retry, log, bucket: deps.config.archive.bucket, key }, uploadId);
+  } catch (err) {
+    // Swift answers an abort racing another abort 404 NoSuchKey.
+    if (isNoSuchUpload(err) || toArchiverError(err).details?.['status'] === 404) return;
+    log.warn({ err: toArchiverError(err) }, 'could not abort a sharded file\'s upload; `ges-archiver cleanup` (or the bucket\'s lifecycle rule) removes it');
+  }
+}
+
+/**
+ * Removes every state object of one sharded file (plan, upload records, shard receipts and
+ * checkpoints, the hash pass's checkpoint), after aborting every upload they name that is not
+ * the file's completed one (a second planner's, left by a race).
+ */
+export async function clearShardState(deps: FanoutDeps, f: FileRef, log: Logger, signal?: AbortSignal): Promise<void> {
   const { bucket, prefix } = deps.config.archive;
-  for (const folder of shardStatePrefixes(prefix, f.graphId, f.backupId, f.fileName)) {
+  const [shardFolder, checkpointFolder] = shardStatePrefixes(prefix, f.graphId, f.backupId, f.fileName);
+  const key = fileKey(prefix, f.graphId, f.backupId, f.fileName);
+  for (const folder of [checkpointFolder, shardFolder]) {
     const keys: string[] = [];
     for await (const o of listObjects(deps, bucket, folder, signal)) keys.push(o.key);
+    if (folder === checkpointFolder) {
+      for (const k of keys) {
+        const named = namedUpload.safeParse(await getJson(deps, bucket, k, signal));
+        // Only an upload to this file's own key: the record is ours, but it is read back from the store.
+        if (named.success && named.data.key === key) await abortQuietly(deps, key, named.data.uploadId, log);
+      }
+    }
     await deleteKeys(deps, bucket, keys, signal);
   }
 }
 
 /** Aborts the plan's upload and removes the file's shard state: nothing will finish this plan. */
 export async function abandonPlan(deps: FanoutDeps, f: FileRef, plan: ShardPlan, log: Logger): Promise<void> {
-  const { bucket } = deps.config.archive;
-  try {
-    await abortMultipart({ s3: deps.s3, retry: deps.retry, log, bucket, key: plan.key }, plan.uploadId);
-  } catch (err) {
-    // Another shard aborting the same upload at once: Swift answers the second abort 404 NoSuchKey.
-    const gone = isNoSuchUpload(err) || toArchiverError(err).details?.['status'] === 404;
-    if (!gone) {
-      log.warn({ err: toArchiverError(err) }, 'could not abort the sharded file\'s upload; `ges-archiver cleanup` (or the bucket\'s lifecycle rule) removes it');
-    }
-  }
-  await clearShardState(deps, f).catch((err: unknown) => log.warn({ err: toArchiverError(err) }, 'could not remove the sharded file\'s state; `ges-archiver cleanup` removes it'));
+  await abortQuietly(deps, plan.key, plan.uploadId, log);
+  await clearShardState(deps, f, log).catch((err: unknown) => log.warn({ err: toArchiverError(err) }, 'could not remove the sharded file\'s state; `ges-archiver cleanup` removes it'));
 }
 
 /**

@@ -113,7 +113,7 @@ async function copyShard(deps: FanoutDeps, message: ShardMessage, plan: ShardPla
   if (message.shardCount !== plan.shardCount) {
     throw new ArchiverError(ErrorCodes.MessageInvalid, `Invalid copy-shard message: shardCount ${message.shardCount} is not the plan's ${plan.shardCount}`, { details: { fields: ['shardCount'] } });
   }
-  const rKey = shardReceiptKey(prefix, graphId, backupId, fileName, shard);
+  const rKey = shardReceiptKey(prefix, graphId, backupId, fileName, plan.planId, shard);
   const ckKey = shardCheckpointKey(prefix, graphId, backupId, fileName, shard);
   const receipt = shardReceiptSchema.safeParse(await getJson(deps, bucket, rKey, signal));
   if (receipt.success && receipt.data.planId === plan.planId) {
@@ -186,7 +186,7 @@ async function completeIfLast(deps: FanoutDeps, message: ShardMessage, plan: Sha
   const { bucket, prefix } = deps.config.archive;
   const { graphId, backupId, fileName } = message;
   const { signal, log } = ctx;
-  const folder = shardReceiptsPrefix(prefix, graphId, backupId, fileName);
+  const folder = shardReceiptsPrefix(prefix, graphId, backupId, fileName, plan.planId);
   const keys: string[] = [];
   for await (const o of listObjects(deps, bucket, folder, signal)) keys.push(o.key);
   if (keys.length < plan.shardCount) return done('copied');
@@ -196,9 +196,9 @@ async function completeIfLast(deps: FanoutDeps, message: ShardMessage, plan: Sha
     .flatMap((r) => (r.success ? [r.data] : []));
   const { parts, missing } = partsOfReceipts(plan, receipts);
   if (missing.length > 0) {
-    // Unreadable receipts, or of another plan: those shards are copied again (same part numbers).
+    // Unreadable or damaged receipts: those shards are copied again (same part numbers).
     log.warn({ missing }, 'some shard receipts do not match the plan; copying those shards again');
-    for (const shard of missing) await dropKey(deps, shardReceiptKey(prefix, graphId, backupId, fileName, shard), log);
+    for (const shard of missing) await dropKey(deps, shardReceiptKey(prefix, graphId, backupId, fileName, plan.planId, shard), log);
     for (const shard of missing) await sendOne(deps, { v: 1, type: 'copy-shard', runId: message.runId, graphId, backupId, fileName, planId: plan.planId, shard, shardCount: plan.shardCount }, signal);
     return done('copied');
   }
@@ -287,7 +287,7 @@ async function hashStep(deps: FanoutDeps, message: HashMessage, plan: ShardPlan,
   await writeReceipt(deps, bucket, receiptKey(prefix, graphId, backupId, fileName), {
     name: fileName, key: plan.key, bytes: result.bytes, sha256: result.sha256, completedAt: new Date(ctx.now()).toISOString(),
   }, ctx.signal);
-  await clearShardState(deps, message, ctx.signal).catch((err: unknown) => log.warn({ err: toArchiverError(err) }, 'could not remove the sharded file\'s state; it is removed with the backup\'s'));
+  await clearShardState(deps, message, log, ctx.signal).catch((err: unknown) => log.warn({ err: toArchiverError(err) }, 'could not remove the sharded file\'s state; it is removed with the backup\'s'));
   log.info({ bytes: result.bytes, shards: plan.shardCount }, 'sharded file archived');
   return { outcome: 'copied', finalize: true };
 }

@@ -10,11 +10,13 @@ import { choosePartSize, partCount } from '../copy/part-size.js';
  * a shard is `partsPerShard` consecutive parts, and its parts keep their numbers in the file.
  *
  * State, under the backup's `_state/` folder (removed with it once manifest.json is written):
- * - `checkpoints/shards/{fileName}/plan.json`: the plan (upload id, sizes, the source's ETag).
- *   Under `checkpoints/` because it names a multipart upload: `ges-archiver cleanup` aborts the
- *   uploads that checkpoints name (lib/archive/backup-state.ts), and docs/contract.md promises
- *   an upload kept is always named by a checkpoint.
- * - `shards/{fileName}/receipts/{shard}.json`: a finished shard's parts (numbers and ETags).
+ * - `checkpoints/shards/{fileName}/plan.json`: the plan (upload id, sizes, the source's ETag), and
+ *   `checkpoints/shards/{fileName}/uploads/{planId}.json`, each upload a planner created (written
+ *   before its plan: two planners racing leave no unnamed upload). Under `checkpoints/` because
+ *   they name multipart uploads: `ges-archiver cleanup` aborts the uploads that checkpoints name
+ *   (lib/archive/backup-state.ts), and docs/contract.md promises an upload kept is always named
+ *   by a checkpoint. Clearing a file's shard state aborts them too.
+ * - `shards/{fileName}/receipts/{planId}/{shard}.json`: a finished shard's parts (numbers and ETags).
  * - `shards/{fileName}/checkpoints/{shard}.json`: a handed-over shard's stored prefix.
  * - `shards/{fileName}/hash.json`: the whole-file SHA-256 pass's progress (a hash-wasm midstate).
  */
@@ -72,16 +74,25 @@ export function shardRange(layout: ShardLayout, index: number): ShardRange {
 const shardFolder = (prefix: string, graphId: string, backupId: string, fileName: string): string =>
   `${stateBackupPrefix(prefix, graphId, backupId)}shards/${fileName}/`;
 
+const shardCheckpointsFolder = (prefix: string, graphId: string, backupId: string, fileName: string): string =>
+  `${stateBackupPrefix(prefix, graphId, backupId)}checkpoints/shards/${fileName}/`;
+
 export function shardPlanKey(prefix: string, graphId: string, backupId: string, fileName: string): string {
-  return `${stateBackupPrefix(prefix, graphId, backupId)}checkpoints/shards/${fileName}/plan.json`;
+  return `${shardCheckpointsFolder(prefix, graphId, backupId, fileName)}plan.json`;
 }
 
-export function shardReceiptsPrefix(prefix: string, graphId: string, backupId: string, fileName: string): string {
-  return `${shardFolder(prefix, graphId, backupId, fileName)}receipts/`;
+/** Names every upload a planner created (before its plan is written), so that none is left unnamed if two planners race. */
+export function shardUploadKey(prefix: string, graphId: string, backupId: string, fileName: string, planId: string): string {
+  return `${shardCheckpointsFolder(prefix, graphId, backupId, fileName)}uploads/${planId}.json`;
 }
 
-export function shardReceiptKey(prefix: string, graphId: string, backupId: string, fileName: string, shard: number): string {
-  return `${shardReceiptsPrefix(prefix, graphId, backupId, fileName)}${shard}.json`;
+/** Per plan: a receipt an old plan's shard writes late (after a restart) is never counted for the new one. */
+export function shardReceiptsPrefix(prefix: string, graphId: string, backupId: string, fileName: string, planId: string): string {
+  return `${shardFolder(prefix, graphId, backupId, fileName)}receipts/${planId}/`;
+}
+
+export function shardReceiptKey(prefix: string, graphId: string, backupId: string, fileName: string, planId: string, shard: number): string {
+  return `${shardReceiptsPrefix(prefix, graphId, backupId, fileName, planId)}${shard}.json`;
 }
 
 export function shardCheckpointKey(prefix: string, graphId: string, backupId: string, fileName: string, shard: number): string {
@@ -94,7 +105,7 @@ export function hashCheckpointKey(prefix: string, graphId: string, backupId: str
 
 /** Every state key of one sharded file lives under one of these two prefixes. */
 export function shardStatePrefixes(prefix: string, graphId: string, backupId: string, fileName: string): [string, string] {
-  return [shardFolder(prefix, graphId, backupId, fileName), `${stateBackupPrefix(prefix, graphId, backupId)}checkpoints/shards/${fileName}/`];
+  return [shardFolder(prefix, graphId, backupId, fileName), shardCheckpointsFolder(prefix, graphId, backupId, fileName)];
 }
 
 const whole = z.number().int().nonnegative();

@@ -282,6 +282,53 @@ describe('range-sharded copies', () => {
     await expectArchived(bucket);
   });
 
+  it('a copy-file message delivered again queues nothing while its plan is fresh, and the unfinished shards once the planner is taken for dead', async () => {
+    // Prepare: the file is sharded; shard 0 copied; the other shard messages lost (the planner died sending them)
+    const { bucket, queueUrl, rt } = await fanOut();
+    const copyFiles = await receiveCount(queueUrl, 2);
+    const hugeCopy = copyFiles.find((m) => m.record.body.includes(HUGE.name))!;
+    expect(await invokeEach(rt, queueUrl, copyFiles)).toEqual([]);
+    const shards = (await receiveCount(queueUrl, 4)).sort((a, b) => shardOf(a) - shardOf(b));
+    expect(await invokeEach(rt, queueUrl, [shards[0]!])).toEqual([]);
+    for (const m of shards.slice(1)) await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.receiptHandle }));
+    const planKey = shardPlanKey('ges-backups/', G, B, HUGE.name);
+
+    // Act: the copy-file message again, with the plan fresh, then with the plan 21 minutes old
+    expect(await invokeEach(rt, queueUrl, [hugeCopy])).toEqual([]);
+    const whileFresh = await receive(queueUrl);
+    const plan = JSON.parse((await getObjectBytes(bucket, planKey)).toString()) as { createdAt: string };
+    await putJson(rt, bucket, planKey, { ...plan, createdAt: new Date(Date.now() - 21 * 60_000).toISOString() });
+    expect(await invokeEach(rt, queueUrl, [hugeCopy])).toEqual([]);
+    const requeued = (await receiveCount(queueUrl, 3)).sort((a, b) => shardOf(a) - shardOf(b));
+    expect(await invokeEach(rt, queueUrl, requeued)).toEqual([]);
+    const rest = await drain(rt, queueUrl);
+
+    // Assess
+    expect(whileFresh).toEqual([]);
+    expect(requeued.map(shardOf)).toEqual([1, 2, 3]);
+    expect(rest.failures).toBe(0);
+    await expectArchived(bucket);
+  });
+
+  it('two planners of the same file at once leave one plan in use and no upload behind', async () => {
+    // Prepare
+    const { bucket, queueUrl, rt } = await fanOut();
+    const copyFiles = await receiveCount(queueUrl, 2);
+    const hugeCopy = copyFiles.find((m) => m.record.body.includes(HUGE.name))!;
+
+    // Act: the huge file's copy-file message on two invocations at once (a duplicate delivery)
+    const results = await Promise.all([hugeCopy, hugeCopy, ...copyFiles.filter((m) => m !== hugeCopy)]
+      .map((m) => handleCopyMessages(rt, [m.record], { finalize: FINALIZE })));
+    for (const m of copyFiles) await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.receiptHandle }));
+    const drained = await drain(rt, queueUrl);
+
+    // Assess
+    expect(results.flatMap((r) => r.batchItemFailures)).toEqual([]);
+    expect(drained.failures).toBe(0);
+    expect([4, 8]).toContain(drained.bodies.filter((b) => b.includes('"copy-shard"')).length);
+    await expectArchived(bucket);
+  });
+
   it('a shard that fails on its last delivery aborts the file\'s upload and drops its state before the dead-letter queue', async () => {
     // Prepare: every delivery is the last (MAX_RECEIVE_COUNT 1); the source refuses every link
     const { bucket, queueUrl, rt } = await fanOut({ MAX_RECEIVE_COUNT: '1' });
@@ -323,10 +370,10 @@ describe('range-sharded copies', () => {
     for (const m of restarts) expect(m).toMatchObject({ fileName: HUGE.name, restarts: 1 });
     const newShards = rest.bodies.map((b) => JSON.parse(b) as { type: string; planId?: string; restarts?: number }).filter((m) => m.type === 'copy-shard');
     const oldPlanId = (JSON.parse(oldPlan) as { planId: string }).planId;
-    expect(newShards).toHaveLength(4);
+    // (four, or eight when two of those messages planned at the very same moment: see the next test)
+    expect([4, 8]).toContain(newShards.length);
     for (const m of newShards) expect(m).toMatchObject({ restarts: 1 });
-    expect(new Set(newShards.map((m) => m.planId)).size).toBe(1);
-    expect(newShards[0]!.planId).not.toBe(oldPlanId);
+    expect(newShards.every((m) => m.planId !== oldPlanId)).toBe(true);
     expect(emulator.fileSha256(G, B, HUGE.name)).not.toBe(oldSha);
     await expectArchived(bucket);
   });
