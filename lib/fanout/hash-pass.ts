@@ -1,7 +1,5 @@
-import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { headObject } from '../archive/s3-objects.js';
+import { headObject, openObjectFrom } from '../archive/s3-objects.js';
 import { createFileHasher, restoreFileHasher, type FileHasher } from '../copy/hasher.js';
-import { toS3Error } from '../copy/s3-errors.js';
 import { ArchiverError, ErrorCodes, isAbortError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HashCheckpoint, ShardPlan } from './shards.js';
@@ -55,14 +53,8 @@ export async function hashStoredFile(
     if (due()) break;
     const before = offset;
     try {
-      const res = await deps.retry(async () => {
-        try {
-          return await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: plan.key, Range: `bytes=${offset}-`, IfMatch: etag }), { abortSignal: signal });
-        } catch (err) {
-          throw toS3Error(err, 'GetObject', { key: plan.key });
-        }
-      }, { signal });
-      for await (const chunk of (res.Body as AsyncIterable<Uint8Array> | undefined) ?? []) {
+      const body = await openObjectFrom(deps, bucket, plan.key, { offset, etag }, signal);
+      for await (const chunk of body) {
         hasher.update(chunk);
         offset += chunk.byteLength;
         if (offset > plan.totalBytes) break;
