@@ -65,12 +65,24 @@ export interface Config {
     readonly markerTtlMs: number;
     /** A scheduled run with a copy queue plans per graph (one message each) from this many graphs on: PLAN_PER_GRAPH_MIN_GRAPHS. */
     readonly planPerGraphMinGraphs: number;
+    /**
+     * A fanned-out file larger than this is copied in shards of about this many bytes (whole
+     * parts), one copy worker each, in parallel (ARCHIVE_SHARD_MB; 0: never). Memory: a shard is a
+     * copy, bounded like one (copierMemoryBound); the SHA-256 pass after it streams.
+     */
+    readonly shardBytes: number;
   };
 }
 
 export const DEFAULT_ALLOWED_HOSTS = '*.myhuaweicloud.com,*.myhuaweicloud.eu';
 /** FANOUT_MARKER_HOURS' default: a fan-out younger than this is left to its workers. */
 export const DEFAULT_FANOUT_MARKER_HOURS = 12;
+/**
+ * ARCHIVE_SHARD_MB's default: about what one copy worker copies in one 15-minute invocation at a
+ * conservative 10 MiB/s (some 13 minutes of copying after the start and the handover margin:
+ * 7.6 GiB), rounded to 8 GiB. A shard that takes longer hands over like any copy.
+ */
+export const DEFAULT_SHARD_MIB = 8192;
 /** PLAN_PER_GRAPH_MIN_GRAPHS' default: up to 19 graphs, planning serially takes well under a minute. */
 export const DEFAULT_PLAN_PER_GRAPH_MIN_GRAPHS = 20;
 /** ARCHIVE_PART_CONCURRENCY's default: parts of one file uploaded at once. */
@@ -214,6 +226,7 @@ const envSchema = z.object({
   LOG_FORMAT: oneOf('LOG_FORMAT', LOG_FORMATS),
   FANOUT_MARKER_HOURS: intInRange('FANOUT_MARKER_HOURS', 1, 168, DEFAULT_FANOUT_MARKER_HOURS),
   PLAN_PER_GRAPH_MIN_GRAPHS: intInRange('PLAN_PER_GRAPH_MIN_GRAPHS', 1, 100_000, DEFAULT_PLAN_PER_GRAPH_MIN_GRAPHS),
+  ARCHIVE_SHARD_MB: intInRange('ARCHIVE_SHARD_MB', 0, 5 * 1024 * 1024, DEFAULT_SHARD_MIB),
 });
 
 /** Formats zod issues as "FIELD: message" lines. */
@@ -371,7 +384,7 @@ export function loadConfig(env: Record<string, string | undefined>, overrides: C
     partSizeBytes: overrides.partSizeBytes ?? e.ARCHIVE_PART_SIZE_MB * MiB,
     resumableAfterMs: e.ARCHIVE_RESUMABLE_AFTER_S * 1000,
     checkpointEveryMs: e.ARCHIVE_CHECKPOINT_EVERY_S * 1000,
-    fanout: { inlineThroughputMiBps: e.INLINE_THROUGHPUT_MBPS, maxReceiveCount: e.MAX_RECEIVE_COUNT, markerTtlMs: e.FANOUT_MARKER_HOURS * 3_600_000, planPerGraphMinGraphs: e.PLAN_PER_GRAPH_MIN_GRAPHS },
+    fanout: { inlineThroughputMiBps: e.INLINE_THROUGHPUT_MBPS, maxReceiveCount: e.MAX_RECEIVE_COUNT, markerTtlMs: e.FANOUT_MARKER_HOURS * 3_600_000, planPerGraphMinGraphs: e.PLAN_PER_GRAPH_MIN_GRAPHS, shardBytes: e.ARCHIVE_SHARD_MB * MiB },
   });
 }
 

@@ -10,11 +10,11 @@ import { PartPool } from './part-pool.js';
 import { choosePartSize, DEFAULT_PART_SIZE, MiB, MIN_PART_SIZE, partCount } from './part-size.js';
 import { DEFAULT_RATE_FLOOR, RateFloor } from './rate-floor.js';
 import { DEFAULT_CHECKPOINT_EVERY_S, DEFAULT_PART_CONCURRENCY, DEFAULT_RESUMABLE_AFTER_S } from '../config.js';
-import type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyStats, FileLink } from './types.js';
+import type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyRangeRequest, CopyStats, FileLink } from './types.js';
 import { abortMultipart, UploadSession } from './upload.js';
 
 export type { CopyCheckpoint } from './checkpoint.js';
-export type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyStats, FileLink } from './types.js';
+export type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyRangeRequest, CopyRangeResult, CopyStats, FileLink } from './types.js';
 
 /**
  * The stream copier: one GES backup file → one S3 object, via a multipart upload straight to the
@@ -166,7 +166,8 @@ class FileCopy {
   /** Waits under way, each with the time up to which it is counted in `waitedMs`. */
   private readonly activeWaits = new Set<{ since: number }>();
 
-  constructor(private readonly deps: CopierDeps, private readonly req: CopyFileRequest) {
+  /** `range`: copy only these parts into that upload (a shard; see CopyRangeRequest). */
+  constructor(private readonly deps: CopierDeps, private readonly req: CopyFileRequest, private readonly range?: CopyRangeRequest) {
     this.now = deps.now ?? Date.now;
     this.startedAt = this.now();
     this.minPartSize = deps.partSizeBytes ?? DEFAULT_PART_SIZE;
@@ -204,7 +205,8 @@ class FileCopy {
         try {
           return await this.runEpoch();
         } catch (err) {
-          if (!(err instanceof Restart)) throw err;
+          // A range cannot start its file again: the shard's caller restarts the whole file.
+          if (!(err instanceof Restart) || this.range) throw err;
           await this.restart(err);
         }
       }
@@ -213,7 +215,9 @@ class FileCopy {
       // what is stored stays, named by the checkpoint returned.
       if (this.keepsUploadOnAbort()) return this.handover();
       if (!this.signal.aborted) this.ac.abort(new Error('copy failed'));
-      await this.session.cleanup(this.upload?.uploadId, err);
+      // A range's upload is shared with the other shards: its parts stay for the next delivery.
+      if (this.range) await this.session.settle();
+      else await this.session.cleanup(this.upload?.uploadId, err);
       throw this.finalError(err);
     } finally {
       outer?.removeEventListener('abort', onAbort);
@@ -221,6 +225,7 @@ class FileCopy {
   }
 
   private keepsUploadOnAbort(): boolean {
+    if (this.range) return this.req.signal?.aborted === true && this.req.handoverAt !== undefined;
     // A resumable copy interrupted before any part was stored has nothing worth a checkpoint.
     return this.req.signal?.aborted === true && (this.req.handoverAt !== undefined || (this.req.resumable === true && this.session.partsStored > 0))
       && this.upload?.uploadId !== undefined && this.hasher.kind === 'wasm';
@@ -236,6 +241,10 @@ class FileCopy {
   }
 
   private async restoreOrInit(): Promise<void> {
+    if (this.range) {
+      this.restoreRange(this.range);
+      return;
+    }
     const cp = this.req.checkpoint;
     if (!cp) {
       this.hasher = this.req.handoverAt === undefined && this.req.resumable === true
@@ -262,6 +271,26 @@ class FileCopy {
     this.session.restoreParts(cp.parts);
     this.committed = cp.offset;
     this.startOffset = cp.offset;
+  }
+
+  /** A range: the upload is known, every request is a range with If-Match, parts stop at the range's last. */
+  private restoreRange(r: CopyRangeRequest): void {
+    if (r.start % r.partSize !== 0 || r.start > r.end || r.end > r.totalBytes || (r.end % r.partSize !== 0 && r.end !== r.totalBytes)) {
+      throw new ArchiverError(ErrorCodes.Internal, `Range ${r.start}-${r.end} of ${r.fileName} is not made of whole parts of ${r.partSize} bytes`);
+    }
+    this.hasher = NO_HASH;
+    this.upload = {
+      uploadId: r.uploadId, partSize: r.partSize, totalBytes: r.totalBytes, parts: partCount(r.end, r.partSize),
+      validator: { etag: r.sourceEtag }, parallel: true,
+    };
+    this.session.restoreParts(r.parts ?? []);
+    this.committed = r.start;
+    this.startOffset = r.start;
+  }
+
+  /** The parts stored for this copy, earlier hops' included, by part number. */
+  storedParts(): { partNumber: number; etag: string }[] {
+    return this.session.partList();
   }
 
   /** One pass: the first request when nothing is known yet, then the streams until done, a restart or a handover. */
@@ -678,6 +707,7 @@ class FileCopy {
   }
 
   private async finish(pool: PartPool | undefined): Promise<CopyFileResult> {
+    if (this.range) return this.finishRange(pool);
     const upload = this.upload;
     if (upload) {
       await this.session.drain();
@@ -705,6 +735,19 @@ class FileCopy {
     }
     this.log.debug({ bytes: totalBytes, ...this.finishStats() }, 'file copied');
     return { status: 'complete', key: this.req.key, bytes: totalBytes, sha256, stats: this.finishStats() };
+  }
+
+  /** A range is done once every one of its parts is stored; the caller completes the upload. */
+  private async finishRange(pool: PartPool | undefined): Promise<CopyFileResult> {
+    const range = this.range as CopyRangeRequest;
+    await this.session.drain();
+    const stored = pool?.hashedBytes ?? this.committed;
+    if (stored !== range.end) {
+      throw new ArchiverError(ErrorCodes.DownloadLengthMismatch, `Received bytes ${range.start}-${stored} of the range ${range.start}-${range.end}`, {
+        details: { stored, start: range.start, end: range.end },
+      });
+    }
+    return { status: 'complete', key: this.req.key, bytes: range.end - range.start, sha256: '', stats: this.finishStats() };
   }
 
   private progress(delta: number): void {
@@ -741,6 +784,9 @@ class FileCopy {
   }
 }
 
+/** A range copy hashes nothing: the whole file's SHA-256 is computed over the completed object. */
+const NO_HASH: FileHasher = { kind: 'node', update: () => undefined, digestHex: () => '', save: () => '' };
+
 /** Stops every stream of a pass; the first reason given is the one that counts. */
 function stopEpoch(epoch: Epoch, reason: unknown): void {
   if (epoch.stop !== undefined) return;
@@ -760,6 +806,21 @@ export function createCopier(deps: CopierDeps): Copier {
       assertSafeFileName(req.fileName);
       if (req.link) assertAllowedLink(req.link.url, deps.allowedHosts);
       return new FileCopy(deps, req).run();
+    },
+    async copyRange(range) {
+      assertSafeFileName(range.fileName);
+      const req: CopyFileRequest = {
+        bucket: range.bucket, key: range.key, fileName: range.fileName, getLink: (signal) => range.getLink(signal),
+        ...(range.signal ? { signal: range.signal } : {}),
+        ...(range.handoverAt === undefined ? {} : { handoverAt: range.handoverAt }),
+        ...(range.onProgress ? { onProgress: (delta: number) => range.onProgress?.(delta) } : {}),
+      };
+      const copy = new FileCopy(deps, req, range);
+      const result = await copy.run();
+      if (result.status === 'handover') {
+        return { status: 'handover', offset: result.checkpoint.offset, parts: result.checkpoint.parts, stats: result.stats };
+      }
+      return { status: 'complete', parts: copy.storedParts(), stats: result.stats };
     },
     async abortCheckpoint(cp) {
       await abortMultipart({

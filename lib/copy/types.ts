@@ -53,6 +53,43 @@ export interface CopyFileRequest {
   beforeCommit?(result: { bytes: number; sha256: string }, signal: AbortSignal): Promise<void>;
 }
 
+/**
+ * A byte range of one file into a multipart upload that someone else created and completes (a
+ * shard of a range-sharded copy, lib/fanout/shard-worker.ts). The range's parts keep their
+ * numbers in the whole file, so uploading a part again replaces it: a redelivered shard is
+ * idempotent. No SHA-256 (the whole file's is computed after completion), no completion, and
+ * the upload is never aborted here: a failure leaves it to the shard's next delivery.
+ */
+export interface CopyRangeRequest {
+  bucket: string;
+  key: string;
+  fileName: string;
+  /** A fresh link from GES; called at start and after every expiry. */
+  getLink(signal: AbortSignal): Promise<FileLink>;
+  signal?: AbortSignal;
+  /** Epoch ms; once reached, stop at a part boundary and return the stored prefix of the range. */
+  handoverAt?: number;
+  onProgress?(deltaBytes: number): void;
+  uploadId: string;
+  partSize: number;
+  /** The whole file's length: every answer must agree (else the source changed: SOURCE_CHANGED). */
+  totalBytes: number;
+  /** The source's strong ETag, sent as If-Match with every range: a 412 is SOURCE_CHANGED. */
+  sourceEtag: string;
+  /** First byte to copy: a part boundary (the range's start, or where an earlier hop stopped). */
+  start: number;
+  /** End of the range (exclusive): a part boundary, or `totalBytes`. */
+  end: number;
+  /** Parts of this range stored by earlier hops (below `start`). */
+  parts?: { partNumber: number; etag: string }[];
+}
+
+export type CopyRangeResult =
+  /** `parts`: every part of the range (earlier hops' included), by part number. */
+  | { status: 'complete'; parts: { partNumber: number; etag: string }[]; stats: CopyStats }
+  /** Stopped at `offset` (a part boundary): `parts` are the stored parts below it. */
+  | { status: 'handover'; offset: number; parts: { partNumber: number; etag: string }[]; stats: CopyStats };
+
 export interface CopyStats {
   linkRefreshes: number;
   resumes: number;
@@ -105,5 +142,7 @@ export interface CopierDeps {
 
 export interface Copier {
   copyFile(req: CopyFileRequest): Promise<CopyFileResult>;
+  /** Copies a byte range into an existing multipart upload (a shard): the same download, resume and link rules as copyFile. */
+  copyRange(req: CopyRangeRequest): Promise<CopyRangeResult>;
   abortCheckpoint(cp: CopyCheckpoint): Promise<void>;
 }

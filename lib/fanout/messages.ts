@@ -25,13 +25,18 @@ const fileName = z.string({ error: 'fileName must be a string' }).superRefine((n
   if (name.toLowerCase() === ARCHIVE_MANIFEST_NAME) ctx.addIssue({ code: 'custom', message: `fileName must not be ${ARCHIVE_MANIFEST_NAME}` });
 });
 
-export const copyMessageSchema = z.strictObject({
+/** The fields every message about one file starts with. */
+const fileMessage = <T extends string>(type: T) => ({
   v: z.literal(1, { error: 'v must be 1 (the only message version)' }),
-  type: z.literal('copy-file', { error: 'type must be "copy-file"' }),
+  type: z.literal(type, { error: `type must be "${type}"` }),
   runId: id('runId'),
   graphId: id('graphId'),
   backupId: id('backupId'),
   fileName,
+});
+
+export const copyMessageSchema = z.strictObject({
+  ...fileMessage('copy-file'),
   expectedBytes: z.number({ error: 'expectedBytes must be a number' }).int('expectedBytes must be a whole number')
     .nonnegative('expectedBytes must not be negative').optional(),
   /** Set on a continuation: where the previous invocation left its copy checkpoint. */
@@ -45,6 +50,46 @@ export const copyMessageSchema = z.strictObject({
 });
 
 export type CopyMessage = z.infer<typeof copyMessageSchema>;
+
+const shardNumber = (what: string, min: number) => z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`)
+  .min(min, `${what} must be at least ${min}`).max(10_000, `${what} must be at most 10000 (S3's part limit)`);
+
+/** The continuation fields of a handed-over step, as on a copy message. */
+const chainFields = {
+  checkpointKey: z.string({ error: 'checkpointKey must be a string' }).min(1).max(1024).optional(),
+  hop: count('hop').optional(),
+  restarts: count('restarts').optional(),
+  stalledHops: count('stalledHops').optional(),
+};
+
+/**
+ * One shard of a range-sharded file (lib/fanout/shard-worker.ts): copy parts of the plan's
+ * multipart upload. Names the plan (`planId`), never the upload, a link or a secret: the plan
+ * is read from the bucket, and a message of an older plan changes nothing.
+ */
+export const shardMessageSchema = z.strictObject({
+  ...fileMessage('copy-shard'),
+  planId: id('planId'),
+  /** 0-based. */
+  shard: shardNumber('shard', 0),
+  shardCount: shardNumber('shardCount', 2),
+  ...chainFields,
+}).refine((m) => m.shard < m.shardCount, { message: 'shard must be less than shardCount', path: ['shard'] });
+
+export type ShardMessage = z.infer<typeof shardMessageSchema>;
+
+/** The whole-file SHA-256 pass over a completed sharded file, continued after a handover. */
+export const hashMessageSchema = z.strictObject({
+  ...fileMessage('hash-file'),
+  planId: id('planId'),
+  ...chainFields,
+});
+
+export type HashMessage = z.infer<typeof hashMessageSchema>;
+
+export function serializeShardMessage(message: ShardMessage | HashMessage): string {
+  return JSON.stringify(message.type === 'copy-shard' ? shardMessageSchema.parse(message) : hashMessageSchema.parse(message));
+}
 
 /**
  * SQS's limit is 256 KiB. A copy message is a few hundred bytes; a planning message with an
@@ -111,14 +156,16 @@ export const planGraphMessageSchema = z.strictObject({
 export type PlanGraphMessage = z.infer<typeof planGraphMessageSchema>;
 
 /** What the copy queue carries. */
-export type QueueMessage = CopyMessage | PlanGraphMessage;
+export type QueueMessage = CopyMessage | PlanGraphMessage | ShardMessage | HashMessage;
 
 /** Parses either kind of message, by its `type`; MESSAGE_INVALID names the field. */
 export function parseQueueMessage(body: string): QueueMessage {
   const data = bodyObject(body, 'queue message', MAX_PLAN_BODY_CHARS);
   if (data['type'] === 'plan-graph') return validated(planGraphMessageSchema, data, 'plan-graph message');
   if (data['type'] === 'copy-file') return parseCopyMessage(body);
-  throw new ArchiverError(ErrorCodes.MessageInvalid, 'Invalid queue message: type must be "copy-file" or "plan-graph"', { details: { fields: ['type'] } });
+  if (data['type'] === 'copy-shard') return validated(shardMessageSchema, bodyObject(body, 'copy-shard message'), 'copy-shard message');
+  if (data['type'] === 'hash-file') return validated(hashMessageSchema, bodyObject(body, 'hash-file message'), 'hash-file message');
+  throw new ArchiverError(ErrorCodes.MessageInvalid, 'Invalid queue message: type must be "copy-file", "copy-shard", "hash-file" or "plan-graph"', { details: { fields: ['type'] } });
 }
 
 export function serializePlanGraphMessage(message: PlanGraphMessage): string {

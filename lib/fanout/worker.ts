@@ -11,8 +11,10 @@ import { isNoSuchUpload } from '../store/s3-errors.js';
 import { ArchiverError, ErrorCodes, failureOf, isAbortError, toArchiverError } from '../errors.js';
 import { publishRunAlert, type AlertFailure } from '../alerts/alert.js';
 import { finalizeBackup, type FinalizeOptions } from './finalize.js';
-import { parseQueueMessage, serializeCopyMessage, type CopyMessage, type PlanGraphMessage, type QueueMessage } from './messages.js';
+import { parseQueueMessage, serializeCopyMessage, type CopyMessage, type HashMessage, type PlanGraphMessage, type QueueMessage, type ShardMessage } from './messages.js';
 import { planGraphStep } from './plan-graph.js';
+import { planShardedCopy } from './shard-plan.js';
+import { runShardStep } from './shard-worker.js';
 import { sendMessage } from './sqs.js';
 import { checkpointKey, deleteKey, getJson } from '../store/fanout-state.js';
 import { DEFAULT_MAX_RECEIVE_COUNT } from '../config.js';
@@ -56,8 +58,9 @@ export interface WorkerOptions {
 /**
  * `requeued`: stored, but the finalize lock was busy: the message was sent again with a delay to finalize later.
  * `planned`: a `plan-graph` message planned its graph (archived inline, or fanned out).
+ * `sharded`: a large file's shards were queued (lib/fanout/shard-plan.ts).
  */
-export type RecordOutcome = 'copied' | 'handed-over' | 'duplicate' | 'requeued' | 'planned' | 'failed';
+export type RecordOutcome = 'copied' | 'handed-over' | 'duplicate' | 'requeued' | 'planned' | 'sharded' | 'failed';
 
 /**
  * A copy stopped by the invocation's abort (the deadline came before the handover did) returns a
@@ -172,7 +175,7 @@ class Worker {
       return 'failed';
     }
     try {
-      const outcome = await this.copy(message, flog, last);
+      const outcome = message.type === 'copy-file' ? await this.copy(message, flog, last) : await this.shardStep(message, flog, last);
       flog.info({ outcome }, 'copy message done');
       return outcome;
     } catch (err) {
@@ -260,6 +263,8 @@ class Worker {
       if (last) await this.dropCheckpoint(message, log);
       throw overLimit;
     }
+    const sharded = await planShardedCopy(deps, message, { signal, log });
+    if (sharded !== undefined) return sharded;
 
     let checkpoint: CopyCheckpoint | undefined;
     if (message.checkpointKey !== undefined) {
@@ -331,6 +336,19 @@ class Worker {
     return this.finalize(message, 'copied', log);
   }
 
+  /** A shard of a range-sharded file, or its hash pass (lib/fanout/shard-worker.ts); finalize when the file is done. */
+  private async shardStep(message: ShardMessage | HashMessage, log: FanoutDeps['logger'], last: boolean): Promise<RecordOutcome> {
+    const { signal, deadline } = this.options;
+    const step = await runShardStep(this.deps, message, {
+      signal, log, last, now: this.now, overLimit: chainLimitError(message),
+      handoverAt: deadline === undefined ? undefined : deadline - (this.options.handoverMarginMs ?? DEADLINE_MARGINS.handoverMs),
+      saveSignal: () => (signal?.aborted ? AbortSignal.timeout(HANDOVER_SAVE_MS) : signal),
+    });
+    if (!step.finalize) return step.outcome;
+    const { runId, graphId, backupId, fileName } = message;
+    return this.finalize({ v: 1, type: 'copy-file', runId, graphId, backupId, fileName }, step.outcome, log);
+  }
+
   /** Sends a message to the copy queue (a continuation, or a finalize to try again later). */
   private async send(message: CopyMessage, delaySeconds?: number, signal = this.options.signal): Promise<void> {
     const queueUrl = this.deps.config.copyQueueUrl;
@@ -387,7 +405,7 @@ function continuation(message: CopyMessage, checkpointKey: string, fromOffset: n
 }
 
 /** Why a continuation chain must end here (HANDOVER_LIMIT), or undefined while it may go on. */
-function chainLimitError(message: CopyMessage): ArchiverError | undefined {
+function chainLimitError(message: Pick<CopyMessage, 'fileName' | 'hop' | 'restarts' | 'stalledHops'>): ArchiverError | undefined {
   const { hop = 0, restarts = 0, stalledHops = 0 } = message;
   const why = restarts > CHAIN_LIMITS.restarts ? `it started again from byte 0 ${restarts} times (the source keeps changing)`
     : stalledHops >= CHAIN_LIMITS.stalledHops ? `${stalledHops} invocations in a row stored no new part (the download is too slow or keeps failing)`

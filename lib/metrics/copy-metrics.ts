@@ -15,6 +15,14 @@ export function recordCopyResult(sink: MetricsSink, result: CopyFileResult): voi
   } else {
     sink.add(MetricNames.CopyHandovers, MetricUnits.Count, 1);
   }
+  recordCopyStats(sink, stats);
+}
+
+/**
+ * The download datapoints of one copy call. A shard (copyRange) records only these, and its
+ * handovers: the file it belongs to is archived by the hash pass after the last shard.
+ */
+function recordCopyStats(sink: MetricsSink, stats: CopyStats): void {
   if (stats.linkRefreshes > 0) sink.add(MetricNames.LinkRefreshes, MetricUnits.Count, stats.linkRefreshes);
   if (stats.resumes > 0) sink.add(MetricNames.Resumes, MetricUnits.Count, stats.resumes);
   if (stats.restarts > 0) sink.add(MetricNames.CopyRestarts, MetricUnits.Count, stats.restarts);
@@ -40,6 +48,12 @@ export function instrumentCopier(copier: Copier, sink: MetricsSink): Copier {
         throw err;
       }
       recordCopyResult(sink, result);
+      return result;
+    },
+    async copyRange(req) {
+      const result = await copier.copyRange(req);
+      if (result.status === 'handover') sink.add(MetricNames.CopyHandovers, MetricUnits.Count, 1);
+      recordCopyStats(sink, result.stats);
       return result;
     },
     abortCheckpoint: (cp) => copier.abortCheckpoint(cp),

@@ -188,3 +188,25 @@ export async function readObjectStream<T>(
     return consume(guardedBody(body, key));
   }, { signal });
 }
+
+/**
+ * The body of `key` from byte `offset` on, only while the object's ETag is `etag` (If-Match: a
+ * changed object is a 412, S3_FAILED). The retry policy covers opening it; a body that breaks
+ * off is the caller's to open again from the byte it reached.
+ */
+export async function openObjectFrom(
+  deps: { s3: S3Client; retry: RetryPolicy },
+  bucket: string,
+  key: string,
+  range: { offset: number; etag: string },
+  signal?: AbortSignal,
+): Promise<AsyncIterable<Uint8Array>> {
+  return deps.retry(async () => {
+    try {
+      const res = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${range.offset}-`, IfMatch: range.etag }), { abortSignal: signal });
+      return (res.Body as AsyncIterable<Uint8Array> | undefined) ?? (async function* empty() {})();
+    } catch (err) {
+      throw s3Error('GetObject', key, err);
+    }
+  }, { signal });
+}

@@ -198,4 +198,12 @@ describe('loadConfig: the copy settings and their flags', () => {
     expect(configError({ ...base, ARCHIVE_STREAMS: '33' }).message).toMatch(/ARCHIVE_STREAMS must be a whole number from 1 to 32/);
     expect(configError({ ...base, ARCHIVE_PART_SIZE_MB: '4' }).message).toMatch(/ARCHIVE_PART_SIZE_MB must be a whole number from 5 to 512/);
   });
+
+  it('shards files larger than ARCHIVE_SHARD_MB (default 8 GiB; 0 never), naming the variable when it is bad', () => {
+    expect(loadConfig(base).fanout.shardBytes).toBe(8192 * MiB);
+    expect(loadConfig({ ...base, ARCHIVE_SHARD_MB: '5' }).fanout.shardBytes).toBe(5 * MiB);
+    expect(loadConfig({ ...base, ARCHIVE_SHARD_MB: '0' }).fanout.shardBytes).toBe(0);
+    expect(configError({ ...base, ARCHIVE_SHARD_MB: '-1' }).message).toMatch(/ARCHIVE_SHARD_MB must be a whole number from 0 to 5242880/);
+    expect(configError({ ...base, ARCHIVE_SHARD_MB: '1.5' }).message).toMatch(/ARCHIVE_SHARD_MB/);
+  });
 });

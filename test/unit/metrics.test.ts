@@ -1,5 +1,5 @@
 import type { RunReport } from '../../lib/archive/types.js';
-import type { Copier, CopyFileRequest, CopyFileResult, CopyStats } from '../../lib/copy/copier.js';
+import type { Copier, CopyFileRequest, CopyFileResult, CopyRangeResult, CopyStats } from '../../lib/copy/copier.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import {
   MemoryMetrics, MetricNames, instrumentCopier, newestBackupAges, recordRunMetrics, recordScheduledRunOutcome, runSucceeded,
@@ -29,6 +29,7 @@ function scriptedCopier(outcomes: Array<CopyFileResult | Error>): Copier {
       if (next === undefined) throw new Error('no more scripted outcomes');
       return next instanceof Error ? Promise.reject(next) : Promise.resolve(next);
     },
+    copyRange: () => Promise.reject(new Error('unused')),
     abortCheckpoint: () => Promise.resolve(),
   };
 }
@@ -59,6 +60,33 @@ describe('instrumentCopier', () => {
     // Only the call that moved at least 1 MiB: 8 MiB in 2 s.
     expect(sink.valuesOf(MetricNames.CopyThroughput)).toEqual([4 * MiB]);
     expect(sink.datapoints.find((d) => d.name === MetricNames.CopyThroughput)?.unit).toBe('Bytes/Second');
+  });
+
+  it('counts a shard\'s download datapoints and handovers, never an archived file (the hash pass archives it)', async () => {
+    // Prepare
+    const sink = new MemoryMetrics();
+    const outcomes: CopyRangeResult[] = [
+      { status: 'complete', parts: [], stats: stats({ linkRefreshes: 1, bytesDownloaded: 8 * MiB, durationMs: 2000 }) },
+      { status: 'handover', offset: 5, parts: [], stats: stats({ resumes: 2 }) },
+    ];
+    const copier = instrumentCopier({
+      copyFile: () => Promise.reject(new Error('unused')),
+      copyRange: () => Promise.resolve(outcomes.shift()!),
+      abortCheckpoint: () => Promise.resolve(),
+    }, sink);
+    const range = { ...request(), uploadId: 'u', partSize: 1, totalBytes: 2, sourceEtag: '"e"', start: 0, end: 2 };
+
+    // Act
+    await copier.copyRange(range);
+    await copier.copyRange(range);
+
+    // Assess
+    expect(sink.sum(MetricNames.FilesArchived)).toBe(0);
+    expect(sink.sum(MetricNames.BytesArchived)).toBe(0);
+    expect(sink.sum(MetricNames.CopyHandovers)).toBe(1);
+    expect(sink.sum(MetricNames.LinkRefreshes)).toBe(1);
+    expect(sink.sum(MetricNames.Resumes)).toBe(2);
+    expect(sink.valuesOf(MetricNames.CopyThroughput)).toEqual([4 * MiB]);
   });
 
   it('counts a handover as a handover, not an archived file', async () => {

@@ -107,6 +107,11 @@ describe('functions', () => {
     expect(env('CopyWorkerLambdaFunction')['COPY_QUEUE_URL']).toEqual({ Ref: 'CopyQueue' });
   });
 
+  it('gives copyWorker ARCHIVE_SHARD_MB from the shardSizeMb param (default 8192)', () => {
+    const env = (resources['CopyWorkerLambdaFunction']!.Properties['Environment'] as { Variables: Json }).Variables;
+    expect(env['ARCHIVE_SHARD_MB']).toBe('8192');
+  });
+
   it('gives scheduledRun PLAN_PER_GRAPH_MIN_GRAPHS from the planPerGraphMinGraphs param (default 20)', () => {
     const env = (resources['ScheduledRunLambdaFunction']!.Properties['Environment'] as { Variables: Json }).Variables;
     expect(env['PLAN_PER_GRAPH_MIN_GRAPHS']).toBe('20');
