@@ -466,16 +466,18 @@ class FileCopy {
         slot = await this.waitForSlot(epoch);
         continue;
       }
+      const opening = part === undefined;
       if (part === undefined) {
         part = this.openPart(epoch, upload, pos);
         epoch.open.set(partNumber, part);
-        for (const wait of epoch.slotWaits) wait.abort();
       } else if (slot) {
         epoch.pool.release();
       }
       const segmentEnd = part.start + (Math.floor((pos - part.start) / SEGMENT_BYTES) + 1) * SEGMENT_BYTES;
       const end = Math.min(part.start + part.buf.length, first ? first.start + first.length : segmentEnd);
       epoch.cursor = end;
+      // More segments of this part to take: the streams waiting for a slot take them instead.
+      if (opening && end < part.start + part.buf.length) for (const wait of epoch.slotWaits) wait.abort();
       return { pos, end, part };
     }
   }
