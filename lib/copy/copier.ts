@@ -54,7 +54,7 @@ function partSlots(deps: MemoryDeps, partSize: number, running: number): number 
 }
 
 /** The least part-buffer budget per file (CopierDeps.partBufferBudgetBytes). */
-const DEFAULT_PART_BUFFER_BUDGET = 160 * MiB;
+const DEFAULT_PART_BUFFER_BUDGET = 128 * MiB;
 
 /** An interruption must bring at least this much (or finish its range) to count as progress. */
 const PROGRESS_BYTES = MiB;

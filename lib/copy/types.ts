@@ -90,12 +90,14 @@ export interface CopierDeps {
    *   slots = min(partConcurrency + streams running, max(2, floor(budget / partSize)))
    *
    * part buffers exist at once, where budget is this option, by default
-   * max(160 MiB, (streams + partConcurrency) × partSizeBytes). With the defaults (8 MiB
+   * max(128 MiB, (streams + partConcurrency) × partSizeBytes). With the defaults (8 MiB
    * minimum, 4 upload slots, 8 streams): 8 MiB parts (files up to 256 MiB) → at most 12 buffers
-   * = 96 MiB; 32 MiB parts (1 GiB and more) → 5 buffers (1 filling, 4 uploading) = 160 MiB,
-   * the streams then sharing the filling parts segment by segment. Two slots are the floor (one
-   * part filling while the one before is stored): parts over half the budget (80 MiB by
-   * default: the 10,000-part rule gives those to files over 781 GiB) take 2 × partSize.
+   * = 96 MiB; 32 MiB parts (1 GiB and more) → 4 buffers (1 filling, 3 uploading) = 128 MiB,
+   * the streams then sharing the filling part segment by segment. 128 MiB, not more: the CLI's
+   * peak RSS on a 1 GiB file measured ~279 MiB with it (~311 MiB with 160 MiB, over the 300 MiB
+   * target of the README's Benchmark). Two slots are the floor (one part filling while the one
+   * before is stored): parts over half the budget (64 MiB by default: the 10,000-part rule
+   * gives those to files over 625 GiB) take 2 × partSize.
    * Undici's socket buffers and the chunk being copied (tens of KiB per stream) come on top.
    */
   partBufferBudgetBytes?: number;

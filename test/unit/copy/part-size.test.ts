@@ -76,10 +76,10 @@ describe('copierMemoryBound', () => {
     expect(copierMemoryBound({ streams: 8, partConcurrency: 4, partSizeBytes: 8 * MiB }, 256 * MiB)).toBe(12 * 8 * MiB);
   });
 
-  it('caps bigger parts at the 160 MiB budget: 1 GiB → 5 buffers of 32 MiB, however many streams', () => {
-    expect(copierMemoryBound({ streams: 8, partConcurrency: 4, partSizeBytes: 8 * MiB }, GiB)).toBe(5 * 32 * MiB);
-    expect(copierMemoryBound({ streams: 1, partConcurrency: 4, partSizeBytes: 8 * MiB }, GiB)).toBe(5 * 32 * MiB);
-    expect(copierMemoryBound({}, 200 * GiB)).toBe(5 * 32 * MiB);
+  it('caps bigger parts at the 128 MiB budget: 1 GiB → 4 buffers of 32 MiB, however many streams', () => {
+    expect(copierMemoryBound({ streams: 8, partConcurrency: 4, partSizeBytes: 8 * MiB }, GiB)).toBe(4 * 32 * MiB);
+    expect(copierMemoryBound({ streams: 1, partConcurrency: 4, partSizeBytes: 8 * MiB }, GiB)).toBe(4 * 32 * MiB);
+    expect(copierMemoryBound({}, 200 * GiB)).toBe(4 * 32 * MiB);
   });
 
   it('takes a larger budget from a larger minimum, or the one given, and never under two buffers', () => {
