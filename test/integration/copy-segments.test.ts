@@ -168,6 +168,23 @@ describe('several streams fill one part', () => {
   });
 });
 
+describe('the first request', () => {
+  it('asks for the first part the size estimate implies, and a wrong estimate costs no resume', async () => {
+    // Prepare: GES says about 1 GiB (32 MiB parts); the file is 56 MiB (16 MiB parts by itself).
+    const key = freshKey();
+    const rec = recorder();
+    const ges = links();
+    const getLink: CopyFileRequest['getLink'] = async (signal) => ({ ...(await ges(signal)), sizeEstimateBytes: 1024 * MiB });
+    // Act
+    const result = await createCopier(deps({ dispatcher: rec.dispatcher })).copyFile({ bucket, key, fileName: FILE.name, getLink });
+    // Assess: part 1 is the 32 MiB the first request asked for; the rest comes as 8 MiB segments.
+    expect(result).toMatchObject({ status: 'complete', sha256: emu.fileSha256(G, B, FILE.name) });
+    expect(result.stats).toMatchObject({ parts: 2, resumes: 0, restarts: 0 });
+    expect([...rec.starts].sort((a, b) => a - b)).toEqual([0, 32, 40, 48, 56].map((m) => m * MiB));
+    expect(emu.stats.downloadBytes.get(FILE.name)).toBe(FILE.bytes);
+  });
+});
+
 describe('the part-buffer bound', () => {
   it('never makes more part buffers than the budget allows, however many streams fill them', async () => {
     // Prepare: a 32 MiB budget is two 16 MiB buffers; 4 streams on a far source; a counting allocator.
