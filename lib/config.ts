@@ -45,12 +45,12 @@ export interface Config {
     readonly backups: number;
     /** Files copied at once (within the whole run). */
     readonly files: number;
-    /** Parts of one file uploaded at once. */
+    /** Parts of one file uploaded at once; with `streams`, it sets the part buffers a file may hold (CopierDeps.partBufferBudgetBytes). */
     readonly parts: number;
-    /** Download connections per file, each fetching whole parts as byte ranges. */
+    /** Download connections per file, each fetching segments of parts as byte ranges. */
     readonly streams: number;
   };
-  /** Minimum multipart part size in bytes (grown as needed for the 10,000-part limit). */
+  /** Minimum multipart part size in bytes; parts grow with the file (lib/copy/part-size.ts filePartSize). */
   readonly partSizeBytes: number;
   /** A copy that looks longer than this at its first part can be continued after an interruption (ARCHIVE_RESUMABLE_AFTER_S). */
   readonly resumableAfterMs: number;

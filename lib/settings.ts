@@ -25,7 +25,7 @@ export const FILE_CONCURRENCY: WholeSetting = { variable: 'ARCHIVE_FILE_CONCURRE
  */
 export const STREAMS: WholeSetting = { variable: 'ARCHIVE_STREAMS', flag: '--streams', min: 1, max: 32, default: 8 };
 
-/** Minimum multipart part size, in MiB (ARCHIVE_PART_SIZE_MB; --part-size takes a size with a unit). */
+/** Minimum multipart part size, in MiB (ARCHIVE_PART_SIZE_MB; --part-size takes a size with a unit); parts grow with the file from there. */
 export const PART_SIZE_MIB: WholeSetting = { variable: 'ARCHIVE_PART_SIZE_MB', flag: '--part-size', min: 5, max: 512, default: 8 };
 
 /** Total download rate of a run, bytes per second (ARCHIVE_BWLIMIT, --bwlimit); unlimited by default. */

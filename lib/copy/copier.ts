@@ -7,7 +7,7 @@ import { assertAllowedLink, assertSafeFileName } from './guard.js';
 import { createDeferredHasher, createFileHasher, restoreFileHasher, type FileHasher } from './hasher.js';
 import { LinkSource } from './link-source.js';
 import { PartPool } from './part-pool.js';
-import { choosePartSize, DEFAULT_PART_SIZE, MiB, MIN_PART_SIZE, partCount } from './part-size.js';
+import { DEFAULT_PART_SIZE, filePartSize, MAX_PART_SIZE, MAX_PARTS, MiB, MIN_PART_SIZE, partCount, SEGMENT_BYTES } from './part-size.js';
 import { DEFAULT_RATE_FLOOR, RateFloor } from './rate-floor.js';
 import { DEFAULT_CHECKPOINT_EVERY_S, DEFAULT_PART_CONCURRENCY, DEFAULT_RESUMABLE_AFTER_S } from '../config.js';
 import type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyRangeRequest, CopyStats, FileLink } from './types.js';
@@ -23,27 +23,39 @@ export type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyRangeRequ
  * in one part is stored with one PutObject carrying Content-MD5 instead. Every part carries
  * Content-MD5, so the store checks each part's bytes too.
  *
- * STREAMS: with `streams` > 1 the first request asks for the first part as a byte range. If the
- * source answers 206 with a safe validator (a strong ETag, else Last-Modified), up to `streams`
- * connections fetch whole parts as ranges of the same link (`If-Match` / `If-Unmodified-Since`),
- * taking part numbers in order; each part is uploaded as soon as it is complete. A source that
+ * STREAMS: with `streams` > 1 the first request asks for the expected first part as a byte range.
+ * If the source answers 206 with a safe validator (a strong ETag, else Last-Modified), up to
+ * `streams` connections fetch segments (SEGMENT_BYTES at most, at fixed offsets inside each part)
+ * as ranges of the same link (`If-Match` / `If-Unmodified-Since`), taking them in file order;
+ * several streams fill one part, each at its own offset, and the part is uploaded as soon as it
+ * is complete, by whichever stream completes it. A source that
  * answers 200 (Range ignored) or offers no validator gets one stream reading the whole body.
  * The SHA-256 is fed in part order over the stored parts (see PartPool), so it is the digest of
  * the whole file whatever order the ranges arrive in.
  *
- * MEMORY BOUND: at most (streams + partConcurrency) × partSize bytes of file body at once: one
- * buffer slot per part from its first byte until it is stored and hashed (PartPool). See
- * `copierMemoryBound`. Undici's socket buffers and the current chunk (tens of KiB) come on top.
+ * MEMORY BOUND: the part buffers, one buffer slot per part from the claim of its first segment
+ * until it is stored and hashed (PartPool), as many slots as CopierDeps.partBufferBudgetBytes
+ * states (the formula is there, once). See `copierMemoryBound`.
  */
 
-/** Bytes of file body the copier may hold at once for a file of `totalBytes` (with every stream running). */
-export function copierMemoryBound(deps: Pick<CopierDeps, 'partSizeBytes' | 'partConcurrency' | 'streams'>, totalBytes = 0): number {
-  return slotCount(deps) * choosePartSize(totalBytes, deps.partSizeBytes ?? DEFAULT_PART_SIZE);
+type MemoryDeps = Pick<CopierDeps, 'partSizeBytes' | 'partConcurrency' | 'streams' | 'partBufferBudgetBytes'>;
+
+/** Bytes of part buffers the copier may hold at once for a file of `totalBytes` (with every stream running): see CopierDeps.partBufferBudgetBytes. */
+export function copierMemoryBound(deps: MemoryDeps, totalBytes = 0): number {
+  const partSize = filePartSize(totalBytes, deps.partSizeBytes ?? DEFAULT_PART_SIZE);
+  return partSlots(deps, partSize, Math.max(1, deps.streams ?? 1)) * partSize;
 }
 
-function slotCount(deps: Pick<CopierDeps, 'partConcurrency' | 'streams'>): number {
-  return Math.max(1, deps.streams ?? 1) + Math.max(1, deps.partConcurrency ?? DEFAULT_PART_CONCURRENCY);
+/** Buffer slots for parts of `partSize` with `running` streams (the formula on CopierDeps.partBufferBudgetBytes). */
+function partSlots(deps: MemoryDeps, partSize: number, running: number): number {
+  const partConcurrency = Math.max(1, deps.partConcurrency ?? DEFAULT_PART_CONCURRENCY);
+  const budget = deps.partBufferBudgetBytes
+    ?? Math.max(DEFAULT_PART_BUFFER_BUDGET, (Math.max(1, deps.streams ?? 1) + partConcurrency) * (deps.partSizeBytes ?? DEFAULT_PART_SIZE));
+  return Math.min(partConcurrency + running, Math.max(2, Math.floor(budget / partSize)));
 }
+
+/** The least part-buffer budget per file (CopierDeps.partBufferBudgetBytes). */
+const DEFAULT_PART_BUFFER_BUDGET = 128 * MiB;
 
 /** An interruption must bring at least this much (or finish its range) to count as progress. */
 const PROGRESS_BYTES = MiB;
@@ -90,8 +102,11 @@ type Body = Extract<OpenResult, { kind: 'body' }>;
 
 interface OpenPart {
   partNumber: number;
+  /** File offset of the part's first byte. */
+  start: number;
   buf: Buffer;
-  filled: number;
+  /** Bytes written so far, by every stream filling the part: full at buf.length. */
+  received: number;
 }
 
 /** One stream's work: bytes [pos, end) of the file, and the part it is filling. */
@@ -99,15 +114,18 @@ interface Span {
   pos: number;
   end: number;
   part: OpenPart | undefined;
-  /** The worker already holds the buffer slot for the span's first part. */
-  slotHeld: boolean;
 }
 
 /** The streams of one pass over the file; a restart or a handover ends it. */
 interface Epoch {
   ac: AbortController;
   pool: PartPool;
-  nextPart: number;
+  /** Parallel mode: the file offset of the first byte no stream has claimed yet. */
+  cursor: number;
+  /** Parallel mode: parts a stream has claimed a segment of, until they are full. */
+  open: Map<number, OpenPart>;
+  /** Streams waiting for a buffer slot to open the next part: told to look again once another opened it. */
+  slotWaits: Set<AbortController>;
   /** Why the epoch stopped (the first reason wins): a Restart, a HandoverDue, or the failure. */
   stop: Error | undefined;
   workers: Promise<void>[];
@@ -302,8 +320,12 @@ class FileCopy {
       if (!first) return this.finish(undefined);
     }
     const upload = this.upload as unknown as UploadState;
-    const pool = new PartPool(1 + this.partConcurrency, this.hasher, this.committed / upload.partSize + 1, this.committed);
-    const epoch: Epoch = { ac: new AbortController(), pool, nextPart: pool.frontier, stop: undefined, workers: [] };
+    const pool = new PartPool(partSlots(this.deps, upload.partSize, 1), this.hasher, this.committed / upload.partSize + 1, this.committed, {
+      limit: partSlots(this.deps, upload.partSize, this.streams), allocate: this.deps.allocatePartBuffer,
+    });
+    const epoch: Epoch = {
+      ac: new AbortController(), pool, cursor: this.committed, open: new Map(), slotWaits: new Set(), stop: undefined, workers: [],
+    };
     this.epoch = epoch;
     const onCopyAbort = (): void => stopEpoch(epoch, this.signal.reason);
     this.signal.addEventListener('abort', onCopyAbort, { once: true });
@@ -315,8 +337,7 @@ class FileCopy {
       : setInterval(() => this.reportProgress(epoch, upload, onCheckpoint), this.deps.checkpointEveryMs ?? DEFAULT_CHECKPOINT_EVERY_MS);
     try {
       if (this.handoverDue()) stopEpoch(epoch, new HandoverDue());
-      const remainingParts = upload.parts - pool.frontier + 1;
-      const max = upload.parallel ? Math.max(1, Math.min(this.streams, remainingParts)) : 1;
+      const max = upload.parallel ? Math.max(1, Math.min(this.streams, segmentsLeft(upload, epoch.cursor))) : 1;
       epoch.workers.push(this.worker(epoch, first));
       this.stats.streams = Math.max(this.stats.streams, 1);
       if (max > 1) ramp = this.rampStreams(epoch, max);
@@ -366,7 +387,7 @@ class FileCopy {
       lastWaited = total;
       const perStream = ((this.stats.bytesDownloaded - lastBytes) * 1000) / RAMP_TICK_MS / running;
       lastBytes = this.stats.bytesDownloaded;
-      if (epoch.stop !== undefined || running >= max || epoch.nextPart > (this.upload?.parts ?? 0)) {
+      if (epoch.stop !== undefined || running >= max || epoch.cursor >= (this.upload?.totalBytes ?? 0)) {
         clearInterval(timer);
         return;
       }
@@ -381,15 +402,21 @@ class FileCopy {
     return timer;
   }
 
-  /** The first request of a pass: learns the length, the validator and whether ranges work. */
+  /**
+   * The first request of a pass: learns the length, the validator and whether ranges work. With
+   * streams it asks for the expected first part (from the link's size estimate; else the minimum
+   * part size, which is the first segment with the default minimum) as a range, and the part
+   * size is then at least that range (createUpload), so the first answer never needs a resume.
+   */
   private async probe(): Promise<Body | undefined> {
     const ranged = this.streams > 1 && !this.singleStream;
     let stalled = 0;
     for (;;) {
       const link = await this.links.current();
+      const firstRange = ranged ? this.expectedFirstPart(link) : undefined;
       let opened: OpenResult;
       try {
-        opened = await this.request(link, 0, ranged ? this.minPartSize : undefined, undefined, this.signal);
+        opened = await this.request(link, 0, firstRange, undefined, this.signal);
         if (opened.kind === 'refused') throw new Interruption(this.links.refused(link, opened.remoteCode));
         if (opened.kind === 'bad-range') throw new Interruption(new ArchiverError(ErrorCodes.DownloadFailed, `Download answered ${opened.reason}`));
         if (opened.kind === 'precondition-failed') throw new Interruption(new ArchiverError(ErrorCodes.DownloadFailed, 'Download answered 412 to a request without a precondition'));
@@ -415,35 +442,88 @@ class FileCopy {
         discardBody(opened.body);
         return undefined;
       }
-      await this.createUpload(opened.total, validator, opened.status === 206);
+      await this.createUpload(opened.total, validator, opened.status === 206 ? firstRange : undefined);
       return opened;
     }
   }
 
-  /** One stream: whole parts as ranges (parallel), or the rest of the file from one body. */
+  /** The first part's size if the link's size estimate is right; the minimum part size without one. */
+  private expectedFirstPart(link: FileLink): number {
+    const estimate = link.sizeEstimateBytes;
+    if (estimate === undefined || !Number.isSafeInteger(estimate) || estimate <= 0 || estimate > MAX_PARTS * MAX_PART_SIZE) return this.minPartSize;
+    return filePartSize(estimate, this.minPartSize);
+  }
+
+  /** One stream: segments as ranges (parallel), or the rest of the file from one body. */
   private async worker(epoch: Epoch, first: Body | undefined): Promise<void> {
     const upload = this.upload as unknown as UploadState;
     try {
       if (!upload.parallel) {
-        await this.fetchSpan(epoch, { pos: this.committed, end: upload.totalBytes, part: undefined, slotHeld: false }, first);
+        await this.fetchSpan(epoch, { pos: this.committed, end: upload.totalBytes, part: undefined }, first);
         return;
       }
       for (;;) {
         if (this.handoverDue()) throw new HandoverDue();
-        await this.waiting(epoch.pool.acquire(epoch.ac.signal));
-        const n = epoch.nextPart;
-        if (n > upload.parts) {
-          epoch.pool.release();
-          return;
-        }
-        epoch.nextPart++;
-        const start = (n - 1) * upload.partSize;
-        await this.fetchSpan(epoch, { pos: start, end: Math.min(start + upload.partSize, upload.totalBytes), part: undefined, slotHeld: true }, first);
+        const span = await this.claim(epoch, upload, first);
+        if (!span) return;
+        await this.fetchSpan(epoch, span, first);
         first = undefined;
       }
     } catch (err) {
       if (first) discardBody(first.body);
       stopEpoch(epoch, err);
+    }
+  }
+
+  /**
+   * The next segment for a stream (the first body's range for the first), or undefined when
+   * every byte is claimed. A segment of an open part is taken at once; the first segment of a
+   * part needs a buffer slot first, so parts open in order, each holding a slot (PartPool). A
+   * stream that waits for a slot looks again when another stream opens that part meanwhile, and
+   * gives the slot back if it got one but the next segment's part is open by then.
+   */
+  private async claim(epoch: Epoch, upload: UploadState, first: Body | undefined): Promise<Span | undefined> {
+    let slot = false;
+    for (;;) {
+      const pos = epoch.cursor;
+      if (pos >= upload.totalBytes) {
+        if (slot) epoch.pool.release();
+        return undefined;
+      }
+      const partNumber = Math.floor(pos / upload.partSize) + 1;
+      let part = epoch.open.get(partNumber);
+      if (part === undefined && !slot) {
+        slot = await this.waitForSlot(epoch);
+        continue;
+      }
+      const opening = part === undefined;
+      if (part === undefined) {
+        part = this.openPart(epoch, upload, pos);
+        epoch.open.set(partNumber, part);
+      } else if (slot) {
+        epoch.pool.release();
+      }
+      const segmentEnd = part.start + (Math.floor((pos - part.start) / SEGMENT_BYTES) + 1) * SEGMENT_BYTES;
+      const end = Math.min(part.start + part.buf.length, first ? first.start + first.length : segmentEnd);
+      epoch.cursor = end;
+      // More segments of this part to take: the streams waiting for a slot take them instead.
+      if (opening && end < part.start + part.buf.length) for (const wait of epoch.slotWaits) wait.abort();
+      return { pos, end, part };
+    }
+  }
+
+  /** Waits for a buffer slot: true once one is held, false when another stream opened a part meanwhile (look again). */
+  private async waitForSlot(epoch: Epoch): Promise<boolean> {
+    const opened = new AbortController();
+    epoch.slotWaits.add(opened);
+    try {
+      await this.waiting(epoch.pool.acquire(AbortSignal.any([epoch.ac.signal, opened.signal])));
+      return true;
+    } catch (err) {
+      if (epoch.ac.signal.aborted || !opened.signal.aborted) throw err;
+      return false;
+    } finally {
+      epoch.slotWaits.delete(opened);
     }
   }
 
@@ -474,11 +554,13 @@ class FileCopy {
     const upload = this.upload as unknown as UploadState;
     let stalled = 0;
     let opened = first;
+    // A request from inside a segment is a resume; in one whole body, any request past byte 0 is.
+    const start = upload.parallel ? span.pos : 0;
     while (span.pos < span.end) {
       epoch.ac.signal.throwIfAborted();
       const before = span.pos;
       try {
-        opened ??= await this.openSpan(epoch, span.pos, upload.parallel ? span.end : undefined);
+        opened ??= await this.openSpan(epoch, span.pos, upload.parallel ? span.end : undefined, span.pos > start);
         const body = opened;
         opened = undefined;
         await this.pump(epoch, body, span);
@@ -514,11 +596,9 @@ class FileCopy {
   }
 
   /** Opens bytes [pos, end) (end undefined: to the end of the file) and checks the answer continues this file. */
-  private async openSpan(epoch: Epoch, pos: number, end: number | undefined): Promise<Body> {
+  private async openSpan(epoch: Epoch, pos: number, end: number | undefined, resuming: boolean): Promise<Body> {
     const upload = this.upload as unknown as UploadState;
     const link = await this.links.current();
-    // A part's first range is not a resume; a request from inside a part, or past byte 0 of one whole body, is.
-    const resuming = end === undefined ? pos > 0 : pos % upload.partSize !== 0;
     if (resuming) this.stats.resumes++;
     const opened = await this.request(link, pos, end, upload.validator, epoch.ac.signal);
     switch (opened.kind) {
@@ -576,20 +656,23 @@ class FileCopy {
             }));
           }
           if (!span.part) {
-            if (!span.slotHeld) await this.waiting(epoch.pool.acquire(epoch.ac.signal));
-            span.slotHeld = false;
+            // One whole body: the next part, in order, once a buffer slot is free.
+            await this.waiting(epoch.pool.acquire(epoch.ac.signal));
             span.part = this.openPart(epoch, upload, span.pos);
           }
           const part = span.part;
-          const n = Math.min(chunk.length - i, part.buf.length - part.filled, room);
-          chunk.copy(part.buf, part.filled, i, i + n);
-          part.filled += n;
+          const at = span.pos - part.start;
+          const n = Math.min(chunk.length - i, part.buf.length - at, room);
+          chunk.copy(part.buf, at, i, i + n);
+          part.received += n;
           i += n;
           span.pos += n;
           this.stats.bytesDownloaded += n;
           this.progress(n);
-          if (part.filled === part.buf.length) {
-            span.part = undefined;
+          if (span.pos - part.start === part.buf.length) span.part = undefined;
+          if (part.received === part.buf.length) {
+            // Full: committed by whichever stream wrote its last byte.
+            epoch.open.delete(part.partNumber);
             await this.waiting(this.commitPart(epoch, part));
             if (span.pos < upload.totalBytes && this.handoverDue()) throw new HandoverDue();
           }
@@ -621,7 +704,7 @@ class FileCopy {
     const partNumber = Math.floor(offset / upload.partSize) + 1;
     const start = (partNumber - 1) * upload.partSize;
     const size = Math.min(upload.partSize, upload.totalBytes - start);
-    return { partNumber, buf: epoch.pool.buffer(size), filled: offset - start };
+    return { partNumber, start, buf: epoch.pool.buffer(size), received: offset - start };
   }
 
   /** A full part: into the pool (hashed in order once stored) and to S3 once an upload slot is free (the memory bound). */
@@ -636,10 +719,12 @@ class FileCopy {
     await this.session.queuePart(upload.uploadId, part.partNumber, part.buf, () => epoch.pool.markStored(part.partNumber));
   }
 
-  private async createUpload(totalBytes: number, validator: SourceValidator | undefined, ranged: boolean): Promise<void> {
-    const partSize = choosePartSize(totalBytes, this.minPartSize);
+  /** `firstRange`: the length the first request asked for, when the source answered it as a range (206). */
+  private async createUpload(totalBytes: number, validator: SourceValidator | undefined, firstRange: number | undefined): Promise<void> {
+    // Never smaller than the first range, so that range lies inside part 1 (see probe).
+    const partSize = Math.max(filePartSize(totalBytes, this.minPartSize), firstRange ?? 0);
     const parts = partCount(totalBytes, partSize);
-    const parallel = ranged && this.streams > 1 && validator !== undefined && parts > 1;
+    const parallel = firstRange !== undefined && this.streams > 1 && validator !== undefined && parts > 1;
     if (totalBytes <= partSize && this.req.handoverAt === undefined && this.req.checkpoint === undefined) {
       // Fits in one part and will not be handed over: one PutObject at the end, no multipart upload.
       this.upload = { uploadId: undefined, partSize, totalBytes, parts, validator, parallel: false };
@@ -828,4 +913,16 @@ export function createCopier(deps: CopierDeps): Copier {
       }, cp.uploadId);
     },
   };
+}
+
+/** Segments not claimed yet from file offset `from` on (each part is cut at SEGMENT_BYTES from its start). */
+function segmentsLeft(upload: UploadState, from: number): number {
+  let count = 0;
+  for (let pos = from; pos < upload.totalBytes;) {
+    const partStart = Math.floor(pos / upload.partSize) * upload.partSize;
+    const partEnd = Math.min(partStart + upload.partSize, upload.totalBytes);
+    count += Math.ceil((partEnd - pos) / SEGMENT_BYTES);
+    pos = partEnd;
+  }
+  return count;
 }

@@ -6,10 +6,12 @@ import { sharedBuffer } from './md5-worker.js';
  *
  * MEMORY BOUND: a part takes one of `capacity` buffer slots before its first byte is read and
  * gives it back only once it is both stored in S3 and hashed, so at most `capacity` part
- * buffers exist at once (the copier sets capacity = streams running + partConcurrency, and
- * grows it as streams are added, up to `copierMemoryBound`). Slots are handed out in the order they are asked for and a part number
- * is taken only after its slot, so the lowest unfinished part always holds one: the pool can
- * fill up with later parts waiting for it, but never deadlock.
+ * buffers exist at once (the copier starts it at its bound for one stream and grows it as
+ * streams are added, never past `limit`: see CopierDeps.partBufferBudgetBytes). Slots are
+ * handed out in the order they are asked for and a part is opened only after its slot, in part
+ * order, so the lowest unfinished part always holds one: the pool can fill up with later parts
+ * waiting for it, but never deadlock. Several streams may fill one part (each its own segment):
+ * only the stream that opens a part takes its slot.
  *
  * ORDER: the whole-file SHA-256 is fed strictly in part order, and only with parts S3 has
  * stored. So the hash state always describes the contiguous stored prefix `1 .. frontier-1`,
@@ -21,8 +23,9 @@ import { sharedBuffer } from './md5-worker.js';
  * instead of a fresh allocation. Fresh multi-MiB buffers cost the kernel's page faults on first
  * touch and the garbage collector's time (measured: ~25 % of the copy's CPU on a 1 GiB file);
  * recycled ones cost neither. A free buffer belongs to a released slot, so buffers held plus
- * buffers free never exceed `capacity`. They live over a SharedArrayBuffer, so the Content-MD5
- * worker reads them without a copy (lib/copy/md5-worker.ts).
+ * buffers free never exceed `capacity` (a fresh buffer of another size, the file's last part,
+ * drops a free one). They live over a SharedArrayBuffer, so the Content-MD5 worker reads them
+ * without a copy (lib/copy/md5-worker.ts).
  */
 export class PartPool {
   private held = 0;
@@ -35,10 +38,19 @@ export class PartPool {
   private next: number;
   private bytes: number;
 
-  /** `frontier`: the first part not in the hash yet (1, or the part after a checkpoint's offset). */
-  constructor(private cap: number, private readonly hasher: FileHasher, frontier: number, hashedBytes: number) {
+  private readonly limit: number;
+  private readonly allocate: (size: number) => Buffer;
+
+  /**
+   * `frontier`: the first part not in the hash yet (1, or the part after a checkpoint's offset).
+   * `limit`: the most slots `grow` may reach (default `cap`); `allocate` makes a new part buffer.
+   */
+  constructor(private cap: number, private readonly hasher: FileHasher, frontier: number, hashedBytes: number,
+    opts: { limit?: number; allocate?: ((size: number) => Buffer) | undefined } = {}) {
     this.next = frontier;
     this.bytes = hashedBytes;
+    this.limit = Math.max(cap, opts.limit ?? cap);
+    this.allocate = opts.allocate ?? sharedBuffer;
   }
 
   /** The first part not yet stored and hashed; parts before it are in S3 and in the hash. */
@@ -51,8 +63,9 @@ export class PartPool {
     return this.bytes;
   }
 
-  /** One more slot (a stream was added). */
+  /** One more slot (a stream was added), unless the pool is at its limit. */
   grow(): void {
+    if (this.cap >= this.limit) return;
     this.cap++;
     this.wake();
   }
@@ -85,7 +98,10 @@ export class PartPool {
   /** A buffer for a part of `size` bytes: a recycled one when a part of that size was released. */
   buffer(size: number): Buffer {
     const i = this.free.findIndex((b) => b.length === size);
-    if (i < 0) return sharedBuffer(size);
+    if (i < 0) {
+      this.free.pop();
+      return this.allocate(size);
+    }
     const [buf] = this.free.splice(i, 1);
     return buf as Buffer;
   }

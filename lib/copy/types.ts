@@ -114,8 +114,33 @@ export interface CopierDeps {
   retry: RetryPolicy;
   allowedHosts: readonly string[];
   dispatcher?: Dispatcher;
-  /** Minimum part size; default DEFAULT_PART_SIZE (ARCHIVE_PART_SIZE_MB's), at least 5 MiB (S3's minimum). */
+  /**
+   * Minimum part size; default DEFAULT_PART_SIZE (ARCHIVE_PART_SIZE_MB's), at least 5 MiB (S3's
+   * minimum). A file's parts grow with it (lib/copy/part-size.ts `filePartSize`): 1 GiB gets
+   * 32 MiB parts with an 8 MiB minimum.
+   */
   partSizeBytes?: number;
+  /**
+   * THE MEMORY BOUND of one file copy, stated once here (README "Memory bound" and
+   * `copierMemoryBound` point at it). Part buffers are the memory: a part holds one buffer of
+   * partSize bytes from the claim of its first segment until it is stored and hashed. At most
+   *
+   *   slots = min(partConcurrency + streams running, max(2, floor(budget / partSize)))
+   *
+   * part buffers exist at once, where budget is this option, by default
+   * max(128 MiB, (streams + partConcurrency) × partSizeBytes). With the defaults (8 MiB
+   * minimum, 4 upload slots, 8 streams): 8 MiB parts (files up to 256 MiB) → at most 12 buffers
+   * = 96 MiB; 32 MiB parts (1 GiB and more) → 4 buffers (1 filling, 3 uploading) = 128 MiB,
+   * the streams then sharing the filling part segment by segment. 128 MiB, not more: the CLI's
+   * peak RSS on a 1 GiB file measured ~279 MiB with it (~311 MiB with 160 MiB, over the 300 MiB
+   * target of the README's Benchmark). Two slots are the floor (one part filling while the one
+   * before is stored): parts over half the budget (64 MiB by default: the 10,000-part rule
+   * gives those to files over 625 GiB) take 2 × partSize.
+   * Undici's socket buffers and the chunk being copied (tens of KiB per stream) come on top.
+   */
+  partBufferBudgetBytes?: number;
+  /** Makes a part buffer (default: over a SharedArrayBuffer, which the Content-MD5 worker reads in place). */
+  allocatePartBuffer?: (size: number) => Buffer;
   /** A `resumable` copy keeps a serialisable hash when it looks longer than this at its first part (default DEFAULT_RESUMABLE_AFTER_MS). */
   resumableAfterMs?: number;
   /** How often `onCheckpoint` is called (default DEFAULT_CHECKPOINT_EVERY_MS). */
@@ -123,8 +148,9 @@ export interface CopierDeps {
   /** Parts uploaded at once; default DEFAULT_PART_CONCURRENCY (ARCHIVE_PART_CONCURRENCY's). */
   partConcurrency?: number;
   /**
-   * Download connections per file, each fetching whole parts as byte ranges of the same link;
-   * default 1. A file of one part, or a source without Range support or a safe validator, gets one.
+   * Download connections per file, each fetching segments of parts (SEGMENT_BYTES at most) as
+   * byte ranges of the same link; default 1. A file of one part, or a source without Range
+   * support or a safe validator, gets one.
    */
   streams?: number;
   /** A response slower than this over a whole window is dropped and resumed; default 64 KiB/s over 60 s. */

@@ -1,13 +1,13 @@
 import { z } from 'zod';
 import { stateBackupPrefix } from '../store/receipts.js';
-import { choosePartSize, partCount } from '../copy/part-size.js';
+import { filePartSize, partCount } from '../copy/part-size.js';
 
 /**
  * Range-sharded copies: the arithmetic, the state keys and the state documents.
  *
  * A file larger than ARCHIVE_SHARD_MB is cut into shards of whole parts. The part size is the
- * whole file's (choosePartSize over its length), so the 10,000-part limit holds for the file;
- * a shard is `partsPerShard` consecutive parts, and its parts keep their numbers in the file.
+ * whole file's (filePartSize over its length, as a single copy of it would use), so the
+ * 10,000-part limit holds for the file; a shard is `partsPerShard` consecutive parts, and its parts keep their numbers in the file.
  *
  * State, under the backup's `_state/` folder (removed with it once manifest.json is written):
  * - `checkpoints/shards/{fileName}/plan.json`: the plan (upload id, sizes, the source's ETag), and
@@ -44,7 +44,7 @@ export interface ShardLayout {
  */
 export function shardLayout(totalBytes: number, minPartSize: number, wantedShardBytes: number): ShardLayout | undefined {
   if (wantedShardBytes <= 0 || totalBytes <= wantedShardBytes) return undefined;
-  const partSize = choosePartSize(totalBytes, minPartSize);
+  const partSize = filePartSize(totalBytes, minPartSize);
   const shardBytes = Math.max(1, Math.floor(wantedShardBytes / partSize)) * partSize;
   const shardCount = Math.ceil(totalBytes / shardBytes);
   if (shardCount < 2) return undefined;
