@@ -387,7 +387,7 @@ class FileCopy {
       lastWaited = total;
       const perStream = ((this.stats.bytesDownloaded - lastBytes) * 1000) / RAMP_TICK_MS / running;
       lastBytes = this.stats.bytesDownloaded;
-      if (epoch.stop !== undefined || running >= max || epoch.cursor >= (this.upload?.totalBytes ?? 0)) {
+      if (epoch.stop !== undefined || running >= max || epoch.cursor >= (this.upload ? workEnd(this.upload) : 0)) {
         clearInterval(timer);
         return;
       }
@@ -486,7 +486,7 @@ class FileCopy {
     let slot = false;
     for (;;) {
       const pos = epoch.cursor;
-      if (pos >= upload.totalBytes) {
+      if (pos >= workEnd(upload)) {
         if (slot) epoch.pool.release();
         return undefined;
       }
@@ -674,7 +674,7 @@ class FileCopy {
             // Full: committed by whichever stream wrote its last byte.
             epoch.open.delete(part.partNumber);
             await this.waiting(this.commitPart(epoch, part));
-            if (span.pos < upload.totalBytes && this.handoverDue()) throw new HandoverDue();
+            if (span.pos < workEnd(upload) && this.handoverDue()) throw new HandoverDue();
           }
         }
         const slow = floor.add(chunk.length);
@@ -915,10 +915,15 @@ export function createCopier(deps: CopierDeps): Copier {
   };
 }
 
+/** Where this copy's bytes end: the file's end, or a range's (its `parts` stop before the file's last). */
+function workEnd(upload: UploadState): number {
+  return Math.min(upload.totalBytes, upload.parts * upload.partSize);
+}
+
 /** Segments not claimed yet from file offset `from` on (each part is cut at SEGMENT_BYTES from its start). */
 function segmentsLeft(upload: UploadState, from: number): number {
   let count = 0;
-  for (let pos = from; pos < upload.totalBytes;) {
+  for (let pos = from; pos < workEnd(upload);) {
     const partStart = Math.floor(pos / upload.partSize) * upload.partSize;
     const partEnd = Math.min(partStart + upload.partSize, upload.totalBytes);
     count += Math.ceil((partEnd - pos) / SEGMENT_BYTES);
