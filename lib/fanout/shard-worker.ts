@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { refuseIfArchived } from '../archive/archive-backup.js';
+import { refuseIfArchived } from '../archive/file-step.js';
 import { BackupLinks } from '../links/backup-links.js';
 import { fileKey, manifestKey } from '../store/keys.js';
 import { receiptKey, storedFile, writeReceipt } from '../store/receipts.js';
