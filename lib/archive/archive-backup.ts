@@ -44,6 +44,12 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
   const emit = options.onEvent ?? (() => undefined);
   let filesDone = 0;
   let bytesDone = 0;
+  const fileDone = (file: ArchivedFile, reused: boolean): ArchivedFile => {
+    filesDone += 1;
+    bytesDone += file.bytes;
+    emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: file.bytes, reused });
+    return file;
+  };
 
   try {
     const listing = await deps.ges.getBackupFiles(graphId, backupId, { signal });
@@ -93,10 +99,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
         if (step.status === 'archived-elsewhere') throw step.error;
         if (step.status === 'reused') {
           log.info({ file: file.name, bytes: step.file.bytes }, 'file already archived by an earlier run; reusing it');
-          filesDone += 1;
-          bytesDone += step.file.bytes;
-          emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: step.file.bytes, reused: true });
-          return step.file;
+          return fileDone(step.file, true);
         }
         if (step.status === 'handover') {
           log.info({ file: file.name, offset: step.checkpoint.offset, totalBytes: step.checkpoint.totalBytes },
@@ -109,10 +112,7 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
         }
         const { durationMs, resumes, linkRefreshes, restarts } = step.stats;
         log.info({ file: file.name, bytes: step.file.bytes, durationMs, ...(resumes + linkRefreshes + restarts > 0 ? { resumes, linkRefreshes, restarts } : {}) }, 'file archived');
-        filesDone += 1;
-        bytesDone += step.file.bytes;
-        emit({ type: 'file-done', graphId, backupId, name: file.name, bytes: step.file.bytes, reused: false });
-        return step.file;
+        return fileDone(step.file, false);
       } catch (err) {
         const e = failureOf(err, signal);
         if (e.code === ErrorCodes.AlreadyArchived) {

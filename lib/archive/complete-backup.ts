@@ -18,13 +18,7 @@ import { fileStateKeys, storedArchivedFile, type FileStepDeps } from './file-ste
 type Deps = Pick<FileStepDeps, 's3' | 'retry' | 'config' | 'now'>;
 
 /** What manifest.json says about the backup besides its files. */
-export interface BackupManifestSource {
-  graphId: string;
-  backupId: string;
-  backupName?: string | undefined;
-  backupTimestamp?: number | undefined;
-  runId?: string | undefined;
-}
+export type BackupManifestSource = Omit<Parameters<typeof buildArchiveManifest>[0], 'archivedAt' | 'files'>;
 
 /** Receipts read at once while checking that every file is stored. */
 const RECEIPT_READS = 8;
