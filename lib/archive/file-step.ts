@@ -46,6 +46,13 @@ export async function storedArchivedFile(deps: Pick<FileStepDeps, 's3' | 'retry'
   return storedFile(deps, bucket, { name: ref.fileName, key: keys.key, receiptKey: keys.receiptKey }, signal);
 }
 
+/** Records the file as stored and verified: its receipt (read by a re-run's stored? check and by the fan-out's finalize). */
+export async function writeFileReceipt(deps: Pick<FileStepDeps, 's3' | 'retry' | 'config' | 'now'>, ref: FileRef, file: ArchivedFile, signal?: AbortSignal): Promise<void> {
+  const { bucket, prefix } = deps.config.archive;
+  const completedAt = new Date((deps.now ?? Date.now)()).toISOString();
+  await writeReceipt(deps, bucket, fileStateKeys(prefix, ref).receiptKey, { ...file, completedAt }, signal);
+}
+
 /**
  * A copy's last check before it commits (CopyFileRequest.beforeCommit): when another run wrote
  * the backup's manifest.json while this one copied, the file is not replaced (its object under
@@ -220,7 +227,7 @@ async function copyWithCheckpoint(
   }
   const file: ArchivedFile = { name: fileName, key: keys.key, bytes: result.bytes, sha256: result.sha256 };
   if (options.skipSinglePutReceipt !== true || !result.stats.singlePut) {
-    await writeReceipt(deps, bucket, keys.receiptKey, { ...file, completedAt: new Date((deps.now ?? Date.now)()).toISOString() }, signal);
+    await writeFileReceipt(deps, ref, file, signal);
   }
   if (options.resume || saved) await drop();
   return { status: 'copied', file, stats: result.stats };

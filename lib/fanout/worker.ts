@@ -18,6 +18,7 @@ import { isSafeId } from '../ids.js';
 import type { FanoutDeps } from './types.js';
 import { changeVisibility, DEFAULT_RETRY_VISIBILITY, retryVisibilitySeconds, type RetryVisibility } from './visibility.js';
 import type { RunReport } from '../archive/types.js';
+import type { ArchivedFile } from '../store/archive-manifest.js';
 
 /** One SQS record as Lambda delivers it (only what the worker reads). */
 export interface CopyRecord {
@@ -48,6 +49,11 @@ export interface WorkerOptions {
   retryVisibility?: RetryVisibility;
   /** Called with each graph's report after a `plan-graph` message planned it (metrics). */
   onGraphReport?: (report: RunReport) => void;
+  /**
+   * Called once per range-sharded file, when its hash pass writes the file's receipt (metrics;
+   * a whole-file copy is counted by the instrumented copier, lib/metrics/copy-metrics.ts).
+   */
+  onFileArchived?: (file: ArchivedFile) => void;
 }
 
 /**
@@ -307,6 +313,7 @@ class Worker {
       saveSignal: () => (signal?.aborted ? AbortSignal.timeout(HANDOVER_SAVE_MS) : signal),
     });
     if (!step.finalize) return step.outcome;
+    if (step.archived) this.options.onFileArchived?.(step.archived);
     const { runId, graphId, backupId, fileName } = message;
     return this.finalize({ v: 1, type: 'copy-file', runId, graphId, backupId, fileName }, step.outcome, log);
   }
