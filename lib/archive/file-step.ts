@@ -1,5 +1,5 @@
 import { checkpointSchema, type CopyCheckpoint } from '../copy/checkpoint.js';
-import type { CopyFileRequest } from '../copy/copier.js';
+import type { CopyFileRequest, CopyFileResult } from '../copy/copier.js';
 import type { CopyStats } from '../copy/types.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -199,7 +199,7 @@ async function copyWithCheckpoint(
     ...(options.saveProgress === true ? { onCheckpoint: saveProgress } : {}),
     ...(checkpoint ? { checkpoint } : {}),
   };
-  let result;
+  let result: CopyFileResult;
   try {
     result = await deps.copier.copyFile(full);
   } catch (err) {
