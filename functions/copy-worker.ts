@@ -2,7 +2,7 @@ import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { handleCopyMessages } from '../lib/fanout/index.js';
 import { ErrorCodes } from '../lib/errors.js';
-import { recordBackupOutcomes, recordReportFreshness } from '../lib/metrics/index.js';
+import { recordBackupOutcomes, recordFileArchived, recordReportFreshness } from '../lib/metrics/index.js';
 import { parseEvent, withLambdaStack, type InvocationTools } from './lib/middleware.js';
 import { withCopyMetrics } from './lib/metrics.js';
 import { getRuntime } from './lib/runtime.js';
@@ -24,6 +24,8 @@ async function copyWorker(event: unknown, _context: Context, { signal, deadline,
       recordBackupOutcomes(metrics, report);
       recordReportFreshness(metrics, report);
     },
+    // A range-sharded file counts once, when its hash pass writes its receipt (its shards are not files).
+    onFileArchived: (file) => recordFileArchived(metrics, file.bytes),
   });
 }
 

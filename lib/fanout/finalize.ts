@@ -1,16 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import pLimit from 'p-limit';
-import { buildArchiveManifest, type ArchivedFile, type ArchiveManifest } from '../store/archive-manifest.js';
-import { fileKey, manifestKey } from '../store/keys.js';
-import { clearBackupState } from '../store/backup-state.js';
-import { listReceiptKeys, receiptKey, storedFile } from '../store/receipts.js';
+import type { ArchiveManifest } from '../store/archive-manifest.js';
+import { manifestKey } from '../store/keys.js';
 import { headObject, putJson, s3Error } from '../store/s3-objects.js';
-import { writeSha256Sums } from '../store/sha256sums.js';
+import { completeBackup, storedFiles } from '../archive/complete-backup.js';
 import {
   conditionalConflict, conditionalWritesRefused, conditionSupported, learnConditionUnsupported, preconditionFailed,
 } from '../copy/conditional-writes.js';
-import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
+import { ArchiverError, ErrorCodes } from '../errors.js';
 import { deleteKey, finalizeLockKey, getJson, readJob } from '../store/fanout-state.js';
 import type { FanoutDeps } from './types.js';
 import { sleep } from '../retry.js';
@@ -63,31 +60,16 @@ interface LockBody {
   at: number;
 }
 
-/** The manifest when every file of the job is stored with its receipt's length; undefined when not yet. */
-async function completeManifest(deps: FanoutDeps, graphId: string, backupId: string, signal?: AbortSignal): Promise<{ manifest: ArchiveManifest } | undefined> {
+/** The job's files when every one is stored with its receipt's length; undefined when not yet. */
+async function completedJob(deps: FanoutDeps, graphId: string, backupId: string, signal?: AbortSignal) {
   const { bucket, prefix } = deps.config.archive;
   const job = await readJob(deps, bucket, prefix, graphId, backupId, signal);
   if (!job) {
     deps.logger.debug({ graphId, backupId }, 'no readable job.json for the backup (finalized meanwhile, or not fanned out)');
     return undefined;
   }
-  const present = await listReceiptKeys(deps, bucket, prefix, graphId, backupId, signal);
-  const wanted = job.files.map((f) => ({ name: f.name, rKey: receiptKey(prefix, graphId, backupId, f.name), key: fileKey(prefix, graphId, backupId, f.name) }));
-  if (wanted.some((w) => !present.has(w.rKey))) return undefined;
-  const limit = pLimit(8);
-  const files = await Promise.all(wanted.map((w) => limit(() => storedFile(deps, bucket, { name: w.name, key: w.key, receiptKey: w.rKey }, signal))));
-  if (files.some((f) => f === undefined)) return undefined;
-  const now = deps.now ?? Date.now;
-  const manifest = buildArchiveManifest({
-    graphId,
-    backupId,
-    backupName: job.backupName,
-    backupTimestamp: job.backupTimestamp,
-    archivedAt: new Date(now()),
-    runId: job.runId,
-    files: files as ArchivedFile[],
-  });
-  return { manifest };
+  const files = await storedFiles(deps, { graphId, backupId }, job.files.map((f) => f.name), signal);
+  return files === undefined ? undefined : { job, files };
 }
 
 /** 'written', 'exists' (412), or 'unsupported' (the store has no conditional writes). */
@@ -153,25 +135,20 @@ export async function finalizeBackup(deps: FanoutDeps, graphId: string, backupId
   const log = deps.logger.child({ graphId, backupId });
   if (await headObject(deps, bucket, mKey, signal)) return { outcome: 'exists', manifestKey: mKey };
 
-  const complete = await completeManifest(deps, graphId, backupId, signal);
+  const complete = await completedJob(deps, graphId, backupId, signal);
   if (!complete) {
     // A finalizer that finished meanwhile removes job.json and the receipts: that is not "incomplete".
     const written = await headObject(deps, bucket, mKey, signal);
     return { outcome: written ? 'exists' : 'incomplete', manifestKey: mKey };
   }
-  const { manifest } = complete;
-  // Before manifest.json, which stays the last object; a finalizer that then loses the race
-  // wrote the same file (same receipts, same digests).
-  await writeSha256Sums(deps, bucket, prefix, manifest, signal);
-
-  const outcome: FinalizeOutcome = await putIfAbsent(deps, mKey, manifest, signal).then((r) => (r === 'unsupported' ? writeUnderLock(deps, graphId, backupId, mKey, manifest, options) : r));
-  if (outcome === 'written') {
-    log.info({ files: manifest.fileCount, bytes: manifest.totalBytes, runId: manifest.runId }, 'backup archived (fan-out)');
-    // Everything under the backup's _state/ goes: receipts, job.json, the lock, and checkpoints
-    // (whose uploads, left by duplicates of handed-over copies, are aborted first).
-    await clearBackupState(deps, bucket, prefix, { graphId, backupId }, { signal })
-      .catch((err: unknown) => log.warn({ err: toArchiverError(err) }, 'could not remove the backup\'s fan-out state; it is harmless, and `ges-archiver cleanup` removes it'));
-    return { outcome, manifestKey: mKey, manifest };
-  }
-  return { outcome, manifestKey: mKey };
+  const { job, files } = complete;
+  // Everything under the backup's _state/ goes once it is written: receipts, job.json, the lock,
+  // and checkpoints (whose uploads, left by duplicates of handed-over copies, are aborted first).
+  const done = await completeBackup(deps, {
+    graphId, backupId, backupName: job.backupName, backupTimestamp: job.backupTimestamp, runId: job.runId,
+  }, files, {
+    log, signal,
+    write: (key, manifest) => putIfAbsent(deps, key, manifest, signal).then((r) => (r === 'unsupported' ? writeUnderLock(deps, graphId, backupId, key, manifest, options) : r)),
+  });
+  return done.outcome === 'written' ? { outcome: 'written', manifestKey: mKey, manifest: done.manifest } : { outcome: done.outcome, manifestKey: mKey };
 }

@@ -1,8 +1,7 @@
 import pLimit from 'p-limit';
-import { refuseIfArchived } from '../archive/archive-backup.js';
+import { refuseIfArchived, storedArchivedFile, writeFileReceipt } from '../archive/file-step.js';
 import { BackupLinks } from '../links/backup-links.js';
-import { fileKey, manifestKey } from '../store/keys.js';
-import { receiptKey, storedFile, writeReceipt } from '../store/receipts.js';
+import { manifestKey } from '../store/keys.js';
 import { headObject, listObjects, putJson } from '../store/s3-objects.js';
 import { createFileHasher } from '../copy/hasher.js';
 import { isNoSuchUpload } from '../store/s3-errors.js';
@@ -10,6 +9,7 @@ import type { CopyRangeResult } from '../copy/types.js';
 import { UploadSession } from '../copy/upload.js';
 import { ArchiverError, ErrorCodes, toArchiverError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ArchivedFile } from '../store/archive-manifest.js';
 import { hashStoredFile } from './hash-pass.js';
 import type { HashMessage, ShardMessage } from './messages.js';
 import { abandonPlan, clearShardState, dropKey, readShardPlan, restartShardedFile, sendOne } from './shard-state.js';
@@ -53,8 +53,8 @@ export interface ShardStepContext {
 }
 
 export type ShardStepResult =
-  /** The file's receipt is there: the caller runs finalize. */
-  | { outcome: 'copied' | 'duplicate'; finalize: true }
+  /** The file's receipt is there: the caller runs finalize. `archived`: this step wrote it (the hash pass ended). */
+  | { outcome: 'copied' | 'duplicate'; finalize: true; archived?: ArchivedFile }
   | { outcome: 'copied' | 'handed-over' | 'duplicate'; finalize: false };
 
 const done = (outcome: 'copied' | 'handed-over' | 'duplicate'): ShardStepResult => ({ outcome, finalize: false });
@@ -76,8 +76,7 @@ export async function runShardStep(deps: FanoutDeps, message: ShardMessage | Has
     await dropOwnCheckpoint();
     return done('duplicate');
   }
-  const key = fileKey(prefix, graphId, backupId, fileName);
-  if (await storedFile(deps, bucket, { name: fileName, key, receiptKey: receiptKey(prefix, graphId, backupId, fileName) }, signal)) {
+  if (await storedArchivedFile(deps, { graphId, backupId, fileName }, signal)) {
     log.info({}, 'file already archived; nothing to do');
     await dropOwnCheckpoint();
     return { outcome: 'duplicate', finalize: true };
@@ -285,10 +284,9 @@ async function hashStep(deps: FanoutDeps, message: HashMessage, plan: ShardPlan,
     log.info({ offset: result.checkpoint.offset, totalBytes: plan.totalBytes, hop: next.hop }, 'hash pass handed over to a continuation message');
     return done('handed-over');
   }
-  await writeReceipt(deps, bucket, receiptKey(prefix, graphId, backupId, fileName), {
-    name: fileName, key: plan.key, bytes: result.bytes, sha256: result.sha256, completedAt: new Date(ctx.now()).toISOString(),
-  }, ctx.signal);
+  const archived: ArchivedFile = { name: fileName, key: plan.key, bytes: result.bytes, sha256: result.sha256 };
+  await writeFileReceipt({ ...deps, now: ctx.now }, { graphId, backupId, fileName }, archived, ctx.signal);
   await clearShardState(deps, message, log, ctx.signal).catch((err: unknown) => log.warn({ err: toArchiverError(err) }, 'could not remove the sharded file\'s state; it is removed with the backup\'s'));
   log.info({ bytes: result.bytes, shards: plan.shardCount }, 'sharded file archived');
-  return { outcome: 'copied', finalize: true };
+  return { outcome: 'copied', finalize: true, archived };
 }

@@ -1,13 +1,9 @@
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import { refuseIfArchived } from '../archive/archive-backup.js';
+import { abandonCheckpoint, fileStateKeys, refuseIfArchived, runFileStep } from '../archive/file-step.js';
 import { BackupLinks } from '../links/backup-links.js';
-import { fileKey, manifestKey } from '../store/keys.js';
-import { receiptKey, storedFile, writeReceipt } from '../store/receipts.js';
-import { headObject, putJson } from '../store/s3-objects.js';
-import { checkpointSchema } from '../copy/checkpoint.js';
-import type { CopyCheckpoint, CopyFileRequest, CopyFileResult } from '../copy/copier.js';
-import { isNoSuchUpload } from '../store/s3-errors.js';
+import { manifestKey } from '../store/keys.js';
+import { headObject } from '../store/s3-objects.js';
 import { ArchiverError, ErrorCodes, failureOf, isAbortError, toArchiverError } from '../errors.js';
 import { publishRunAlert, type AlertFailure } from '../alerts/alert.js';
 import { finalizeBackup, type FinalizeOptions } from './finalize.js';
@@ -16,13 +12,13 @@ import { planGraphStep } from './plan-graph.js';
 import { planShardedCopy } from './shard-plan.js';
 import { runShardStep } from './shard-worker.js';
 import { sendMessage } from './sqs.js';
-import { checkpointKey, deleteKey, getJson } from '../store/fanout-state.js';
 import { DEFAULT_MAX_RECEIVE_COUNT } from '../config.js';
 import { DEADLINE_MARGINS } from '../deadline.js';
 import { isSafeId } from '../ids.js';
 import type { FanoutDeps } from './types.js';
 import { changeVisibility, DEFAULT_RETRY_VISIBILITY, retryVisibilitySeconds, type RetryVisibility } from './visibility.js';
 import type { RunReport } from '../archive/types.js';
+import type { ArchivedFile } from '../store/archive-manifest.js';
 
 /** One SQS record as Lambda delivers it (only what the worker reads). */
 export interface CopyRecord {
@@ -53,6 +49,11 @@ export interface WorkerOptions {
   retryVisibility?: RetryVisibility;
   /** Called with each graph's report after a `plan-graph` message planned it (metrics). */
   onGraphReport?: (report: RunReport) => void;
+  /**
+   * Called once per range-sharded file, when its hash pass writes the file's receipt (metrics;
+   * a whole-file copy is counted by the instrumented copier, lib/metrics/copy-metrics.ts).
+   */
+  onFileArchived?: (file: ArchivedFile) => void;
 }
 
 /**
@@ -237,10 +238,8 @@ class Worker {
     const { signal } = this.options;
     const { bucket, prefix } = deps.config.archive;
     const { graphId, backupId, fileName } = message;
-    const key = fileKey(prefix, graphId, backupId, fileName);
-    const rKey = receiptKey(prefix, graphId, backupId, fileName);
-    const ckKey = checkpointKey(prefix, graphId, backupId, fileName);
-    if (message.checkpointKey !== undefined && message.checkpointKey !== ckKey) {
+    const ref = { graphId, backupId, fileName };
+    if (message.checkpointKey !== undefined && message.checkpointKey !== fileStateKeys(prefix, ref).checkpointKey) {
       throw new ArchiverError(ErrorCodes.MessageInvalid, 'Invalid copy message: checkpointKey does not belong to this file', { details: { fields: ['checkpointKey'] } });
     }
 
@@ -251,89 +250,58 @@ class Worker {
       await this.dropCheckpoint(message, log);
       return 'duplicate';
     }
-    if (await storedFile(deps, bucket, { name: fileName, key, receiptKey: rKey }, signal)) {
-      log.info({}, 'file already archived; nothing to copy');
-      await this.dropCheckpoint(message, log);
-      return this.finalize(message, 'duplicate', log);
-    }
-
-    const overLimit = chainLimitError(message);
-    if (overLimit) {
-      // Nothing will continue this upload: on the last delivery, abort it before the DLQ takes the message.
-      if (last) await this.dropCheckpoint(message, log);
-      throw overLimit;
-    }
-    const sharded = await planShardedCopy(deps, message, { signal, log });
-    if (sharded !== undefined) return sharded;
-
-    let checkpoint: CopyCheckpoint | undefined;
-    if (message.checkpointKey !== undefined) {
-      const parsed = checkpointSchema.safeParse(await getJson(deps, bucket, ckKey, signal));
-      if (parsed.success) checkpoint = parsed.data;
-      else log.warn({}, 'checkpoint missing or unreadable; copying the file from the start');
-    }
 
     const handoverAt = this.options.deadline === undefined ? undefined : this.options.deadline - (this.options.handoverMarginMs ?? DEADLINE_MARGINS.handoverMs);
-    if (handoverAt !== undefined && this.now() >= handoverAt) {
-      throw new ArchiverError(ErrorCodes.DeadlineExceeded, 'Too little time left in this invocation to start the copy', { retryable: true });
-    }
     const links = new BackupLinks(deps, { graphId, backupId }, undefined, signal);
-    const request: CopyFileRequest = {
-      bucket, key, fileName,
-      // The worker asks GES for its own link: messages never carry one.
-      getLink: (s) => links.fresh(fileName, s),
-      metadata: { 'ges-graph-id': graphId, 'ges-backup-id': backupId },
-      // A late duplicate (another run, a redelivery) never replaces a file under a finished manifest.json.
-      beforeCommit: refuseIfArchived(deps, { graphId, backupId }, fileName),
-      ...(signal ? { signal } : {}),
-      ...(handoverAt === undefined ? {} : { handoverAt }),
-    };
-
-    let result: CopyFileResult;
-    try {
-      try {
-        result = await deps.copier.copyFile(checkpoint ? { ...request, checkpoint } : request);
-      } catch (err) {
-        if (!checkpoint || !isNoSuchUpload(err)) throw err;
-        // The upload behind the checkpoint is gone: completed by a duplicate of this message, or
-        // aborted (a deadline, the bucket's lifecycle rule). Done, or start the file again.
-        if (await storedFile(deps, bucket, { name: fileName, key, receiptKey: rKey }, signal)) {
-          await deleteKey(deps, bucket, ckKey).catch((e: unknown) => log.warn({ err: e }, 'could not remove the copy checkpoint; it is harmless'));
-          return await this.finalize(message, 'duplicate', log);
+    let sharded: RecordOutcome | undefined;
+    const step = await runFileStep(deps, ref, {
+      log,
+      signal,
+      resume: message.checkpointKey !== undefined,
+      keepCheckpointOnFailure: true,
+      request: {
+        // The worker asks GES for its own link: messages never carry one.
+        getLink: (s) => links.fresh(fileName, s),
+        metadata: { 'ges-graph-id': graphId, 'ges-backup-id': backupId },
+        // A late duplicate (another run, a redelivery) never replaces a file under a finished manifest.json.
+        beforeCommit: refuseIfArchived(deps, { graphId, backupId }, fileName),
+        ...(handoverAt === undefined ? {} : { handoverAt }),
+      },
+      beforeCopy: async () => {
+        const overLimit = chainLimitError(message);
+        if (overLimit) {
+          // Nothing will continue this upload: on the last delivery, abort it before the DLQ takes the message.
+          if (last) await this.dropCheckpoint(message, log);
+          throw overLimit;
         }
-        log.warn({}, 'the checkpoint\'s multipart upload is gone; copying the file from the start');
-        result = await deps.copier.copyFile(request);
+        sharded = await planShardedCopy(deps, message, { signal, log });
+        return sharded !== undefined;
+      },
+      // After the deadline's abort, saving the checkpoint gets a short budget of its own.
+      saveSignal: () => (signal?.aborted ? AbortSignal.timeout(HANDOVER_SAVE_MS) : signal),
+    });
+    switch (step.status) {
+      case 'diverted':
+        return sharded ?? 'sharded';
+      case 'reused':
+        log.info({}, 'file already archived; nothing to copy');
+        return this.finalize(message, 'duplicate', log);
+      case 'archived-elsewhere':
+        log.info({}, 'another run archived the backup while this file was being copied; nothing was replaced');
+        return 'duplicate';
+      case 'handover': {
+        // The progress is saved; queue the continuation: if sending fails the message is
+        // delivered again and continues from this checkpoint (or restarts).
+        const ckKey = fileStateKeys(prefix, ref).checkpointKey;
+        const next = continuation(message, ckKey, step.from, step.checkpoint.offset, step.stats.restarts);
+        await this.send(next, undefined, signal?.aborted ? AbortSignal.timeout(HANDOVER_SAVE_MS) : signal);
+        log.info({ offset: step.checkpoint.offset, totalBytes: step.checkpoint.totalBytes, hop: next.hop, stalledHops: next.stalledHops }, 'copy handed over to a continuation message');
+        return 'handed-over';
       }
-    } catch (err) {
-      if (toArchiverError(err).code !== ErrorCodes.AlreadyArchived) throw err;
-      // The copier aborted its upload instead of completing it: the finished backup stays as it is.
-      log.info({}, 'another run archived the backup while this file was being copied; nothing was replaced');
-      if (message.checkpointKey !== undefined) {
-        await deleteKey(deps, bucket, ckKey).catch((e: unknown) => log.warn({ err: e }, 'could not remove the copy checkpoint; it is harmless'));
-      }
-      return 'duplicate';
+      case 'copied':
+        log.info({ bytes: step.file.bytes, ...step.stats }, 'file archived');
+        return this.finalize(message, 'copied', log);
     }
-
-    if (result.status === 'handover') {
-      // Persist the progress, then queue the continuation: if sending fails the message is
-      // delivered again and continues from this checkpoint (or restarts). After the deadline's
-      // abort, both get a short budget of their own.
-      const saveSignal = signal?.aborted ? AbortSignal.timeout(HANDOVER_SAVE_MS) : signal;
-      await putJson(deps, bucket, ckKey, result.checkpoint, saveSignal);
-      const next = continuation(message, ckKey, checkpoint?.offset, result.checkpoint.offset, result.stats.restarts);
-      await this.send(next, undefined, saveSignal);
-      log.info({ offset: result.checkpoint.offset, totalBytes: result.checkpoint.totalBytes, hop: next.hop, stalledHops: next.stalledHops }, 'copy handed over to a continuation message');
-      return 'handed-over';
-    }
-
-    await writeReceipt(deps, bucket, rKey, {
-      name: fileName, key, bytes: result.bytes, sha256: result.sha256, completedAt: new Date(this.now()).toISOString(),
-    }, signal);
-    if (message.checkpointKey !== undefined) {
-      await deleteKey(deps, bucket, ckKey).catch((err: unknown) => log.warn({ err }, 'could not remove the copy checkpoint; it is harmless'));
-    }
-    log.info({ bytes: result.bytes, ...result.stats }, 'file archived');
-    return this.finalize(message, 'copied', log);
   }
 
   /** A shard of a range-sharded file, or its hash pass (lib/fanout/shard-worker.ts); finalize when the file is done. */
@@ -345,6 +313,7 @@ class Worker {
       saveSignal: () => (signal?.aborted ? AbortSignal.timeout(HANDOVER_SAVE_MS) : signal),
     });
     if (!step.finalize) return step.outcome;
+    if (step.archived) this.options.onFileArchived?.(step.archived);
     const { runId, graphId, backupId, fileName } = message;
     return this.finalize({ v: 1, type: 'copy-file', runId, graphId, backupId, fileName }, step.outcome, log);
   }
@@ -364,14 +333,8 @@ class Worker {
    */
   private async dropCheckpoint(message: CopyMessage, log: FanoutDeps['logger']): Promise<void> {
     if (message.checkpointKey === undefined) return;
-    const { bucket } = this.deps.config.archive;
-    try {
-      const parsed = checkpointSchema.safeParse(await getJson(this.deps, bucket, message.checkpointKey, this.options.signal));
-      if (parsed.success) await this.deps.copier.abortCheckpoint(parsed.data);
-      await deleteKey(this.deps, bucket, message.checkpointKey, this.options.signal);
-    } catch (err) {
-      log.warn({ err: toArchiverError(err) }, 'could not abort the continuation\'s upload; `ges-archiver cleanup` (or the bucket\'s lifecycle rule) removes it');
-    }
+    const { graphId, backupId, fileName } = message;
+    await abandonCheckpoint(this.deps, { graphId, backupId, fileName }, log, this.options.signal);
   }
 
   /**

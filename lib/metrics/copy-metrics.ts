@@ -6,12 +6,17 @@ import type { MetricsSink } from './sink.js';
 /** Copy calls that moved less than this say more about latency than throughput: no CopyThroughput datapoint. */
 export const THROUGHPUT_MIN_BYTES = 1024 * 1024;
 
+/** One file archived: a whole-file copy that completed, or a range-sharded file whose hash pass wrote its receipt. */
+export function recordFileArchived(sink: MetricsSink, bytes: number): void {
+  sink.add(MetricNames.FilesArchived, MetricUnits.Count, 1);
+  sink.add(MetricNames.BytesArchived, MetricUnits.Bytes, bytes);
+}
+
 /** The datapoints of one finished copy call (complete or handed over). */
 export function recordCopyResult(sink: MetricsSink, result: CopyFileResult): void {
   const stats: CopyStats = result.stats;
   if (result.status === 'complete') {
-    sink.add(MetricNames.FilesArchived, MetricUnits.Count, 1);
-    sink.add(MetricNames.BytesArchived, MetricUnits.Bytes, result.bytes);
+    recordFileArchived(sink, result.bytes);
   } else {
     sink.add(MetricNames.CopyHandovers, MetricUnits.Count, 1);
   }
@@ -20,7 +25,8 @@ export function recordCopyResult(sink: MetricsSink, result: CopyFileResult): voi
 
 /**
  * The download datapoints of one copy call. A shard (copyRange) records only these, and its
- * handovers: the file it belongs to is archived by the hash pass after the last shard.
+ * handovers: the file it belongs to is counted once, when the hash pass after the last shard
+ * writes its receipt (WorkerOptions.onFileArchived).
  */
 function recordCopyStats(sink: MetricsSink, stats: CopyStats): void {
   if (stats.linkRefreshes > 0) sink.add(MetricNames.LinkRefreshes, MetricUnits.Count, stats.linkRefreshes);

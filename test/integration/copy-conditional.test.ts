@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { AbortMultipartUploadCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Agent } from 'undici';
-import { refuseIfArchived } from '../../lib/archive/archive-backup.js';
+import { refuseIfArchived } from '../../lib/archive/file-step.js';
 import { fileKey, manifestKey } from '../../lib/store/keys.js';
 import { loadConfig, type Config } from '../../lib/config.js';
 import { createCopier, type CopyFileResult } from '../../lib/copy/copier.js';

@@ -177,6 +177,24 @@ describe('range-sharded copies', () => {
     await expectArchived(bucket);
   });
 
+  it('a sharded file counts once as archived (onFileArchived, the FilesArchived metric), when its hash pass writes its receipt; a duplicate shard adds nothing', async () => {
+    // Prepare
+    const { bucket, queueUrl, rt } = await fanOut();
+    const shards = await planShards(rt, queueUrl);
+    await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: shards[0]!.record.body }));
+    const archived: [string, number][] = [];
+    const options = (): WorkerOptions => ({ onFileArchived: (f) => archived.push([f.name, f.bytes]) });
+
+    // Act
+    expect(await invokeEach(rt, queueUrl, shards, options)).toEqual([]);
+    const rest = await drain(rt, queueUrl, options);
+
+    // Assess: the whole file once (the small file is a whole-file copy: the copier counts it)
+    expect(rest.failures).toBe(0);
+    expect(archived).toEqual([[HUGE.name, HUGE.bytes]]);
+    await expectArchived(bucket);
+  });
+
   it('a duplicate shard message changes nothing, before or after the file is archived', async () => {
     // Prepare
     const { bucket, queueUrl, rt } = await fanOut();

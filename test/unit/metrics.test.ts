@@ -2,7 +2,7 @@ import type { RunReport } from '../../lib/archive/types.js';
 import type { Copier, CopyFileRequest, CopyFileResult, CopyRangeResult, CopyStats } from '../../lib/copy/copier.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import {
-  MemoryMetrics, MetricNames, instrumentCopier, newestBackupAges, recordRunMetrics, recordScheduledRunOutcome, runSucceeded,
+  MemoryMetrics, MetricNames, instrumentCopier, newestBackupAges, recordFileArchived, recordRunMetrics, recordScheduledRunOutcome, runSucceeded,
 } from '../../lib/metrics/index.js';
 import type { ArchivedBackupSummary } from '../../lib/catalog/types.js';
 
@@ -87,6 +87,13 @@ describe('instrumentCopier', () => {
     expect(sink.sum(MetricNames.LinkRefreshes)).toBe(1);
     expect(sink.sum(MetricNames.Resumes)).toBe(2);
     expect(sink.valuesOf(MetricNames.CopyThroughput)).toEqual([4 * MiB]);
+  });
+
+  it('recordFileArchived (a sharded file\'s hash pass) counts one file and its bytes, as a completed copy does', () => {
+    const sink = new MemoryMetrics();
+    recordFileArchived(sink, 16 * MiB + 777);
+    expect(sink.sum(MetricNames.FilesArchived)).toBe(1);
+    expect(sink.sum(MetricNames.BytesArchived)).toBe(16 * MiB + 777);
   });
 
   it('counts a handover as a handover, not an archived file', async () => {
