@@ -285,6 +285,12 @@ async function hashStep(deps: FanoutDeps, message: HashMessage, plan: ShardPlan,
     return done('handed-over');
   }
   const archived: ArchivedFile = { name: fileName, key: plan.key, bytes: result.bytes, sha256: result.sha256 };
+  // A second pass over the same object (its message delivered again while the first still ran)
+  // finds the first one's receipt: the file is archived once, and counted once.
+  if (await storedArchivedFile(deps, { graphId, backupId, fileName }, ctx.signal)) {
+    log.info({}, 'another hash pass of this file wrote its receipt meanwhile; nothing to add');
+    return { outcome: 'duplicate', finalize: true };
+  }
   await writeFileReceipt({ ...deps, now: ctx.now }, { graphId, backupId, fileName }, archived, ctx.signal);
   await clearShardState(deps, message, log, ctx.signal).catch((err: unknown) => log.warn({ err: toArchiverError(err) }, 'could not remove the sharded file\'s state; it is removed with the backup\'s'));
   log.info({ bytes: result.bytes, shards: plan.shardCount }, 'sharded file archived');

@@ -12,10 +12,8 @@ import { createCopier, type CopierDeps } from '../../lib/copy/copier.js';
 import { MiB } from '../../lib/copy/part-size.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
-import { startEmulator, type Emulator } from '../emulator/index.js';
-import { issueToken } from '../emulator/test-client.js';
-import { createTestBucket, s3Client } from '../support/aws.js';
-import { gesLinkSource } from '../support/copy.js';
+import { type Emulator } from '../emulator/index.js';
+import { gesLinkSource, useCopyStack } from '../support/copy.js';
 
 /** Deterministic bytes: the same `n` bytes for every request. */
 const payload = (n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7919) % 251));
@@ -101,19 +99,7 @@ describe('the copier under a bandwidth limit (emulator and Swift)', () => {
   let bucket: string;
   let agent: Agent;
 
-  beforeAll(async () => {
-    s3 = s3Client();
-    agent = new Agent();
-    bucket = await createTestBucket('bwlimit');
-    emu = await startEmulator({ graphs: [{ id: G, backups: [{ id: B, files: [FILE] }] }] });
-    token = await issueToken(emu);
-  });
-
-  afterAll(async () => {
-    await emu.close();
-    await agent.close();
-    s3.destroy();
-  });
+  useCopyStack('bwlimit', { graphs: [{ id: G, backups: [{ id: B, files: [FILE] }] }] }, (stack) => ({ s3, emu, token, bucket, dispatcher: agent } = stack));
 
   // 3 streams share 6 MiB/s: 2 MiB/s each, under a floor of 3 MiB/s over 300 ms windows.
   const floor = { bytesPerSecond: 3 * MiB, windowMs: 300 };

@@ -4,17 +4,16 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AbortMultipartUploadCommand, DeleteObjectCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Agent } from 'undici';
 import { copierMemoryBound, createCopier, type CopierDeps, type CopyFileRequest } from '../../lib/copy/copier.js';
 import { MiB } from '../../lib/copy/part-size.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
-import { failure, expectNoTrace as expectNoTraceIn, gesLinkSource, type GesLinkSource } from '../support/copy.js';
-import { createTestBucket, getObjectBytes, listInProgressUploads, s3Client } from '../support/aws.js';
-import { startEmulator, type Emulator } from '../emulator/index.js';
-import { issueToken } from '../emulator/test-client.js';
+import { failure, expectNoTrace as expectNoTraceIn, gesLinkSource, type GesLinkSource, useCopyStack } from '../support/copy.js';
+import { getObjectBytes, s3Client } from '../support/aws.js';
+import { type Emulator } from '../emulator/index.js';
 
 const PART = 5 * MiB;
 const G = 'graph-p';
@@ -30,30 +29,7 @@ let token: string;
 let bucket: string;
 let dispatcher: Agent;
 
-beforeAll(async () => {
-  s3 = s3Client();
-  dispatcher = new Agent();
-  bucket = await createTestBucket('copy-par');
-  emu = await startEmulator({ graphs: [{ id: G, backups: [{ id: B, files: [BIG] }] }] });
-  token = await issueToken(emu);
-});
-
-afterAll(async () => {
-  await emu.close();
-  await dispatcher.close();
-  s3.destroy();
-});
-
-beforeEach(() => {
-  emu.faults.reset();
-  emu.resetStats();
-});
-
-afterEach(async () => {
-  const left = await listInProgressUploads(bucket);
-  await Promise.all(left.map((u) => s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }))));
-  expect(left.map((u) => u.Key)).toEqual([]);
-});
+useCopyStack('copy-par', { graphs: [{ id: G, backups: [{ id: B, files: [BIG] }] }] }, (stack) => ({ s3, emu, token, bucket, dispatcher } = stack), { noUploadsLeft: true });
 
 function deps(overrides: Partial<CopierDeps> = {}): CopierDeps {
   return {

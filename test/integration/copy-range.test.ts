@@ -11,10 +11,9 @@ import { MiB } from '../../lib/copy/part-size.js';
 import { ErrorCodes } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
-import { createTestBucket, getObjectBytes, listInProgressUploads, s3Client } from '../support/aws.js';
-import { failure, gesLinkSource } from '../support/copy.js';
-import { startEmulator, type Emulator } from '../emulator/index.js';
-import { issueToken } from '../emulator/test-client.js';
+import { getObjectBytes, listInProgressUploads } from '../support/aws.js';
+import { failure, gesLinkSource, useCopyStack } from '../support/copy.js';
+import { type Emulator } from '../emulator/index.js';
 
 const PART = 5 * MiB;
 const G = 'graph-r';
@@ -29,23 +28,7 @@ let bucket: string;
 let dispatcher: Agent;
 let keyCounter = 0;
 
-beforeAll(async () => {
-  s3 = s3Client();
-  dispatcher = new Agent();
-  bucket = await createTestBucket('copy-range');
-  emu = await startEmulator({ graphs: [{ id: G, backups: [{ id: B, files: [FILE] }] }] });
-  token = await issueToken(emu);
-});
-
-afterAll(async () => {
-  await emu.close();
-  await dispatcher.close();
-  s3.destroy();
-});
-
-beforeEach(() => {
-  emu.faults.reset();
-});
+useCopyStack('copy-range', { graphs: [{ id: G, backups: [{ id: B, files: [FILE] }] }] }, (stack) => ({ s3, emu, token, bucket, dispatcher } = stack));
 
 function deps(overrides: Partial<CopierDeps> = {}): CopierDeps {
   return { s3, logger: silentLogger(), retry, allowedHosts: ['127.0.0.1'], dispatcher, partSizeBytes: PART, partConcurrency: 2, streams: 2, ...overrides };

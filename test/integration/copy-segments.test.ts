@@ -4,7 +4,7 @@
 // GES/OBS emulator and Swift; an undici interceptor on the copier's dispatcher records (and, for
 // one test, delays) the download requests.
 import { createHash } from 'node:crypto';
-import { AbortMultipartUploadCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Agent, type Dispatcher } from 'undici';
 import { createCopier, type CopierDeps, type CopyCheckpoint, type CopyFileRequest } from '../../lib/copy/copier.js';
 import { sharedBuffer } from '../../lib/copy/md5-worker.js';
@@ -12,10 +12,9 @@ import { MiB, SEGMENT_BYTES } from '../../lib/copy/part-size.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
-import { gesLinkSource } from '../support/copy.js';
-import { createTestBucket, getObjectBytes, listInProgressUploads, s3Client } from '../support/aws.js';
-import { startEmulator, type Emulator } from '../emulator/index.js';
-import { issueToken } from '../emulator/test-client.js';
+import { gesLinkSource, useCopyStack } from '../support/copy.js';
+import { getObjectBytes, s3Client } from '../support/aws.js';
+import { type Emulator } from '../emulator/index.js';
 
 const PART = 16 * MiB; // the minimum part size here: two 8 MiB segments per part
 const G = 'graph-s';
@@ -31,30 +30,7 @@ let token: string;
 let bucket: string;
 let agent: Agent;
 
-beforeAll(async () => {
-  s3 = s3Client();
-  agent = new Agent();
-  bucket = await createTestBucket('copy-seg');
-  emu = await startEmulator({ graphs: [{ id: G, backups: [{ id: B, files: [FILE] }] }] });
-  token = await issueToken(emu);
-});
-
-afterAll(async () => {
-  await emu.close();
-  await agent.close();
-  s3.destroy();
-});
-
-beforeEach(() => {
-  emu.faults.reset();
-  emu.resetStats();
-});
-
-afterEach(async () => {
-  const left = await listInProgressUploads(bucket);
-  await Promise.all(left.map((u) => s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }))));
-  expect(left.map((u) => u.Key)).toEqual([]);
-});
+useCopyStack('copy-seg', { graphs: [{ id: G, backups: [{ id: B, files: [FILE] }] }] }, (stack) => ({ s3, emu, token, bucket, dispatcher: agent } = stack), { noUploadsLeft: true });
 
 /** The download requests a dispatcher saw: the first byte each asked for, and the order their bodies ended in. */
 interface Recorder {

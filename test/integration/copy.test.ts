@@ -11,10 +11,9 @@ import { MiB } from '../../lib/copy/part-size.js';
 import { ErrorCodes } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
-import { failure, expectNoTrace as expectNoTraceIn, gesLinkSource, type GesLinkSource } from '../support/copy.js';
-import { createTestBucket, getObjectBytes, listInProgressUploads, listKeys, s3Client } from '../support/aws.js';
-import { startEmulator, type Emulator } from '../emulator/index.js';
-import { issueToken } from '../emulator/test-client.js';
+import { failure, expectNoTrace as expectNoTraceIn, gesLinkSource, type GesLinkSource, useCopyStack } from '../support/copy.js';
+import { getObjectBytes, listInProgressUploads, listKeys } from '../support/aws.js';
+import { type Emulator } from '../emulator/index.js';
 
 const PART = 5 * MiB; // S3's (and Swift's) minimum part size: the smallest parts a real store takes
 const G = 'graph-1';
@@ -34,24 +33,7 @@ let token: string;
 let bucket: string;
 let dispatcher: Agent;
 
-beforeAll(async () => {
-  s3 = s3Client();
-  dispatcher = new Agent();
-  bucket = await createTestBucket('copy');
-  emu = await startEmulator({ graphs: [{ id: G, backups: [{ id: B, files: Object.values(FILES) }] }] });
-  token = await issueToken(emu);
-});
-
-afterAll(async () => {
-  await emu.close();
-  await dispatcher.close();
-  s3.destroy();
-});
-
-beforeEach(() => {
-  emu.faults.reset();
-  emu.resetStats();
-});
+useCopyStack('copy', { graphs: [{ id: G, backups: [{ id: B, files: Object.values(FILES) }] }] }, (stack) => ({ s3, emu, token, bucket, dispatcher } = stack));
 
 function deps(overrides: Partial<CopierDeps> = {}): CopierDeps {
   return {

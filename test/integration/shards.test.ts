@@ -185,8 +185,10 @@ describe('range-sharded copies', () => {
     const archived: [string, number][] = [];
     const options = (): WorkerOptions => ({ onFileArchived: (f) => archived.push([f.name, f.bytes]) });
 
-    // Act
-    expect(await invokeEach(rt, queueUrl, shards, options)).toEqual([]);
+    // Act: the shards one after another (shards finishing at the very same instant may both
+    // complete and both queue a hash pass on a store without conditional writes, like Swift:
+    // the receipt is the same, see docs/lambda.md; parallel shards are the first test's case)
+    for (const shard of shards) expect(await invokeEach(rt, queueUrl, [shard], options)).toEqual([]);
     const rest = await drain(rt, queueUrl, options);
 
     // Assess: the whole file once (the small file is a whole-file copy: the copier counts it)
