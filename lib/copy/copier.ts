@@ -4,7 +4,7 @@ import { sleep } from '../retry.js';
 import { toCheckpoint, validateCheckpoint, type CopyCheckpoint } from './checkpoint.js';
 import { discardBody, openDownload, validatorOf, type OpenResult, type SourceValidator } from './download.js';
 import { assertAllowedLink, assertSafeFileName } from './guard.js';
-import { createDeferredHasher, createFileHasher, restoreFileHasher, type FileHasher } from './hasher.js';
+import { createDeferredHasher, createFileHasher, restoreFileHasher, warmUpSerialisableHash, type FileHasher } from './hasher.js';
 import { LinkSource } from './link-source.js';
 import { PartPool } from './part-pool.js';
 import { DEFAULT_PART_SIZE, filePartSize, MAX_PART_SIZE, MAX_PARTS, MiB, MIN_PART_SIZE, partCount, SEGMENT_BYTES } from './part-size.js';
@@ -886,6 +886,8 @@ export function createCopier(deps: CopierDeps): Copier {
   if (deps.streams !== undefined && (!Number.isSafeInteger(deps.streams) || deps.streams < 1)) {
     throw new ArchiverError(ErrorCodes.ConfigInvalid, 'streams must be a whole number of at least 1');
   }
+  // While the caller checks the bucket and asks GES for links, not when the first copy starts.
+  warmUpSerialisableHash();
   return {
     async copyFile(req) {
       assertSafeFileName(req.fileName);

@@ -80,17 +80,34 @@ class DeferredHasher implements FileHasher {
 }
 
 /** A hasher that becomes serialisable only if `wantsMidstate()` says so at its first update. */
-export async function createDeferredHasher(wantsMidstate: () => boolean): Promise<FileHasher> {
+let compiled: Promise<unknown> | undefined;
+
+/**
+ * Starts compiling hash-wasm's SHA-256 in the background, once per process, so the first copy
+ * does not wait for it: compiling takes 30-100 ms here (most of a small file's copy), while
+ * later instances take well under a millisecond. A failure is not reported here; the next
+ * createSHA256() meets it again and throws.
+ */
+export function warmUpSerialisableHash(): void {
+  compiled ??= createSHA256().catch(() => undefined);
+}
+
+async function createSerialisableSha256(): Promise<IHasher> {
+  warmUpSerialisableHash();
+  await compiled;
   const hash = await createSHA256();
   hash.init();
+  return hash;
+}
+
+export async function createDeferredHasher(wantsMidstate: () => boolean): Promise<FileHasher> {
+  const hash = await createSerialisableSha256();
   return new DeferredHasher(hash, wantsMidstate);
 }
 
 export async function createFileHasher(serialisable: boolean): Promise<FileHasher> {
   if (!serialisable) return new NodeHasher();
-  const hash = await createSHA256();
-  hash.init();
-  return new WasmHasher(hash);
+  return new WasmHasher(await createSerialisableSha256());
 }
 
 /**
@@ -98,8 +115,7 @@ export async function createFileHasher(serialisable: boolean): Promise<FileHashe
  * (after a deployment that changed it): that throws MESSAGE_INVALID, and the caller starts over.
  */
 export async function restoreFileHasher(state: string): Promise<FileHasher> {
-  const hash = await createSHA256();
-  hash.init();
+  const hash = await createSerialisableSha256();
   try {
     hash.load(Buffer.from(state, 'base64'));
   } catch (err) {

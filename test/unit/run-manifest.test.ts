@@ -1,9 +1,9 @@
 import { parseRunManifest } from '../../lib/archive/run-manifest.js';
 import { ArchiverError } from '../../lib/errors.js';
 
-function manifestError(text: string): string {
+async function manifestError(text: string): Promise<string> {
   try {
-    parseRunManifest(text, 'm.json');
+    await parseRunManifest(text, 'm.json');
   } catch (err) {
     expect(err).toBeInstanceOf(ArchiverError);
     expect((err as ArchiverError).code).toBe('MANIFEST_INVALID');
@@ -13,14 +13,14 @@ function manifestError(text: string): string {
 }
 
 describe('run manifest', () => {
-  it('accepts the CONTRACT example as JSON and as YAML', () => {
+  it('accepts the CONTRACT example as JSON and as YAML', async () => {
     const json = `{ "version": 1, "graphs": [
       { "graphId": "4c5f882d-a813-4d78-a8e3-6d3212ddd121", "backups": "latest" },
       { "graphId": "9b9a05c2-0000-4000-8000-000000000001", "backups": "all" },
       { "graphId": "9b9a05c2-0000-4000-8000-000000000002", "backups": ["ada3e720-ab87-48cb-bff7-3ec5ae1a9652"] } ] }`;
     const yaml = 'version: 1\ngraphs:\n  - graphId: g1\n    backups: latest\n  - graphId: g2\n    backups: [b1, b2]\n';
-    expect(parseRunManifest(json).graphs).toHaveLength(3);
-    expect(parseRunManifest(yaml).graphs[1]).toEqual({ graphId: 'g2', backups: ['b1', 'b2'] });
+    expect((await parseRunManifest(json)).graphs).toHaveLength(3);
+    expect((await parseRunManifest(yaml)).graphs[1]).toEqual({ graphId: 'g2', backups: ['b1', 'b2'] });
   });
 
   it.each([
@@ -35,7 +35,7 @@ describe('run manifest', () => {
     ['{"version": 1, "graphs": [{"graphId": "g", "backups": "all"}], "unknown": true}', /unknown/],
     ['{"version": 1, "graphs": [', /not valid JSON or YAML/],
     ['- just\n- a list\n', /must be an object/],
-  ])('rejects %s naming the problem', (text, pattern) => {
-    expect(manifestError(text)).toMatch(pattern);
+  ])('rejects %s naming the problem', async (text, pattern) => {
+    expect(await manifestError(text)).toMatch(pattern);
   });
 });
