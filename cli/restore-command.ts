@@ -7,7 +7,7 @@ import { redactString } from '../lib/redact.js';
 import { parseRestoreTarget, targetLabel } from '../lib/restore/target.js';
 import type { RestoreEvent, RestoreReport, RestoreTarget } from '../lib/restore/types.js';
 import { createRetryPolicy } from '../lib/retry.js';
-import { createRestoreTargetS3Client, createS3Client } from '../lib/app/runtime.js';
+import { createRestoreTargetS3Client, createS3Client } from '../lib/app/aws-clients.js';
 import { formatBytes } from './format.js';
 import type { CliIo } from './io.js';
 import { createCliOutput, onInterrupt, type OutputFlags } from './plumbing.js';

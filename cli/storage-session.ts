@@ -3,7 +3,7 @@ import { loadStorageConfig, type StorageConfig } from '../lib/config.js';
 import { isSafeId } from '../lib/ids.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { createRetryPolicy } from '../lib/retry.js';
-import { createS3Client, withRetryLogging } from '../lib/app/runtime.js';
+import { createS3Client, withRetryLogging } from '../lib/app/aws-clients.js';
 import { createCliOutput, onInterrupt, type OutputFlags } from './plumbing.js';
 import type { Progress } from './progress.js';
 import type { CliIo } from './io.js';

@@ -5,7 +5,8 @@ import { describeIssues, loadStorageConfig, type StorageConfig } from '../../lib
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { createRetryPolicy, type RetryPolicy } from '../../lib/retry.js';
-import { createS3Client, createSnsClient } from '../../lib/app/runtime.js';
+import { createS3Client } from '../../lib/app/aws-clients.js';
+import { createSnsClient } from '../../lib/app/runtime.js';
 import { rootLogger } from './logger.js';
 
 /**

@@ -1,15 +1,16 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Agent, type Dispatcher } from 'undici';
 import type { ArchiveDeps } from '../archive/types.js';
-import type { Config, RestoreTargetS3Config } from '../config.js';
+import type { Config } from '../config.js';
 import { limitBandwidth } from '../copy/bandwidth.js';
 import { createCopier } from '../copy/copier.js';
 import { DEFAULT_RATE_FLOOR } from '../copy/rate-floor.js';
 import { createGesClient, type GesClientDeps } from '../ges/client.js';
 import type { Logger } from '../log.js';
-import { createRetryPolicy, type RetryEvent, type RetryPolicy } from '../retry.js';
+import { createRetryPolicy, type RetryPolicy } from '../retry.js';
+import { AWS_REQUEST_HANDLER, createS3Client, withRetryLogging } from './aws-clients.js';
 
 /**
  * The composition root shared by the CLI and the Lambda handlers: builds every client once
@@ -39,31 +40,6 @@ export interface RuntimeOverrides {
   onGesAuthFailure?: GesClientDeps['onAuthFailure'];
 }
 
-/**
- * Every AWS request has a timeout: connecting within 10 s, and no socket silent for 120 s (an
- * upload that is moving is never cut; a stalled one fails, and the retry policy decides).
- */
-const AWS_REQUEST_HANDLER = { connectionTimeout: 10_000, requestTimeout: 120_000 } as const;
-
-export function createS3Client(config: Pick<Config, 's3'>): S3Client {
-  // Region, credentials, endpoint (AWS_ENDPOINT_URL_S3) and checksum settings
-  // (AWS_REQUEST_CHECKSUM_CALCULATION...) come from the SDK's standard variables.
-  // maxAttempts 1: lib/retry.ts is the one retry policy; SDK retries on top would multiply it.
-  return new S3Client({ forcePathStyle: config.s3.forcePathStyle, maxAttempts: 1, requestHandler: AWS_REQUEST_HANDLER });
-}
-
-/** The restore target's own store (RESTORE_S3_*, e.g. Huawei OBS): same timeouts, same single retry policy. */
-export function createRestoreTargetS3Client(target: RestoreTargetS3Config): S3Client {
-  return new S3Client({
-    endpoint: target.endpoint,
-    region: target.region,
-    forcePathStyle: target.forcePathStyle,
-    ...(target.credentials === undefined ? {} : { credentials: { ...target.credentials } }),
-    maxAttempts: 1,
-    requestHandler: AWS_REQUEST_HANDLER,
-  });
-}
-
 // Region, credentials and endpoints (AWS_ENDPOINT_URL_SQS / _SNS) come from the SDK's standard
 // variables; maxAttempts 1 for the same reason as S3.
 export function createSqsClient(): SQSClient {
@@ -72,30 +48,6 @@ export function createSqsClient(): SQSClient {
 
 export function createSnsClient(): SNSClient {
   return new SNSClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_HANDLER });
-}
-
-function retryFields(event: RetryEvent): Record<string, unknown> {
-  const e = event.error as { code?: unknown; message?: unknown; details?: { operation?: unknown; remoteCode?: unknown; status?: unknown } };
-  return {
-    operation: e.details?.operation,
-    code: e.details?.remoteCode ?? e.code,
-    status: e.details?.status,
-    attempt: event.attempt,
-    delayMs: Math.round(event.delayMs),
-    error: typeof e.message === 'string' ? e.message : String(event.error),
-  };
-}
-
-/**
- * The retry policy with every retry logged (warn: operation, code, HTTP status, attempt, delay)
- * when the caller does not log its own: S3, SQS and SNS requests, so a store that keeps failing
- * or an endpoint that refuses connections is never silent while the policy waits.
- */
-export function withRetryLogging(retry: RetryPolicy, logger: Logger): RetryPolicy {
-  return (operation, options = {}) => retry(operation, {
-    ...options,
-    onRetry: options.onRetry ?? ((event) => logger.warn(retryFields(event), 'request failed; retrying')),
-  });
 }
 
 export function createRuntime(config: Config, logger: Logger, overrides: RuntimeOverrides = {}): Runtime {

@@ -9,7 +9,7 @@ import { checkArchiveBucket } from '../../lib/archive/preflight.js';
 import { getJson, headObject } from '../../lib/store/s3-objects.js';
 import { createLogger } from '../../lib/log.js';
 import { createRetryPolicy } from '../../lib/retry.js';
-import { withRetryLogging } from '../../lib/app/runtime.js';
+import { withRetryLogging } from '../../lib/app/aws-clients.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import { createTestBucket, listInProgressUploads, listKeys, s3Endpoint } from '../support/aws.js';
 import { iamEnv, runCli, useLocalS3 } from '../support/cli.js';
