@@ -15,8 +15,8 @@ import type { RetryPolicy } from '../retry.js';
  *    answers, the credentials are accepted and may list the archive. Not HeadBucket: the
  *    Lambda roles may list only with an `s3:prefix` condition (serverless.yml), which a
  *    HeadBucket, having no prefix, never meets, so it would answer 403 to a role that works.
- * 2. With `write` (not in a dry run, which writes nothing): CreateMultipartUpload (sent with
- *    the listing) and AbortMultipartUpload of `{prefix}_state/preflight`. That proves s3:PutObject (and the KMS
+ * 2. With `write` (not in a dry run, which writes nothing): CreateMultipartUpload and
+ *    AbortMultipartUpload of `{prefix}_state/preflight`. That proves s3:PutObject (and the KMS
  *    key of an SSE-KMS bucket) without leaving anything behind: unlike a probe object it
  *    creates no version in a versioned bucket and nothing that Object Lock would keep.
  */
@@ -111,26 +111,14 @@ export async function checkArchiveBucket(deps: BucketCheckDeps, options: { write
     endpoint.record(args.request);
     return next(args);
   }, { step: 'finalizeRequest', name: 'preflightEndpoint', priority: 'high' });
-  const listing = send('ListObjectsV2', listRights, (abortSignal) => deps.s3.send(list, { abortSignal }));
-  if (!options.write) {
-    await listing;
-    return;
-  }
+  await send('ListObjectsV2', listRights, (abortSignal) => deps.s3.send(list, { abortSignal }));
+  if (!options.write) return;
 
-  // The write probe goes out with the listing, not after it (one round trip less at every
-  // start); the listing's failure is still the one reported, as if it had gone first.
   const key = preflightKey(prefix);
-  const creating = send('CreateMultipartUpload', writeRights,
+  const created = await send('CreateMultipartUpload', writeRights,
     (abortSignal) => deps.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }), { abortSignal }));
-  const [listed, created] = await Promise.allSettled([listing, creating]);
-  const uploadId = created.status === 'fulfilled' ? created.value.UploadId : undefined;
-  const aborting = uploadId === undefined ? undefined : send('AbortMultipartUpload', writeRights,
+  if (!created.UploadId) return;
+  const uploadId = created.UploadId;
+  await send('AbortMultipartUpload', writeRights,
     (abortSignal) => deps.s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), { abortSignal }));
-  if (listed.status === 'rejected') {
-    // Nothing left behind either way; the listing's answer is the one that explains the bucket.
-    await aborting?.catch(() => undefined);
-    throw listed.reason;
-  }
-  if (created.status === 'rejected') throw created.reason;
-  await aborting;
 }

@@ -320,9 +320,12 @@ class FileCopy {
       if (!first) return this.finish(undefined);
     }
     const upload = this.upload as unknown as UploadState;
-    const pool = new PartPool(partSlots(this.deps, upload.partSize, 1), this.hasher, this.committed / upload.partSize + 1, this.committed, {
+    const slots = partSlots(this.deps, upload.partSize, 1);
+    const pool = new PartPool(slots, this.hasher, this.committed / upload.partSize + 1, this.committed, {
       limit: partSlots(this.deps, upload.partSize, this.streams), allocate: this.deps.allocatePartBuffer,
     });
+    // The buffers of the first full-size parts, made now: their memory is readied while part 1 downloads.
+    pool.reserve(Math.min(slots, Math.floor(workEnd(upload) / upload.partSize) - this.committed / upload.partSize), upload.partSize);
     const epoch: Epoch = {
       ac: new AbortController(), pool, cursor: this.committed, open: new Map(), slotWaits: new Set(), stop: undefined, workers: [],
     };

@@ -1,5 +1,5 @@
 import type { FileHasher } from './hasher.js';
-import { sharedBuffer } from './md5-worker.js';
+import { prefault, sharedBuffer } from './md5-worker.js';
 
 /**
  * The parts of one file between the sockets and S3, and the memory they may take.
@@ -43,14 +43,30 @@ export class PartPool {
 
   /**
    * `frontier`: the first part not in the hash yet (1, or the part after a checkpoint's offset).
-   * `limit`: the most slots `grow` may reach (default `cap`); `allocate` makes a new part buffer.
+   * `limit`: the most slots `grow` may reach (default `cap`); `allocate` makes a new part buffer
+   * (and has its memory pages written ahead of use: md5-worker.ts, prefault).
    */
   constructor(private cap: number, private readonly hasher: FileHasher, frontier: number, hashedBytes: number,
     opts: { limit?: number; allocate?: ((size: number) => Buffer) | undefined } = {}) {
     this.next = frontier;
     this.bytes = hashedBytes;
     this.limit = Math.max(cap, opts.limit ?? cap);
-    this.allocate = opts.allocate ?? sharedBuffer;
+    const allocate = opts.allocate ?? sharedBuffer;
+    this.allocate = (size) => {
+      const buf = allocate(size);
+      prefault(buf);
+      return buf;
+    };
+  }
+
+  /**
+   * Makes up to `count` buffers of `size` at once (never more than the free slots), ready for
+   * the first parts: their memory is written ahead (prefault) while the first part downloads,
+   * instead of page by page as each part is filled.
+   */
+  reserve(count: number, size: number): void {
+    const room = this.cap - this.held - this.free.length;
+    for (let i = 0; i < Math.min(count, room); i++) this.free.push(this.allocate(size));
   }
 
   /** The first part not yet stored and hashed; parts before it are in S3 and in the hash. */

@@ -1,7 +1,7 @@
 // Content-MD5 off the event loop (lib/copy/md5-worker.ts): the same digest as inline hashing,
 // computed on another thread for large shared part buffers, inline for everything else.
 import { createHash } from 'node:crypto';
-import { contentMd5Off, sharedBuffer } from '../../../lib/copy/md5-worker.js';
+import { contentMd5Off, prefault, sharedBuffer } from '../../../lib/copy/md5-worker.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Uint8Array): string => createHash('md5').update(b).digest('base64');
@@ -49,5 +49,30 @@ describe('contentMd5Off', () => {
     await expect(contentMd5Off(small)).resolves.toBe(md5(small));
     await expect(contentMd5Off(unshared)).resolves.toBe(md5(unshared));
     await expect(contentMd5Off(Buffer.alloc(0))).resolves.toBe('1B2M2Y8AsgTpgAmY7PhCfg==');
+  });
+});
+
+describe('prefault', () => {
+  /** Every byte written (the worker touches one byte per page: each of them must keep its value). */
+  function pattern(buf: Buffer, seed: number): Buffer {
+    for (let i = 0; i < buf.length; i++) buf[i] = (i * 7 + seed) & 0xff;
+    return buf;
+  }
+
+  it('changes no byte of a shared buffer, while this thread fills it and Content-MD5 requests come in', async () => {
+    // Prepare: 32 MiB, its first half already written; another part to hash meanwhile.
+    const buf = sharedBuffer(32 * MiB);
+    pattern(buf.subarray(0, 16 * MiB), 5);
+    const other = fill(sharedBuffer(4 * MiB), 6);
+    // Act: the worker walks the buffer from its end while this thread writes the second half.
+    prefault(buf);
+    pattern(buf.subarray(16 * MiB), 7);
+    const digest = await contentMd5Off(other);
+    // Touch slices run between messages; give the last ones time to finish before checking.
+    await new Promise((r) => setTimeout(r, 500));
+    // Assess
+    const expected = Buffer.concat([pattern(Buffer.alloc(16 * MiB), 5), pattern(Buffer.alloc(16 * MiB), 7)]);
+    expect(buf.equals(expected)).toBe(true);
+    expect(digest).toBe(md5(other));
   });
 });

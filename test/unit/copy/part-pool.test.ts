@@ -70,4 +70,28 @@ describe('PartPool', () => {
     expect(made).toEqual([SIZE, SIZE, SIZE, 1000]);
     expect(hasher.digestHex()).toBe(whole.digest('hex'));
   });
+
+  it('reserves buffers for the first parts within its free slots, and hands them out without making more', async () => {
+    // Prepare: 3 slots, one already taken; a counting allocator.
+    const made: number[] = [];
+    const pool = new PartPool(3, await createFileHasher(false), 1, 0, {
+      allocate: (size) => {
+        made.push(size);
+        return Buffer.alloc(size);
+      },
+    });
+    const signal = new AbortController().signal;
+    await pool.acquire(signal);
+    // Act: ask for more than there is room for.
+    pool.reserve(5, SIZE);
+    const reserved = made.length;
+    await pool.acquire(signal);
+    await pool.acquire(signal);
+    pool.buffer(SIZE);
+    pool.buffer(SIZE);
+    pool.buffer(SIZE);
+    // Assess: two reserved (3 slots, 1 held), the third buffer made on demand.
+    expect(reserved).toBe(2);
+    expect(made).toEqual([SIZE, SIZE, SIZE]);
+  });
 });
