@@ -54,6 +54,9 @@ function partSlots(deps: MemoryDeps, partSize: number, running: number): number 
   return Math.min(partConcurrency + running, Math.max(2, Math.floor(budget / partSize)));
 }
 
+/** Files under this size copy through a buffer of their own, not a block of the process's part memory. */
+const SMALL_FILE_BYTES = 1024 * 1024;
+
 /** The least part-buffer budget per file (CopierDeps.partBufferBudgetBytes). */
 const DEFAULT_PART_BUFFER_BUDGET = 128 * MiB;
 
@@ -321,11 +324,15 @@ class FileCopy {
     }
     const upload = this.upload as unknown as UploadState;
     const slots = partSlots(this.deps, upload.partSize, 1);
+    // A small file's one buffer is its own (hashed inline, nothing for the MD5 worker to read):
+    // a block of the part size, and the worker started to ready it, would cost more than the copy.
+    const small = upload.totalBytes < SMALL_FILE_BYTES;
     const pool = new PartPool(slots, this.hasher, this.committed / upload.partSize + 1, this.committed, {
-      limit: partSlots(this.deps, upload.partSize, this.streams), allocate: this.deps.allocatePartBuffer,
+      blockSize: small ? Math.max(1, upload.totalBytes) : upload.partSize, limit: partSlots(this.deps, upload.partSize, this.streams),
+      allocate: this.deps.allocatePartBuffer ?? (small ? (size: number) => Buffer.alloc(size) : undefined),
     });
-    // The buffers of the first full-size parts, made now: their memory is readied while part 1 downloads.
-    pool.reserve(Math.min(slots, Math.floor(workEnd(upload) / upload.partSize) - this.committed / upload.partSize), upload.partSize);
+    // The blocks of the first parts, taken now: new ones are readied while part 1 downloads.
+    pool.reserve(Math.min(slots, upload.parts - this.committed / upload.partSize));
     const epoch: Epoch = {
       ac: new AbortController(), pool, cursor: this.committed, open: new Map(), slotWaits: new Set(), stop: undefined, workers: [],
     };
@@ -821,6 +828,8 @@ class FileCopy {
       await this.session.putSingleObject(sha256, beforeCommit);
       this.stats.singlePut = true;
     }
+    // Every part is stored (or the PUT is done): nothing reads the blocks any more.
+    pool?.dispose();
     this.log.debug({ bytes: totalBytes, ...this.finishStats() }, 'file copied');
     return { status: 'complete', key: this.req.key, bytes: totalBytes, sha256, stats: this.finishStats() };
   }
@@ -835,6 +844,7 @@ class FileCopy {
         details: { stored, start: range.start, end: range.end },
       });
     }
+    pool?.dispose();
     return { status: 'complete', key: this.req.key, bytes: range.end - range.start, sha256: '', stats: this.finishStats() };
   }
 

@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { contentMd5 } from './hasher.js';
 
@@ -24,10 +25,22 @@ const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const touches = [];
 let touching = false;
+let collecting = false;
+// Every part buffer that came in a message stays in memory until this thread's heap is
+// collected, and this thread allocates too little to collect by itself: once idle, collect.
+function collectSoon() {
+  if (collecting || typeof gc !== 'function') return;
+  collecting = true;
+  setImmediate(() => {
+    collecting = false;
+    if (touches.length === 0) gc();
+  });
+}
 function touchSome() {
   const t = touches[0];
   if (t === undefined) {
     touching = false;
+    collectSoon();
     return;
   }
   const stop = Math.max(0, t.next - ${TOUCH_SLICE});
@@ -46,6 +59,7 @@ parentPort.on('message', ({ id, buffer, offset, length, touch }) => {
     return;
   }
   parentPort.postMessage({ id, md5: createHash('md5').update(new Uint8Array(buffer, offset, length)).digest('base64') });
+  collectSoon();
 });
 `;
 
@@ -68,6 +82,11 @@ function failAll(err: unknown): void {
 }
 
 function start(): Worker {
+  // The worker's heap must be collected when it is idle (see WORKER_SOURCE): a shared part
+  // buffer it was sent is freed only then. Measured: 100 buffers of 8 MiB, each hashed once,
+  // held 860 MiB; collected after each, 68 MiB. `gc` exists in a thread's global scope only
+  // with this V8 flag, which applies to isolates made after it is set: this worker's.
+  setFlagsFromString('--expose-gc');
   const w = new Worker(WORKER_SOURCE, { eval: true, name: 'ges-archiver content-md5' });
   w.on('message', ({ id, md5 }: { id: number; md5: string }) => {
     const p = pending.get(id);

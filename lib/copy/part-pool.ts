@@ -1,5 +1,5 @@
 import type { FileHasher } from './hasher.js';
-import { prefault, sharedBuffer } from './md5-worker.js';
+import { giveBlock, takeBlock } from './part-memory.js';
 
 /**
  * The parts of one file between the sockets and S3, and the memory they may take.
@@ -19,13 +19,14 @@ import { prefault, sharedBuffer } from './md5-worker.js';
  * rewinding anything. Parts that arrive ahead of the frontier wait in their slots; that wait is
  * the reorder window, bounded by the same capacity.
  *
- * BUFFERS are recycled: a released part's buffer is handed to the next part of the same size
- * instead of a fresh allocation. Fresh multi-MiB buffers cost the kernel's page faults on first
- * touch and the garbage collector's time (measured: ~25 % of the copy's CPU on a 1 GiB file);
- * recycled ones cost neither. A free buffer belongs to a released slot, so buffers held plus
- * buffers free never exceed `capacity` (a fresh buffer of another size, the file's last part,
- * drops a free one). They live over a SharedArrayBuffer, so the Content-MD5 worker reads them
- * without a copy (lib/copy/md5-worker.ts).
+ * BUFFERS are blocks of the part size, recycled: a released part's block is handed to the next
+ * part (a shorter last part gets a view of one) instead of a fresh allocation, and when the copy
+ * is over its blocks go to the next copy (lib/copy/part-memory.ts). Fresh multi-MiB buffers cost
+ * the kernel's page faults on first touch and the garbage collector's time (measured: ~25 % of
+ * the copy's CPU on a 1 GiB file); recycled ones cost neither. A free block belongs to a
+ * released slot, so blocks held plus blocks free never exceed `capacity`. They live over a
+ * SharedArrayBuffer, so the Content-MD5 worker reads them without a copy
+ * (lib/copy/md5-worker.ts).
  */
 export class PartPool {
   private held = 0;
@@ -39,34 +40,45 @@ export class PartPool {
   private bytes: number;
 
   private readonly limit: number;
+  private readonly blockSize: number;
   private readonly allocate: (size: number) => Buffer;
+  private readonly giveBack: (block: Buffer) => void;
+  /** Blocks of single-PUT bodies: hashed, kept until the PUT is done (dispose). */
+  private readonly keptBlocks: Buffer[] = [];
 
   /**
    * `frontier`: the first part not in the hash yet (1, or the part after a checkpoint's offset).
-   * `limit`: the most slots `grow` may reach (default `cap`); `allocate` makes a new part buffer
-   * (and has its memory pages written ahead of use: md5-worker.ts, prefault).
+   * `blockSize`: the part size; every buffer is a block of it (a shorter last part is a view of
+   * one). `limit`: the most slots `grow` may reach (default `cap`). Blocks come from, and go back
+   * to, the process's part memory (part-memory.ts), unless `allocate` makes them (tests).
    */
   constructor(private cap: number, private readonly hasher: FileHasher, frontier: number, hashedBytes: number,
-    opts: { limit?: number; allocate?: ((size: number) => Buffer) | undefined } = {}) {
+    opts: { blockSize: number; limit?: number; allocate?: ((size: number) => Buffer) | undefined }) {
     this.next = frontier;
     this.bytes = hashedBytes;
     this.limit = Math.max(cap, opts.limit ?? cap);
-    const allocate = opts.allocate ?? sharedBuffer;
-    this.allocate = (size) => {
-      const buf = allocate(size);
-      prefault(buf);
-      return buf;
-    };
+    this.blockSize = opts.blockSize;
+    this.allocate = opts.allocate ?? takeBlock;
+    this.giveBack = opts.allocate === undefined ? giveBlock : () => undefined;
   }
 
   /**
-   * Makes up to `count` buffers of `size` at once (never more than the free slots), ready for
-   * the first parts: their memory is written ahead (prefault) while the first part downloads,
-   * instead of page by page as each part is filled.
+   * Takes up to `count` blocks at once (never more than the free slots), ready for the first
+   * parts: a new block's memory is written ahead by the MD5 worker while part 1 downloads
+   * (md5-worker.ts, prefault), instead of page by page as each part is filled.
    */
-  reserve(count: number, size: number): void {
+  reserve(count: number): void {
     const room = this.cap - this.held - this.free.length;
-    for (let i = 0; i < Math.min(count, room); i++) this.free.push(this.allocate(size));
+    for (let i = 0; i < Math.min(count, room); i++) this.free.push(this.allocate(this.blockSize));
+  }
+
+  /**
+   * The copy is over and nothing reads its buffers any more (every part stored, or the single
+   * PUT done): its blocks go back to the process for the next copy.
+   */
+  dispose(): void {
+    for (const block of this.free.splice(0)) this.giveBack(block);
+    for (const block of this.keptBlocks.splice(0)) this.giveBack(block);
   }
 
   /** The first part not yet stored and hashed; parts before it are in S3 and in the hash. */
@@ -111,15 +123,15 @@ export class PartPool {
     });
   }
 
-  /** A buffer for a part of `size` bytes: a recycled one when a part of that size was released. */
+  /** A buffer for a part of `size` bytes (at most the block size): a recycled block, or a view of one. */
   buffer(size: number): Buffer {
-    const i = this.free.findIndex((b) => b.length === size);
-    if (i < 0) {
-      this.free.pop();
-      return this.allocate(size);
-    }
-    const [buf] = this.free.splice(i, 1);
-    return buf as Buffer;
+    const block = this.free.pop() ?? this.allocate(this.blockSize);
+    return size === block.length ? block : block.subarray(0, size);
+  }
+
+  /** The whole block a part's buffer is (or is a view of). */
+  private blockOf(buf: Buffer): Buffer {
+    return buf.length === this.blockSize ? buf : Buffer.from(buf.buffer, buf.byteOffset, this.blockSize);
   }
 
   /** Gives a slot back unused (a worker that found no part left to take). */
@@ -152,7 +164,8 @@ export class PartPool {
       this.bytes += buf.length;
       this.filled.delete(this.next);
       this.stored.delete(this.next);
-      if (!this.kept.has(this.next)) this.free.push(buf);
+      if (this.kept.has(this.next)) this.keptBlocks.push(this.blockOf(buf));
+      else this.free.push(this.blockOf(buf));
       this.next++;
       this.held--;
       this.wake();
