@@ -25,22 +25,10 @@ const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const touches = [];
 let touching = false;
-let collecting = false;
-// Every part buffer that came in a message stays in memory until this thread's heap is
-// collected, and this thread allocates too little to collect by itself: once idle, collect.
-function collectSoon() {
-  if (collecting || typeof gc !== 'function') return;
-  collecting = true;
-  setImmediate(() => {
-    collecting = false;
-    if (touches.length === 0) gc();
-  });
-}
 function touchSome() {
   const t = touches[0];
   if (t === undefined) {
     touching = false;
-    collectSoon();
     return;
   }
   const stop = Math.max(0, t.next - ${TOUCH_SLICE});
@@ -49,7 +37,13 @@ function touchSome() {
   if (t.next < 0) touches.shift();
   setImmediate(touchSome);
 }
-parentPort.on('message', ({ id, buffer, offset, length, touch }) => {
+parentPort.on('message', ({ id, buffer, offset, length, touch, collect }) => {
+  // Part buffers this thread was sent stay in memory until its heap is collected, which its
+  // few allocations never cause by themselves: the main thread asks (part-memory.ts).
+  if (collect) {
+    if (typeof gc === 'function') gc();
+    return;
+  }
   if (touch) {
     touches.push({ view: new Uint8Array(buffer, offset, length), next: length - 1 });
     if (!touching) {
@@ -59,7 +53,6 @@ parentPort.on('message', ({ id, buffer, offset, length, touch }) => {
     return;
   }
   parentPort.postMessage({ id, md5: createHash('md5').update(new Uint8Array(buffer, offset, length)).digest('base64') });
-  collectSoon();
 });
 `;
 
@@ -82,10 +75,10 @@ function failAll(err: unknown): void {
 }
 
 function start(): Worker {
-  // The worker's heap must be collected when it is idle (see WORKER_SOURCE): a shared part
-  // buffer it was sent is freed only then. Measured: 100 buffers of 8 MiB, each hashed once,
-  // held 860 MiB; collected after each, 68 MiB. `gc` exists in a thread's global scope only
-  // with this V8 flag, which applies to isolates made after it is set: this worker's.
+  // A shared part buffer the worker was sent is freed only once its heap is collected, on
+  // request (collectWorker). Measured: 100 buffers of 8 MiB, each hashed once, held 860 MiB;
+  // collected, 68 MiB. `gc` exists in a thread's global scope only with this V8 flag, which
+  // applies to isolates made after it is set: this worker's.
   setFlagsFromString('--expose-gc');
   const w = new Worker(WORKER_SOURCE, { eval: true, name: 'ges-archiver content-md5' });
   w.on('message', ({ id, md5 }: { id: number; md5: string }) => {
@@ -137,4 +130,9 @@ export function prefault(body: Buffer): void {
   if (body.length < INLINE_BELOW || !(body.buffer instanceof SharedArrayBuffer)) return;
   worker ??= start();
   worker.postMessage({ touch: true, buffer: body.buffer, offset: body.byteOffset, length: body.length });
+}
+
+/** Has the worker collect its heap, freeing the shared buffers it was sent and no longer holds. */
+export function collectWorker(): void {
+  worker?.postMessage({ collect: true });
 }

@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { prefault, sharedBuffer } from './md5-worker.js';
+import { collectWorker, prefault, sharedBuffer } from './md5-worker.js';
 
 /**
  * The memory of part buffers, for the whole process: blocks of one part size each, kept when a
@@ -14,8 +14,8 @@ import { prefault, sharedBuffer } from './md5-worker.js';
  * at most SPARE_MAX_BYTES kept between copies. A reused block also costs no page faults: on this
  * kind of machine the first write to a fresh page costs ~15 µs (~3.7 ms per MiB).
  *
- * Blocks let go (over the limit) are garbage that only a full collection frees; after every
- * COLLECT_AFTER_BYTES of them the main thread collects once (about 20 ms), so they never pile up.
+ * Blocks let go (over the limit) are garbage that only a full collection of both threads frees;
+ * after every COLLECT_AFTER_BYTES of them both collect once (about 20 ms), so they never pile up.
  */
 export const SPARE_MAX_BYTES = 256 * 1024 * 1024;
 const COLLECT_AFTER_BYTES = 256 * 1024 * 1024;
@@ -25,8 +25,9 @@ let spareBytes = 0;
 let dropped = 0;
 let fullCollection: (() => void) | undefined | null;
 
-/** A full collection of the main thread's heap, when V8 lets us have one (see the module comment). */
+/** A full collection of both threads' heaps, when V8 lets us have one (see the module comment). */
 function collect(): void {
+  collectWorker();
   if (fullCollection === undefined) {
     try {
       // `gc` exists in contexts made after this flag is set (the MD5 worker sets it too).
