@@ -92,9 +92,21 @@ function printHeader(args: BenchArgs, stage: Stage, cases: readonly BenchCase[],
     + `S3 checksums AWS_REQUEST_CHECKSUM_CALCULATION=${archiverEnv.AWS_REQUEST_CHECKSUM_CALCULATION} AWS_RESPONSE_CHECKSUM_VALIDATION=${archiverEnv.AWS_RESPONSE_CHECKSUM_VALIDATION} (Swift's s3api needs them)`);
   print(`download = curl -s -o /dev/null LINK (--parallel for several files); upload = rclone copyto FILE (rclone copy --transfers N for several) ${RCLONE_S3_FLAGS.join(' ')} --s3-disable-checksum; `
     + `rclone = rclone copyurl LINK ${RCLONE_S3_FLAGS.join(' ')} (N processes at once for several files)`);
-  print('MiB/s = 2^20 bytes ÷ wall-clock seconds from spawn to exit (startup included); pipe limit = min(download, upload); ratios are of medians.');
+  print('MiB/s = 2^20 bytes ÷ wall-clock seconds from spawn to exit (startup included); pipe limit = min(download, upload); ratios are of medians; `sync` and 1 s of quiet between programs.');
   print();
 }
+
+/**
+ * Between two programs: the written data on disk and a second of quiet, so each program starts
+ * on a settled machine, not in the wake of the one before (the rotation keeps the order cyclic,
+ * so without this the same program would always follow the same other's writes).
+ */
+async function settle(stage: Stage): Promise<void> {
+  await runQuiet('sync', [], process.env, stage.root);
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+}
+
+const SETTLE_MS = 1000;
 
 /**
  * Swift, the emulator (and a capped one when a case needs it) and the bucket; every program's
@@ -209,6 +221,7 @@ async function main(): Promise<number> {
               : program === 'rclone' ? await rcloneCopyurl(stage, c, links, prefix)
                 : await archiver(stage, c, source, prefix);
           if (program !== 'download') await purge(stage, prefix);
+          await settle(stage);
         }
         const r = measured as Round;
         rounds.get(c.id)?.push(r);

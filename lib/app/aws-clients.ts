@@ -15,11 +15,21 @@ import type { RetryEvent, RetryPolicy } from '../retry.js';
  */
 export const AWS_REQUEST_HANDLER = { connectionTimeout: 10_000, requestTimeout: 120_000 } as const;
 
+/**
+ * No `Expect: 100-continue` on part uploads and PUTs. With it, the SDK sends every such request
+ * on a new connection (its keep-alive agent is not used for them: a new TCP, and on AWS a new
+ * TLS, handshake per part) and holds the body until the store has answered the headers (~30 ms
+ * a part on Swift, on the critical path at a file's first and last part). What it guards
+ * against, a body sent to a store that refuses it, is what the bucket check at the start of a
+ * run rules out; a refusal later still fails the request, it only costs the part's bytes.
+ */
+const UPLOADS = { expectContinueHeader: false } as const;
+
 export function createS3Client(config: Pick<Config, 's3'>): S3Client {
   // Region, credentials, endpoint (AWS_ENDPOINT_URL_S3) and checksum settings
   // (AWS_REQUEST_CHECKSUM_CALCULATION...) come from the SDK's standard variables.
   // maxAttempts 1: lib/retry.ts is the one retry policy; SDK retries on top would multiply it.
-  return new S3Client({ forcePathStyle: config.s3.forcePathStyle, maxAttempts: 1, requestHandler: AWS_REQUEST_HANDLER });
+  return new S3Client({ forcePathStyle: config.s3.forcePathStyle, maxAttempts: 1, requestHandler: AWS_REQUEST_HANDLER, ...UPLOADS });
 }
 
 /** The restore target's own store (RESTORE_S3_*, e.g. Huawei OBS): same timeouts, same single retry policy. */
@@ -31,6 +41,7 @@ export function createRestoreTargetS3Client(target: RestoreTargetS3Config): S3Cl
     ...(target.credentials === undefined ? {} : { credentials: { ...target.credentials } }),
     maxAttempts: 1,
     requestHandler: AWS_REQUEST_HANDLER,
+    ...UPLOADS,
   });
 }
 

@@ -52,7 +52,14 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
   };
 
   try {
-    const listing = await deps.ges.getBackupFiles(graphId, backupId, { signal });
+    // The backup's working state is listed while GES answers (one round trip less before the
+    // first copy); both end before anything else happens. A dry run reads no state.
+    const [fileListing, stateListing] = await Promise.allSettled([
+      deps.ges.getBackupFiles(graphId, backupId, { signal }),
+      options.dryRun ? Promise.resolve([]) : listBackupState(deps, bucket, prefix, graphId, backupId, signal),
+    ]);
+    if (fileListing.status === 'rejected') throw fileListing.reason;
+    const listing = fileListing.value;
     validateBackupFiles(listing, deps.config.download.allowedHosts, where);
     const estimatedBytes = listing.files.reduce((sum, f) => sum + (f.sizeKb ?? 0) * 1024, 0);
 
@@ -73,7 +80,8 @@ export async function archiveBackup(deps: ArchiveDeps, target: BackupTarget, opt
     let firstError: ArchiverError | undefined;
     let archivedElsewhere: ArchiverError | undefined;
     // Receipts of files stored by an earlier run, checkpoints of copies it was interrupted in.
-    const state = new Set((await listBackupState(deps, bucket, prefix, graphId, backupId, signal)).map((o) => o.key));
+    if (stateListing.status === 'rejected') throw stateListing.reason;
+    const state = new Set(stateListing.value.map((o) => o.key));
 
     const results = await Promise.all(listing.files.map((file) => limit(async (): Promise<ArchivedFile | undefined> => {
       if (signal.aborted || firstError !== undefined || archivedElsewhere !== undefined) return undefined;

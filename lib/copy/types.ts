@@ -139,7 +139,7 @@ export interface CopierDeps {
    * Undici's socket buffers and the chunk being copied (tens of KiB per stream) come on top.
    */
   partBufferBudgetBytes?: number;
-  /** Makes a part buffer (default: over a SharedArrayBuffer, which the Content-MD5 worker reads in place). */
+  /** Makes a block for part buffers, of the part size (tests; default: the process's part memory, lib/copy/part-memory.ts, over SharedArrayBuffers the Content-MD5 worker reads in place). */
   allocatePartBuffer?: (size: number) => Buffer;
   /** A `resumable` copy keeps a serialisable hash when it looks longer than this at its first part (default DEFAULT_RESUMABLE_AFTER_MS). */
   resumableAfterMs?: number;
