@@ -8,11 +8,12 @@ import { contentMd5 } from './hasher.js';
  * event loop per 8 MiB part, ~1.5 s of CPU per GiB, more than the file's SHA-256 with SHA-NI);
  * on the main thread every part's MD5 stalls every download and upload of the process.
  *
- * Zero-copy: the worker reads the part's own memory, which is why the part pool allocates its
- * buffers over a SharedArrayBuffer (lib/copy/part-pool.ts). A body that is not shared, or is
- * small, is hashed inline: copying it to the worker would cost more than hashing it.
+ * Zero-copy: the worker reads the part's own memory, which is why part buffers live over a
+ * SharedArrayBuffer (lib/copy/part-memory.ts). A body that is not shared, or is small, is
+ * hashed inline: copying it to the worker would cost more than hashing it. The same thread
+ * readies new part buffers' memory (prefault).
  *
- * One worker per process, started at the first large part and kept while the process lives;
+ * One worker per process, started at the first large part or new block and kept while the process lives;
  * it never keeps the process alive by itself (unref'd whenever nothing is pending). If it dies,
  * the pending parts fail with its error (their uploads retry, and a new worker starts).
  */
