@@ -68,4 +68,3 @@ export function withRetryLogging(retry: RetryPolicy, logger: Logger): RetryPolic
     onRetry: options.onRetry ?? ((event) => logger.warn(retryFields(event), 'request failed; retrying')),
   });
 }
-

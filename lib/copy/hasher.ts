@@ -79,7 +79,6 @@ class DeferredHasher implements FileHasher {
   }
 }
 
-/** A hasher that becomes serialisable only if `wantsMidstate()` says so at its first update. */
 let compiled: Promise<unknown> | undefined;
 
 /**
@@ -100,6 +99,7 @@ async function createSerialisableSha256(): Promise<IHasher> {
   return hash;
 }
 
+/** A hasher that becomes serialisable only if `wantsMidstate()` says so at its first update. */
 export async function createDeferredHasher(wantsMidstate: () => boolean): Promise<FileHasher> {
   const hash = await createSerialisableSha256();
   return new DeferredHasher(hash, wantsMidstate);
