@@ -59,7 +59,7 @@ function invalid(source: string, message: string, cause?: unknown): ArchiverErro
 export async function parseRunManifest(text: string, source = '(inline)'): Promise<RunManifest> {
   let data: unknown;
   try {
-    data = /^\s*[{[]/.test(text) ? JSON.parse(text) : (await import('yaml')).parse(text, { maxAliasCount: 50 });
+    data = /^\s*[{[]/.test(text) ? JSON.parse(text) : (await import('./yaml.js')).parseYaml(text);
   } catch (err) {
     throw invalid(source, `not valid JSON or YAML (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`, err);
   }

@@ -154,6 +154,18 @@ describe('the built ges-archiver command (bin + dist bundle)', () => {
     await expectArchived(bucket, result.stdout);
   });
 
+  it('runs a YAML manifest (its parser is loaded only for YAML, from a chunk of its own)', async () => {
+    const bucket = await createTestBucket('built-cli-yaml');
+    const manifest = join(workDir, 'manifest.yaml');
+    await writeFile(manifest, `version: 1\ngraphs:\n  - graphId: ${GRAPH}\n    backups: [${BACKUP}]\n`);
+
+    const result = await run(['run', '--manifest', manifest, '--json', '--no-progress'], { cwd: workDir, env: archiverEnv(bucket) });
+
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    await expectArchived(bucket, result.stdout);
+  });
+
   it('takes the way back: verify, restore into a directory that the system sha256sum -c accepts, and a prune dry run', async () => {
     const bucket = await createTestBucket('built-cli-back');
     const env = archiverEnv(bucket);
