@@ -6,6 +6,7 @@ import { discardBody, openDownload, validatorOf, type OpenResult, type SourceVal
 import { assertAllowedLink, assertSafeFileName } from './guard.js';
 import { createDeferredHasher, createFileHasher, restoreFileHasher, warmUpSerialisableHash, type FileHasher } from './hasher.js';
 import { LinkSource } from './link-source.js';
+import { INLINE_BELOW } from './md5-worker.js';
 import { PartPool } from './part-pool.js';
 import { DEFAULT_PART_SIZE, filePartSize, MAX_PART_SIZE, MAX_PARTS, MiB, MIN_PART_SIZE, partCount, SEGMENT_BYTES } from './part-size.js';
 import { DEFAULT_RATE_FLOOR, RateFloor } from './rate-floor.js';
@@ -53,9 +54,6 @@ function partSlots(deps: MemoryDeps, partSize: number, running: number): number 
     ?? Math.max(DEFAULT_PART_BUFFER_BUDGET, (Math.max(1, deps.streams ?? 1) + partConcurrency) * (deps.partSizeBytes ?? DEFAULT_PART_SIZE));
   return Math.min(partConcurrency + running, Math.max(2, Math.floor(budget / partSize)));
 }
-
-/** Files under this size copy through a buffer of their own, not a block of the process's part memory. */
-const SMALL_FILE_BYTES = 1024 * 1024;
 
 /** The least part-buffer budget per file (CopierDeps.partBufferBudgetBytes). */
 const DEFAULT_PART_BUFFER_BUDGET = 128 * MiB;
@@ -326,7 +324,7 @@ class FileCopy {
     const slots = partSlots(this.deps, upload.partSize, 1);
     // A small file's one buffer is its own (hashed inline, nothing for the MD5 worker to read):
     // a block of the part size, and the worker started to ready it, would cost more than the copy.
-    const small = upload.totalBytes < SMALL_FILE_BYTES;
+    const small = upload.totalBytes < INLINE_BELOW;
     const pool = new PartPool(slots, this.hasher, this.committed / upload.partSize + 1, this.committed, {
       blockSize: small ? Math.max(1, upload.totalBytes) : upload.partSize, limit: partSlots(this.deps, upload.partSize, this.streams),
       allocate: this.deps.allocatePartBuffer ?? (small ? (size: number) => Buffer.alloc(size) : undefined),

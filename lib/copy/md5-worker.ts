@@ -58,7 +58,12 @@ parentPort.on('message', ({ id, buffer, offset, length, touch, collect }) => {
 `;
 
 /** Below this a body is hashed inline (a message round trip costs about as much as 1 MiB of MD5). */
-const INLINE_BELOW = 1024 * 1024;
+export const INLINE_BELOW = 1024 * 1024;
+
+/** The worker takes a body only when it is large and shared (it reads the memory in place). */
+function forWorker(body: Buffer): boolean {
+  return body.length >= INLINE_BELOW && body.buffer instanceof SharedArrayBuffer;
+}
 
 interface Pending {
   resolve(md5: string): void;
@@ -75,12 +80,19 @@ function failAll(err: unknown): void {
   for (const p of waiting) p.reject(err);
 }
 
+/**
+ * `gc` exists in a context's global scope only with this V8 flag, and only in contexts (and
+ * threads) made after it is set: this worker's, and part-memory.ts's one for the main thread.
+ */
+export function exposeGc(): void {
+  setFlagsFromString('--expose-gc');
+}
+
 function start(): Worker {
   // A shared part buffer the worker was sent is freed only once its heap is collected, on
   // request (collectWorker). Measured: 100 buffers of 8 MiB, each hashed once, held 860 MiB;
-  // collected, 68 MiB. `gc` exists in a thread's global scope only with this V8 flag, which
-  // applies to isolates made after it is set: this worker's.
-  setFlagsFromString('--expose-gc');
+  // collected, 68 MiB.
+  exposeGc();
   const w = new Worker(WORKER_SOURCE, { eval: true, name: 'ges-archiver content-md5' });
   w.on('message', ({ id, md5 }: { id: number; md5: string }) => {
     const p = pending.get(id);
@@ -102,7 +114,7 @@ function start(): Worker {
 
 /** Base64 MD5 of `body` for the Content-MD5 header; off the event loop when `body` is large and shared. */
 export function contentMd5Off(body: Buffer): Promise<string> {
-  if (body.length < INLINE_BELOW || !(body.buffer instanceof SharedArrayBuffer)) return Promise.resolve(contentMd5(body));
+  if (!forWorker(body)) return Promise.resolve(contentMd5(body));
   worker ??= start();
   const w = worker;
   const id = nextId++;
@@ -128,7 +140,7 @@ export function sharedBuffer(size: number): Buffer {
  * answers Content-MD5 requests between slices of 1 MiB, so hashing never waits for it.
  */
 export function prefault(body: Buffer): void {
-  if (body.length < INLINE_BELOW || !(body.buffer instanceof SharedArrayBuffer)) return;
+  if (!forWorker(body)) return;
   worker ??= start();
   worker.postMessage({ touch: true, buffer: body.buffer, offset: body.byteOffset, length: body.length });
 }

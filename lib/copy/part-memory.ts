@@ -1,6 +1,5 @@
-import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { collectWorker, prefault, sharedBuffer } from './md5-worker.js';
+import { collectWorker, exposeGc, prefault, sharedBuffer } from './md5-worker.js';
 
 /**
  * The memory of part buffers, for the whole process: blocks of one part size each, kept when a
@@ -30,8 +29,7 @@ function collect(): void {
   collectWorker();
   if (fullCollection === undefined) {
     try {
-      // `gc` exists in contexts made after this flag is set (the MD5 worker sets it too).
-      setFlagsFromString('--expose-gc');
+      exposeGc();
       fullCollection = runInNewContext('gc') as () => void;
     } catch {
       fullCollection = null;
