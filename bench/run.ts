@@ -14,6 +14,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { hostHugePagesEnv } from '../bin/huge-pages.js';
 import { loadConfig } from '../lib/config.js';
 import { startSwift, swiftAwsEnv, type SwiftStack } from '../scripts/local-stack/swift.js';
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js';
@@ -90,6 +91,10 @@ function printHeader(args: BenchArgs, stage: Stage, cases: readonly BenchCase[],
     + `files at once ${cfg.concurrency.files}, parts at once ${cfg.concurrency.parts}, part size ${cfg.partSizeBytes / (1024 * 1024)} MiB, `
     + `ARCHIVE_STREAMS ${archiverEnv.ARCHIVE_STREAMS ?? '(not set: default)'}; `
     + `S3 checksums AWS_REQUEST_CHECKSUM_CALCULATION=${archiverEnv.AWS_REQUEST_CHECKSUM_CALCULATION} AWS_RESPONSE_CHECKSUM_VALIDATION=${archiverEnv.AWS_RESPONSE_CHECKSUM_VALIDATION} (Swift's s3api needs them)`);
+  const huge = hostHugePagesEnv(['archive'], archiverEnv);
+  print(`archiver memory: ${huge !== undefined && typeof process.execve === 'function'
+    ? `part buffers on huge pages (bin/huge-pages.js restarts the process with GLIBC_TUNABLES=${huge.GLIBC_TUNABLES})`
+    : 'part buffers on ordinary pages (bin/huge-pages.js: no huge pages on request on this host)'}`);
   print(`download = curl -s -o /dev/null LINK (--parallel for several files); upload = rclone copyto FILE (rclone copy --transfers N for several) ${RCLONE_S3_FLAGS.join(' ')} --s3-disable-checksum; `
     + `rclone = rclone copyurl LINK ${RCLONE_S3_FLAGS.join(' ')} (N processes at once for several files)`);
   print('MiB/s = 2^20 bytes ÷ wall-clock seconds from spawn to exit (startup included); pipe limit = min(download, upload); ratios are of medians; `sync` and 1 s of quiet between programs.');

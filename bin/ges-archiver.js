@@ -6,6 +6,7 @@
 import { existsSync } from 'fs';
 import module from 'module';
 import { fileURLToPath } from 'url';
+import { hostHugePagesEnv } from './huge-pages.js';
 
 // package.json "engines" says the same. (undici 8 declares >=22.19.0 but runs on every Node.js
 // 22 in the bundle: see scripts/build-cli.js; CI runs the built command on 22.0.0.)
@@ -23,6 +24,17 @@ if (!existsSync(bundle)) {
   const dir = fileURLToPath(new URL('..', import.meta.url));
   process.stderr.write(`ges-archiver: the built command ${fileURLToPath(bundle)} is missing; run \`npm ci\` (or \`npm run build\`) in ${dir}\n`);
   process.exit(2);
+}
+
+// The commands that copy start again once with huge pages for their part buffers (see
+// huge-pages.js). If that cannot be done, they go on here, with ordinary pages.
+const relaunch = typeof process.execve === 'function' ? hostHugePagesEnv(process.argv.slice(2), process.env) : undefined;
+if (relaunch !== undefined) {
+  try {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], relaunch);
+  } catch {
+    // execve(2) failed and this process is unchanged: go on with ordinary pages.
+  }
 }
 
 // Later starts reuse V8's compiled code for the bundle (cached in the OS temp directory;

@@ -8,6 +8,7 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hostHugePagesEnv } from '../../bin/huge-pages.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import { createTestBucket, getObjectBytes, listKeys } from '../support/aws.js';
 import { iamEnv, useLocalS3 } from '../support/cli.js';
@@ -25,9 +26,31 @@ interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** With `watchTunables`: GLIBC_TUNABLES as /proc/PID/environ last showed it (the environment of the process's newest image). */
+  tunables?: string | undefined;
 }
 
-function run(args: string[], opts: { bin?: string; node?: string; cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<Run> {
+interface RunOptions {
+  bin?: string;
+  node?: string;
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  watchTunables?: boolean;
+}
+
+/** GLIBC_TUNABLES in the environment the process `pid` was last started (execve'd) with; null once it is gone. */
+function tunablesOf(pid: number): string | undefined | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    if (text === '') return null; // exited: a zombie shows no environment
+    const vars = text.split('\0');
+    return vars.find((v) => v.startsWith('GLIBC_TUNABLES='))?.slice('GLIBC_TUNABLES='.length);
+  } catch {
+    return null;
+  }
+}
+
+function run(args: string[], opts: RunOptions = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     // Not jest's environment (its NODE_OPTIONS, its AWS variables): only what is given.
     const child = spawn(opts.node ?? process.execPath, [opts.bin ?? BIN, ...args], {
@@ -37,10 +60,20 @@ function run(args: string[], opts: { bin?: string; node?: string; cwd?: string; 
     });
     let stdout = '';
     let stderr = '';
+    let tunables: string | undefined;
+    let exited = false;
+    const watch = opts.watchTunables === true && child.pid !== undefined ? setInterval(() => {
+      const now = exited ? null : tunablesOf(child.pid!);
+      if (now !== null) tunables = now;
+    }, 10) : undefined;
+    child.on('exit', () => { exited = true; });
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
     child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code) => {
+      clearInterval(watch);
+      resolve({ code, stdout, stderr, ...(opts.watchTunables === true ? { tunables } : {}) });
+    });
   });
 }
 
@@ -154,6 +187,25 @@ describe('the built ges-archiver command (bin + dist bundle)', () => {
     await expectArchived(bucket, result.stdout);
   });
 
+  it('archive starts again in its own process (same PID) with huge pages where the host has them on request; a GLIBC_TUNABLES of the user stays', async () => {
+    const bucket = await createTestBucket('built-cli-huge');
+    const wanted = typeof process.execve === 'function' ? hostHugePagesEnv(['archive'], {})?.GLIBC_TUNABLES : undefined;
+    // Slow enough to read the process's environment while it copies.
+    emulator.faults.throttleDownloads(4 * 1024 * 1024);
+    try {
+      const own = await run(['archive', '--graph', GRAPH, '--backup', BACKUP, '--json', '--no-progress'], { cwd: workDir, env: archiverEnv(bucket), watchTunables: true });
+      const theirs = await run(['archive', '--graph', GRAPH, '--backup', BACKUP, '--force', '--json', '--no-progress'], {
+        cwd: workDir, env: { ...archiverEnv(bucket), GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }, watchTunables: true,
+      });
+
+      expect({ code: own.code, stderr: own.stderr, tunables: own.tunables }).toEqual({ code: 0, stderr: '', tunables: wanted });
+      await expectArchived(bucket, own.stdout);
+      expect({ code: theirs.code, stderr: theirs.stderr, tunables: theirs.tunables }).toEqual({ code: 0, stderr: '', tunables: 'glibc.malloc.hugetlb=0' });
+    } finally {
+      emulator.faults.throttleDownloads(null);
+    }
+  });
+
   it('runs a YAML manifest (its parser is loaded only for YAML, from a chunk of its own)', async () => {
     const bucket = await createTestBucket('built-cli-yaml');
     const manifest = join(workDir, 'manifest.yaml');
@@ -207,7 +259,7 @@ describe('the built ges-archiver command (bin + dist bundle)', () => {
     expect(pack.status).toBe(0);
     const [info] = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
     const paths = info!.files.map((f) => f.path);
-    expect(paths).toEqual(expect.arrayContaining(['bin/ges-archiver.js', 'dist/cli.js', 'package.json', 'dist/THIRD-PARTY-LICENSES.txt']));
+    expect(paths).toEqual(expect.arrayContaining(['bin/ges-archiver.js', 'bin/huge-pages.js', 'dist/cli.js', 'package.json', 'dist/THIRD-PARTY-LICENSES.txt']));
     expect(paths.filter((p) => /^(cli|lib|functions|test|scripts)\/|^dist\/meta\.json$|\.ts$/.test(p))).toEqual([]);
     const untar = spawnSync('tar', ['-xzf', join(packDir, info!.filename), '-C', packDir]);
     expect(untar.status).toBe(0);
@@ -226,7 +278,7 @@ describe('the built ges-archiver command (bin + dist bundle)', () => {
   it('in a checkout without the bundle, exits 2 with one line that names the fix', async () => {
     const checkout = await mkdtemp(join(workDir, 'checkout-'));
     await mkdir(join(checkout, 'bin'));
-    await copyFile(BIN, join(checkout, 'bin/ges-archiver.js'));
+    for (const file of ['ges-archiver.js', 'huge-pages.js']) await copyFile(join(ROOT, 'bin', file), join(checkout, 'bin', file));
     await writeFile(join(checkout, 'package.json'), JSON.stringify({ type: 'module' }));
 
     const result = await run(['--help'], { bin: join(checkout, 'bin/ges-archiver.js'), cwd: workDir });
