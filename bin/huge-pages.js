@@ -1,6 +1,6 @@
 // Whether bin/ges-archiver.js starts the command again, once, with huge pages for malloc'd
-// memory. Plain JavaScript, no side effects: the bin imports it before it checks the Node.js
-// version.
+// memory. Plain JavaScript that old Node.js versions still parse (no ?. or ??), with no side
+// effects: the bin imports it before it checks the Node.js version.
 //
 // Why: the copier's part buffers are large (4 of 32 MiB for a 1 GiB file, lib/copy/README.md)
 // and new in every process. On Linux each 4 KiB page costs a fault on its first write, and
@@ -73,8 +73,9 @@ export function hugePagesEnv(host) {
   if (!host.args.some((arg) => COPYING_COMMANDS.has(arg)) || host.args.some((arg) => NO_COPY_FLAGS.has(arg))) return undefined;
   const tunables = host.env.GLIBC_TUNABLES;
   if (tunables !== undefined && tunables.includes(HUGE_PAGES_TUNABLE)) return undefined;
-  if (/\[(\w+)\]/.exec(host.thpModeText() ?? '')?.[1] !== 'madvise') return undefined;
-  const glibc = /^(\d+)\.(\d+)/.exec(host.glibcVersion() ?? '');
+  const mode = /\[(\w+)\]/.exec(host.thpModeText() || '');
+  if (!mode || mode[1] !== 'madvise') return undefined;
+  const glibc = /^(\d+)\.(\d+)/.exec(host.glibcVersion() || '');
   if (!glibc || Number(glibc[1]) * 1000 + Number(glibc[2]) < 2035) return undefined;
   const setting = `${HUGE_PAGES_TUNABLE}=1`;
   return { ...host.env, GLIBC_TUNABLES: tunables ? `${tunables}:${setting}` : setting };
