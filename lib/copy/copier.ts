@@ -29,7 +29,8 @@ export type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyRangeRequ
  * `streams` connections fetch segments (SEGMENT_BYTES at most, at fixed offsets inside each part)
  * as ranges of the same link (`If-Match` / `If-Unmodified-Since`), taking them in file order;
  * several streams fill one part, each at its own offset, and the part is uploaded as soon as it
- * is complete, by whichever stream completes it. A source that
+ * is complete, by whichever stream completes it. While only one stream runs (streams are added
+ * as the download proves to be the limit) it asks for the rest of each part in one range. A source that
  * answers 200 (Range ignored) or offers no validator gets one stream reading the whole body.
  * The SHA-256 is fed in part order over the stored parts (see PartPool), so it is the digest of
  * the whole file whatever order the ranges arrive in.
@@ -130,6 +131,8 @@ interface Epoch {
   /** Why the epoch stopped (the first reason wins): a Restart, a HandoverDue, or the failure. */
   stop: Error | undefined;
   workers: Promise<void>[];
+  /** Streams started in this pass (counted as each starts, before its first claim). */
+  started: number;
 }
 
 /** A failure that a fresh request from the current byte may cure. */
@@ -332,7 +335,7 @@ class FileCopy {
     // The blocks of the first parts, taken now: new ones are readied while part 1 downloads.
     pool.reserve(Math.min(slots, upload.parts - this.committed / upload.partSize));
     const epoch: Epoch = {
-      ac: new AbortController(), pool, cursor: this.committed, open: new Map(), slotWaits: new Set(), stop: undefined, workers: [],
+      ac: new AbortController(), pool, cursor: this.committed, open: new Map(), slotWaits: new Set(), stop: undefined, workers: [], started: 0,
     };
     this.epoch = epoch;
     const onCopyAbort = (): void => stopEpoch(epoch, this.signal.reason);
@@ -465,6 +468,7 @@ class FileCopy {
   /** One stream: segments as ranges (parallel), or the rest of the file from one body. */
   private async worker(epoch: Epoch, first: Body | undefined): Promise<void> {
     const upload = this.upload as unknown as UploadState;
+    epoch.started++;
     try {
       if (!upload.parallel) {
         await this.fetchSpan(epoch, { pos: this.committed, end: upload.totalBytes, part: undefined }, first);
@@ -484,8 +488,8 @@ class FileCopy {
   }
 
   /**
-   * The next segment for a stream (the first body's range for the first), or undefined when
-   * every byte is claimed. A segment of an open part is taken at once; the first segment of a
+   * The next segment for a stream (the first body's range for the first; the rest of the part
+   * while the stream is the only one), or undefined when every byte is claimed. A segment of an open part is taken at once; the first segment of a
    * part needs a buffer slot first, so parts open in order, each holding a slot (PartPool). A
    * stream that waits for a slot looks again when another stream opens that part meanwhile, and
    * gives the slot back if it got one but the next segment's part is open by then.
@@ -511,7 +515,10 @@ class FileCopy {
       } else if (slot) {
         epoch.pool.release();
       }
-      const segmentEnd = part.start + (Math.floor((pos - part.start) / SEGMENT_BYTES) + 1) * SEGMENT_BYTES;
+      // A lone stream asks for the rest of the part at once: a quarter of the requests with 32 MiB
+      // parts, less work for the source and for this process. Once there is company, segments.
+      const segmentEnd = epoch.started <= 1 ? part.start + part.buf.length
+        : part.start + (Math.floor((pos - part.start) / SEGMENT_BYTES) + 1) * SEGMENT_BYTES;
       const end = Math.min(part.start + part.buf.length, first ? first.start + first.length : segmentEnd);
       epoch.cursor = end;
       // More segments of this part to take: the streams waiting for a slot take them instead.

@@ -153,11 +153,36 @@ describe('the first request', () => {
     const getLink: CopyFileRequest['getLink'] = async (signal) => ({ ...(await ges(signal)), sizeEstimateBytes: 1024 * MiB });
     // Act
     const result = await createCopier(deps({ dispatcher: rec.dispatcher })).copyFile({ bucket, key, fileName: FILE.name, getLink });
-    // Assess: part 1 is the 32 MiB the first request asked for; the rest comes as 8 MiB segments.
+    // Assess: part 1 is the 32 MiB the first request asked for; the rest comes as 8 MiB segments,
+    // or in one range while the stream is alone (a near source: the ramp may add none).
     expect(result).toMatchObject({ status: 'complete', sha256: emu.fileSha256(G, B, FILE.name) });
     expect(result.stats).toMatchObject({ parts: 2, resumes: 0, restarts: 0 });
-    expect([...rec.starts].sort((a, b) => a - b)).toEqual([0, 32, 40, 48, 56].map((m) => m * MiB));
+    const starts = [...rec.starts].sort((a, b) => a - b);
+    expect(starts.slice(0, 2)).toEqual([0, 32 * MiB]);
+    expect(starts.filter((s) => ![0, 32, 40, 48, 56].includes(s / MiB))).toEqual([]);
     expect(emu.stats.downloadBytes.get(FILE.name)).toBe(FILE.bytes);
+  });
+});
+
+describe('a lone stream', () => {
+  it('asks for the rest of each part in one range while no other stream runs', async () => {
+    // Prepare: a near source and a store that takes 300 ms per part, so the stream mostly waits
+    // for the store and the ramp adds no stream (the download is not the limit).
+    const key = freshKey();
+    const rec = recorder();
+    const store = s3Client();
+    store.middlewareStack.add((next, context) => async (args) => {
+      if (context.commandName === 'UploadPartCommand') await new Promise((resolve) => setTimeout(resolve, 300));
+      return next(args);
+    }, { step: 'initialize', name: 'slowPartsForTest' });
+    // Act
+    const result = await createCopier(deps({ s3: store, dispatcher: rec.dispatcher })).copyFile({ bucket, key, fileName: FILE.name, getLink: links() }).finally(() => store.destroy());
+    // Assess: one request per part (16 MiB parts: a segment would be 8 MiB), every byte once.
+    expect(result).toMatchObject({ status: 'complete', sha256: emu.fileSha256(G, B, FILE.name) });
+    expect(result.stats).toMatchObject({ parts: 4, resumes: 0, restarts: 0, streams: 1 });
+    expect([...rec.starts].sort((a, b) => a - b)).toEqual([0, 16, 32, 48].map((m) => m * MiB));
+    expect(emu.stats.downloadBytes.get(FILE.name)).toBe(FILE.bytes);
+    expect(sha256(await getObjectBytes(bucket, key))).toBe(emu.fileSha256(G, B, FILE.name));
   });
 });
 
