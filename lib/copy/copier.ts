@@ -6,7 +6,7 @@ import { discardBody, openDownload, validatorOf, type OpenResult, type SourceVal
 import { assertAllowedLink, assertSafeFileName } from './guard.js';
 import { createDeferredHasher, createFileHasher, restoreFileHasher, warmUpSerialisableHash, type FileHasher } from './hasher.js';
 import { LinkSource } from './link-source.js';
-import { INLINE_BELOW } from './md5-worker.js';
+import { INLINE_BELOW, startMd5Worker } from './md5-worker.js';
 import { PartPool } from './part-pool.js';
 import { DEFAULT_PART_SIZE, filePartSize, MAX_PART_SIZE, MAX_PARTS, MiB, MIN_PART_SIZE, partCount, SEGMENT_BYTES } from './part-size.js';
 import { DEFAULT_RATE_FLOOR, RateFloor } from './rate-floor.js';
@@ -904,8 +904,10 @@ export function createCopier(deps: CopierDeps): Copier {
   if (deps.streams !== undefined && (!Number.isSafeInteger(deps.streams) || deps.streams < 1)) {
     throw new ArchiverError(ErrorCodes.ConfigInvalid, 'streams must be a whole number of at least 1');
   }
-  // While the caller checks the bucket and asks GES for links, not when the first copy starts.
+  // While the caller checks the bucket and asks GES for links, not when the first copy starts:
+  // the SHA-256 compile and the Content-MD5 thread (which also readies part memory).
   warmUpSerialisableHash();
+  startMd5Worker();
   return {
     async copyFile(req) {
       assertSafeFileName(req.fileName);

@@ -125,6 +125,15 @@ export function contentMd5Off(body: Buffer): Promise<string> {
   });
 }
 
+/**
+ * Starts the worker now if it is not running. A worker thread takes ~150 ms of CPU to start
+ * (its own Node.js environment); started when the first part arrives, that time is taken from
+ * the download. createCopier calls this, so it overlaps the bucket check and the GES calls.
+ */
+export function startMd5Worker(): void {
+  worker ??= start();
+}
+
 /** A part buffer whose memory the worker can read without a copy. */
 export function sharedBuffer(size: number): Buffer {
   return Buffer.from(new SharedArrayBuffer(size));

@@ -1,7 +1,14 @@
 // Content-MD5 off the event loop (lib/copy/md5-worker.ts): the same digest as inline hashing,
 // computed on another thread for large shared part buffers, inline for everything else.
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { contentMd5Off, prefault, sharedBuffer } from '../../../lib/copy/md5-worker.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { contentMd5Off, prefault, sharedBuffer, startMd5Worker } from '../../../lib/copy/md5-worker.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 const MiB = 1024 * 1024;
 const md5 = (b: Uint8Array): string => createHash('md5').update(b).digest('base64');
@@ -10,6 +17,27 @@ function fill(buf: Buffer, seed: number): Buffer {
   for (let i = 0; i < buf.length; i += 4096) buf[i] = (i / 4096 + seed) & 0xff;
   return buf;
 }
+
+describe('startMd5Worker', () => {
+  it('starts the worker ahead of the first part, once however often it is called, and never keeps a process alive', async () => {
+    startMd5Worker();
+    startMd5Worker();
+    const part = fill(sharedBuffer(4 * MiB), 5);
+    await expect(contentMd5Off(part)).resolves.toBe(md5(part));
+
+    // A process that only started the worker (a Lambda or CLI run that copies nothing) still ends.
+    // (A script file: tsx ends an -e script with process.exit, which would hide a worker that holds on.)
+    const dir = await mkdtemp(join(tmpdir(), 'md5-worker-'));
+    try {
+      const script = join(dir, 'start.mts');
+      await writeFile(script, `import { startMd5Worker } from ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/copy/md5-worker.ts')).href)};\nstartMd5Worker();\nconsole.log('started');\n`);
+      const child = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+      expect({ status: child.status, signal: child.signal, stdout: child.stdout }).toEqual({ status: 0, signal: null, stdout: 'started\n' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('contentMd5Off', () => {
   it('gives the MD5 of a large shared part buffer, also for a slice at an offset', async () => {
