@@ -1,7 +1,7 @@
 // `npm run bench -- [--rounds N] [--case a|b|c]... [--quick]`: the command line, checked up
 // front so a typo fails before minutes of setup.
 import { parseArgs } from 'node:util';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CASE_IDS, DEFAULT_CASE_IDS, type CaseId } from './cases.js';
 
 export interface BenchArgs {

@@ -8,7 +8,7 @@
 // without doing the work fails the benchmark instead of posting a fast time.
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { BenchCase, BenchFile } from './cases.js';
 import { totalBytes } from './cases.js';
 import { runQuiet, runTimed, type Timed } from './measure.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { archiveOneBackup } from '../lib/app/scheduled-run.js';
 import { idSchema } from '../lib/archive/run-manifest.js';
 import { ErrorCodes } from '../lib/errors.js';

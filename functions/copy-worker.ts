@@ -1,5 +1,5 @@
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { handleCopyMessages } from '../lib/fanout/index.js';
 import { ErrorCodes } from '../lib/errors.js';
 import { recordBackupOutcomes, recordFileArchived, recordReportFreshness } from '../lib/metrics/index.js';

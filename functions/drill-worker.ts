@@ -1,5 +1,5 @@
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCodes } from '../lib/errors.js';
 import { handleDrillMessages } from '../lib/drill/worker.js';
 import { getDrillRuntime } from './lib/drill-runtime.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { planRestoreDrill } from '../lib/drill/plan.js';
 import { byteBudgetSchema, getDrillRuntime, samplePercentSchema } from './lib/drill-runtime.js';
 import { parseEvent, withLambdaStack, type InvocationTools } from './lib/middleware.js';

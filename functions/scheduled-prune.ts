@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { idSchema } from '../lib/archive/run-manifest.js';
 import { ArchiverError, ErrorCodes } from '../lib/errors.js';
 import { parseDuration } from '../lib/prune/duration.js';

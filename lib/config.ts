@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ArchiverError, ErrorCodes } from './errors.js';
 import { formatHostEntry, isLoopbackHost, parseHostEntry } from './hosts.js';
 import { BWLIMIT, FILE_CONCURRENCY, parseBwlimit, parseWhole, PART_SIZE_MIB, STREAMS, type Parsed, type WholeSetting } from './settings.js';

@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeIssues, loadStorageConfig, type StorageConfig } from '../../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';

@@ -1,5 +1,5 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeIssues } from '../../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';

@@ -1,7 +1,7 @@
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import middy, { type MiddlewareObj, type MiddyfiedHandler } from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeIssues } from '../../lib/config.js';
 import { DEADLINE_MARGINS } from '../../lib/deadline.js';
 import { ArchiverError, ErrorCodes, toArchiverError, type ErrorCode } from '../../lib/errors.js';

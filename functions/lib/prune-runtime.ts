@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeIssues } from '../../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';

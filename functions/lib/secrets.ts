@@ -1,5 +1,5 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeIssues } from '../../lib/config.js';
 import { ArchiverError, ErrorCodes } from '../../lib/errors.js';
 

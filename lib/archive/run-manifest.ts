@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeIssues } from '../config.js';
 import { ArchiverError, ErrorCodes } from '../errors.js';
 import { idProblem } from '../ids.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { bodyObject, count, id, validated } from '../fanout/messages.js';
 
 /**

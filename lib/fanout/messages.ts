@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeIssues } from '../config.js';
 import { assertSafeFileName } from '../copy/guard.js';
 import { ArchiverError, ErrorCodes } from '../errors.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { fileKey } from '../store/keys.js';
 import { deleteKeys, listObjects } from '../store/s3-objects.js';
 import { isNoSuchUpload } from '../store/s3-errors.js';

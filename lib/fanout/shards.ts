@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { stateBackupPrefix } from '../store/receipts.js';
 import { filePartSize, partCount } from '../copy/part-size.js';
 

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { z } from 'zod';
+import * as z from 'zod';
 import { abandonCheckpoint, fileStateKeys, refuseIfArchived, runFileStep } from '../archive/file-step.js';
 import { BackupLinks } from '../links/backup-links.js';
 import { manifestKey } from '../store/keys.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ArchiverError, ErrorCodes } from '../errors.js';
 import type { GesBackup, GesBackupFile, GesJob } from './types.js';
 

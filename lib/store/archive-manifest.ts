@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * The per-backup `manifest.json` written last into `{prefix}{graphId}/{backupId}/`. Its

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { RetryPolicy } from '../retry.js';
 import { backupPrefix } from './keys.js';
 import { stateBackupPrefix } from './receipts.js';

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEFAULT_FANOUT_MARKER_HOURS } from '../config.js';
 import type { RetryPolicy } from '../retry.js';
 import { stateBackupPrefix } from './receipts.js';

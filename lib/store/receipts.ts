@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { RetryPolicy } from '../retry.js';
 import type { ArchivedFile } from './archive-manifest.js';
 import { getJson, headObject, listObjects, putJson } from './s3-objects.js';

@@ -8,7 +8,7 @@
 // signatures). Exits 0 on SIGTERM/SIGINT after closing its servers.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { z } from 'zod';
+import * as z from 'zod';
 import { startEmulator, type EmulatorOptions } from './index.js';
 
 const cliSpec = z.looseObject({

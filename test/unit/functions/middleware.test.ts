@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ArchiverError, ErrorCodes } from '../../../lib/errors.js';
 import { createLogger } from '../../../lib/log.js';
 import { parseEvent, withLambdaStack } from '../../../functions/lib/middleware.js';
