@@ -30,8 +30,9 @@ export type { Copier, CopierDeps, CopyFileRequest, CopyFileResult, CopyRangeRequ
  * as ranges of the same link (`If-Match` / `If-Unmodified-Since`), taking them in file order;
  * several streams fill one part, each at its own offset, and the part is uploaded as soon as it
  * is complete, by whichever stream completes it. While only one stream runs (streams are added
- * as the download proves to be the limit) it asks for the rest of each part in one range. A source that
- * answers 200 (Range ignored) or offers no validator gets one stream reading the whole body.
+ * as the download proves to be the limit) it asks for the rest of each part in one range. A
+ * source that answers 200 (Range ignored) or offers no validator gets one stream reading the
+ * whole body.
  * The SHA-256 is fed in part order over the stored parts (see PartPool), so it is the digest of
  * the whole file whatever order the ranges arrive in.
  *
@@ -489,10 +490,11 @@ class FileCopy {
 
   /**
    * The next segment for a stream (the first body's range for the first; the rest of the part
-   * while the stream is the only one), or undefined when every byte is claimed. A segment of an open part is taken at once; the first segment of a
-   * part needs a buffer slot first, so parts open in order, each holding a slot (PartPool). A
-   * stream that waits for a slot looks again when another stream opens that part meanwhile, and
-   * gives the slot back if it got one but the next segment's part is open by then.
+   * while the stream is the only one), or undefined when every byte is claimed. A segment of an
+   * open part is taken at once; the first segment of a part needs a buffer slot first, so parts
+   * open in order, each holding a slot (PartPool). A stream that waits for a slot looks again
+   * when another stream opens that part meanwhile, and gives the slot back if it got one but the
+   * next segment's part is open by then.
    */
   private async claim(epoch: Epoch, upload: UploadState, first: Body | undefined): Promise<Span | undefined> {
     let slot = false;
