@@ -92,7 +92,7 @@ function printHeader(args: BenchArgs, stage: Stage, cases: readonly BenchCase[],
     + `ARCHIVE_STREAMS ${archiverEnv.ARCHIVE_STREAMS ?? '(not set: default)'}; `
     + `S3 checksums AWS_REQUEST_CHECKSUM_CALCULATION=${archiverEnv.AWS_REQUEST_CHECKSUM_CALCULATION} AWS_RESPONSE_CHECKSUM_VALIDATION=${archiverEnv.AWS_RESPONSE_CHECKSUM_VALIDATION} (Swift's s3api needs them)`);
   const huge = hostHugePagesEnv(['archive'], archiverEnv);
-  print(`archiver memory: ${huge !== undefined && typeof process.execve === 'function'
+  print(`archiver memory: ${huge !== undefined
     ? `part buffers on huge pages (bin/huge-pages.js restarts the process with GLIBC_TUNABLES=${huge.GLIBC_TUNABLES})`
     : 'part buffers on ordinary pages (bin/huge-pages.js: no huge pages on request on this host)'}`);
   print(`download = curl -s -o /dev/null LINK (--parallel for several files); upload = rclone copyto FILE (rclone copy --transfers N for several) ${RCLONE_S3_FLAGS.join(' ')} --s3-disable-checksum; `

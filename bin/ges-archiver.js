@@ -28,7 +28,7 @@ if (!existsSync(bundle)) {
 
 // The commands that copy start again once with huge pages for their part buffers (see
 // huge-pages.js). If that cannot be done, they go on here, with ordinary pages.
-const relaunch = typeof process.execve === 'function' ? hostHugePagesEnv(process.argv.slice(2), process.env) : undefined;
+const relaunch = hostHugePagesEnv(process.argv.slice(2), process.env);
 if (relaunch !== undefined) {
   try {
     process.execve(process.execPath, [process.execPath, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], relaunch);

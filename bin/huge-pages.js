@@ -50,12 +50,14 @@ export function readGlibcVersion() {
 }
 
 /**
- * hugePagesEnv on this host, for a process with the arguments `args` and the environment `env`.
+ * hugePagesEnv on this host, for a process with the arguments `args` and the environment `env`;
+ * undefined also where this Node.js has no process.execve to start again with.
  *
  * @param {readonly string[]} args
  * @param {Record<string, string | undefined>} env
  */
 export function hostHugePagesEnv(args, env) {
+  if (typeof process.execve !== 'function') return undefined;
   return hugePagesEnv({ platform: process.platform, args, env, thpModeText: readThpModeText, glibcVersion: readGlibcVersion });
 }
 

@@ -327,7 +327,7 @@ class FileCopy {
     const upload = this.upload as unknown as UploadState;
     const slots = partSlots(this.deps, upload.partSize, 1);
     // A small file's one buffer is its own (hashed inline, nothing for the MD5 worker to read):
-    // a block of the part size, and the worker started to ready it, would cost more than the copy.
+    // a block of the part size, readied page by page by the worker, would cost more than the copy.
     const small = upload.totalBytes < INLINE_BELOW;
     const pool = new PartPool(slots, this.hasher, this.committed / upload.partSize + 1, this.committed, {
       blockSize: small ? Math.max(1, upload.totalBytes) : upload.partSize, limit: partSlots(this.deps, upload.partSize, this.streams),

@@ -13,9 +13,10 @@ import { contentMd5 } from './hasher.js';
  * hashed inline: copying it to the worker would cost more than hashing it. The same thread
  * readies new part buffers' memory (prefault).
  *
- * One worker per process, started at the first large part or new block and kept while the process lives;
- * it never keeps the process alive by itself (unref'd whenever nothing is pending). If it dies,
- * the pending parts fail with its error (their uploads retry, and a new worker starts).
+ * One worker per process, started with the copier (startMd5Worker) or else at the first large
+ * part or new block, and kept while the process lives; it never keeps the process alive by
+ * itself (unref'd whenever nothing is pending). If it dies, the pending parts fail with its error
+ * (their uploads retry, and a new worker starts).
  */
 /** Memory pages, and how much of a buffer the worker touches between two messages it answers. */
 const PAGE = 4096;

@@ -189,7 +189,7 @@ describe('the built ges-archiver command (bin + dist bundle)', () => {
 
   it('archive starts again in its own process (same PID) with huge pages where the host has them on request; a GLIBC_TUNABLES of the user stays', async () => {
     const bucket = await createTestBucket('built-cli-huge');
-    const wanted = typeof process.execve === 'function' ? hostHugePagesEnv(['archive'], {})?.GLIBC_TUNABLES : undefined;
+    const wanted = hostHugePagesEnv(['archive'], {})?.GLIBC_TUNABLES;
     // Slow enough to read the process's environment while it copies.
     emulator.faults.throttleDownloads(4 * 1024 * 1024);
     try {
